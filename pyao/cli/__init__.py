@@ -1,0 +1,39 @@
+"""The ``pyao`` command. Each verb is a small function registered in ``VERBS``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+from pyao.cli import _data
+from pyao.errors import PyaoError
+
+# verb -> (help, add_arguments, run)
+VERBS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
+    "wallet": ("create or show a wallet (JWK key file)", _data.wallet_arguments, _data.wallet),
+    "item": ("parse, verify and show an ANS-104 data item or bundle file", _data.item_arguments, _data.item),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pyao", description="ao, the actor-oriented computer, in Python")
+    sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+    for name, (help_text, add_arguments, run) in VERBS.items():
+        verb = sub.add_parser(name, help=help_text, description=help_text)
+        add_arguments(verb)
+        verb.set_defaults(run=run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except PyaoError as exc:
+        print(f"pyao {args.verb}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,206 @@
+"""ANS-104 data items: parse, build, sign, verify, serialise.
+
+Binary layout (all integers little-endian)::
+
+    u16 signature type | signature | owner | u8 target? [+32] | u8 anchor? [+32]
+    | u64 tag count | u64 tag byte length | Avro tags | data
+
+The signature covers ``item_signature_data`` (see ``deephash``), with the tag
+bytes exactly as they appear on the wire, so an item keeps its raw tag bytes
+and re-serialises byte for byte even when another writer encoded them
+differently (several Avro blocks, negative counts).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from dataclasses import dataclass, replace
+
+from pyao.abc import Signer
+from pyao.data._b64 import b64url_encode, decode_id
+from pyao.data.deephash import item_signature_data
+from pyao.data.signing import SCHEMES, check_signature, scheme_for
+from pyao.data.tags import MAX_TAG_BYTES, Tag, TagsLike, as_tags, decode_tags, encode_tags
+from pyao.errors import ParseError, SignatureError, TagError
+
+_U16 = struct.Struct("<H")
+_U64_PAIR = struct.Struct("<QQ")
+
+
+@dataclass(frozen=True, slots=True)
+class DataItem:
+    """A signed ANS-104 data item. Build with ``create`` or ``from_bytes``.
+
+    ``target`` and ``anchor`` are raw bytes: empty when absent, else 32 bytes.
+    ``tag_bytes`` is the Avro encoding of ``tags`` exactly as signed.
+    """
+
+    signature_type: int
+    signature: bytes
+    owner: bytes
+    target: bytes
+    anchor: bytes
+    tags: tuple[Tag, ...]
+    tag_bytes: bytes
+    data: bytes
+
+    # ------------------------------------------------------------ building
+
+    @classmethod
+    def create(
+        cls,
+        data: bytes | str = b"",
+        *,
+        signer: Signer,
+        tags: TagsLike | None = None,
+        target: str | bytes = b"",
+        anchor: str | bytes = b"",
+    ) -> DataItem:
+        """Build and sign an item. ``target`` is an id (43 chars) or 32 raw bytes;
+        ``anchor`` is 32 bytes (a 32-character string is encoded as UTF-8)."""
+        tags = as_tags(tags)
+        unsigned = cls(
+            signature_type=signer.signature_type,
+            signature=b"",
+            owner=signer.owner,
+            target=_as_target(target),
+            anchor=_as_anchor(anchor),
+            tags=tags,
+            tag_bytes=encode_tags(tags),
+            data=data.encode("utf-8") if isinstance(data, str) else bytes(data),
+        )
+        scheme = scheme_for(signer.signature_type)
+        if len(unsigned.owner) != scheme.owner_length:
+            raise SignatureError(f"signer's owner is {len(unsigned.owner)} bytes; type needs {scheme.owner_length}")
+        message = unsigned.signature_data()
+        return replace(unsigned, signature=check_signature(signer, message, signer.sign(message)))
+
+    # ------------------------------------------------------------ wire form
+
+    @classmethod
+    def from_bytes(cls, raw: bytes | bytearray | memoryview, *, verify: bool = False) -> DataItem:
+        """Parse an item. Malformed bytes raise ``ParseError``/``TagError``; with
+        ``verify=True`` a bad signature raises ``SignatureError``."""
+        item = _parse(bytes(raw))
+        if verify and not item.verify():
+            raise SignatureError(f"data item {item.id} has an invalid signature")
+        return item
+
+    def to_bytes(self) -> bytes:
+        parts = [_U16.pack(self.signature_type), self.signature, self.owner]
+        parts.append(b"\x01" + self.target if self.target else b"\x00")
+        parts.append(b"\x01" + self.anchor if self.anchor else b"\x00")
+        parts.append(_U64_PAIR.pack(len(self.tags), len(self.tag_bytes)))
+        parts.append(self.tag_bytes)
+        parts.append(self.data)
+        return b"".join(parts)
+
+    __bytes__ = to_bytes
+
+    # ------------------------------------------------------------ signatures
+
+    def signature_data(self) -> bytes:
+        """The 48-byte deep hash the signature covers."""
+        return item_signature_data(self.signature_type, self.owner, self.target, self.anchor, self.tag_bytes, self.data)
+
+    def verify(self) -> bool:
+        """True only if the signature is valid for this item's owner and contents."""
+        scheme = scheme_for(self.signature_type)
+        if len(self.signature) != scheme.signature_length or len(self.owner) != scheme.owner_length:
+            return False
+        return scheme.verify(self.owner, self.signature_data(), self.signature)
+
+    # ------------------------------------------------------------ views
+
+    @property
+    def id(self) -> str:
+        """base64url(sha256(signature))."""
+        return b64url_encode(hashlib.sha256(self.signature).digest())
+
+    @property
+    def owner_address(self) -> str:
+        """The address ao shows as ``Owner``: base64url(sha256(owner)), or EIP-55 for Ethereum keys."""
+        return scheme_for(self.signature_type).address(self.owner)
+
+    @property
+    def target_id(self) -> str:
+        """The target as a 43-character id, or "" when there is none."""
+        return b64url_encode(self.target) if self.target else ""
+
+    @property
+    def anchor_text(self) -> str:
+        """The anchor as the SU and CU show it: UTF-8 text ("" when absent)."""
+        return self.anchor.decode("utf-8", "replace")
+
+    def tag(self, name: str, default: str | None = None) -> str | None:
+        """The value of the first tag called ``name``."""
+        for t in self.tags:
+            if t.name == name:
+                return t.value
+        return default
+
+    def tag_values(self, name: str) -> list[str]:
+        return [t.value for t in self.tags if t.name == name]
+
+    def __repr__(self) -> str:
+        return f"DataItem(id={self.id!r}, type={self.signature_type}, tags={len(self.tags)}, data={len(self.data)}B)"
+
+
+def _as_target(target: str | bytes) -> bytes:
+    if isinstance(target, str):
+        return decode_id(target) if target else b""
+    if target and len(target) != 32:
+        raise ParseError("a target is 32 bytes")
+    return bytes(target)
+
+
+def _as_anchor(anchor: str | bytes) -> bytes:
+    raw = anchor.encode("utf-8") if isinstance(anchor, str) else bytes(anchor)
+    if raw and len(raw) != 32:
+        raise ParseError(f"an anchor is exactly 32 bytes, got {len(raw)}")
+    return raw
+
+
+def _flagged(raw: bytes, pos: int, what: str) -> tuple[bytes, int]:
+    """A presence byte (0 or 1) and, when 1, the 32 bytes that follow."""
+    flag = raw[pos]
+    if flag == 0:
+        return b"", pos + 1
+    if flag != 1:
+        raise ParseError(f"{what} flag is {flag}; it must be 0 or 1")
+    if pos + 33 > len(raw):
+        raise ParseError(f"item ends inside its {what}")
+    return raw[pos + 1 : pos + 33], pos + 33
+
+
+def _parse(raw: bytes) -> DataItem:
+    if len(raw) < 2:
+        raise ParseError("item is shorter than its signature type")
+    signature_type = raw[0] | raw[1] << 8
+    scheme = SCHEMES.get(signature_type) or scheme_for(signature_type)  # scheme_for raises the typed error
+    owner_at = 2 + scheme.signature_length
+    owner_end = owner_at + scheme.owner_length
+    # +2: both presence flags must exist, even when neither target nor anchor does.
+    if owner_end + 2 > len(raw):
+        raise ParseError("item ends inside its signature, owner or presence flags")
+    target, pos = _flagged(raw, owner_end, "target")
+    if pos >= len(raw):
+        raise ParseError("item ends before its anchor flag")
+    anchor, pos = _flagged(raw, pos, "anchor")
+    if pos + 16 > len(raw):
+        raise ParseError("item ends inside its tag header")
+    tag_count, tag_length = _U64_PAIR.unpack_from(raw, pos)
+    pos += 16
+    if tag_length > MAX_TAG_BYTES:
+        raise TagError(f"{tag_length} tag bytes; at most {MAX_TAG_BYTES}")
+    data_at = pos + tag_length
+    if data_at > len(raw):
+        raise ParseError("item ends inside its tags")
+    tag_bytes = raw[pos:data_at]
+    tags = decode_tags(tag_bytes)
+    if len(tags) != tag_count:
+        raise ParseError(f"item says {tag_count} tags but holds {len(tags)}")
+    return DataItem(
+        signature_type, raw[2:owner_at], raw[owner_at:owner_end], target, anchor, tags, tag_bytes, raw[data_at:]
+    )

@@ -1,0 +1,62 @@
+"""The one exception tree of pyao.
+
+Every error pyao raises on purpose is a ``PyaoError``. Callers that hand pyao
+untrusted bytes catch ``DataError``; HTTP adapters map ``PyaoError`` subclasses
+to 4xx answers. Anything else escaping pyao is a bug.
+
+::
+
+    PyaoError
+    ├── DataError                  bytes or values that do not form valid ANS-104 data
+    │   ├── ParseError             malformed item / bundle / Avro bytes (truncated, oversized, garbled)
+    │   ├── TagError               tags that break the ANS-104 limits (count, sizes, empty name)
+    │   ├── SignatureError         signature invalid, or signing impossible
+    │   │   └── UnsupportedSignatureType   a signature type pyao does not know
+    │   └── AoTagError             an item lacks or misuses the ao tags its Type needs
+    └── WalletError                a key file or key material that cannot be used
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "PyaoError",
+    "DataError",
+    "ParseError",
+    "TagError",
+    "SignatureError",
+    "UnsupportedSignatureType",
+    "AoTagError",
+    "WalletError",
+]
+
+
+class PyaoError(Exception):
+    """Root of every error pyao raises on purpose."""
+
+
+class DataError(PyaoError):
+    """Input that does not form valid ANS-104 data."""
+
+
+class ParseError(DataError):
+    """Malformed bytes: truncated, oversized, or garbled item, bundle or tag block."""
+
+
+class TagError(DataError):
+    """Tags that break the ANS-104 limits."""
+
+
+class SignatureError(DataError):
+    """A signature that does not verify, or a signer that cannot sign."""
+
+
+class UnsupportedSignatureType(SignatureError):
+    """A signature type that pyao does not implement."""
+
+
+class AoTagError(DataError):
+    """An item that lacks (or misuses) the ao tags its Type requires."""
+
+
+class WalletError(PyaoError):
+    """A key file or key material that cannot be loaded or used."""
