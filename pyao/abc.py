@@ -37,3 +37,14 @@ class Signer(ABC):
         from pyao.data.signing import scheme_for
 
         return scheme_for(self.signature_type).address(self.owner)
+
+
+# ==================================================================== gateway
+# (interfaces of the permanent store: its storage backend, and the read side a
+#  remote Arweave gateway also offers)
+# ==================================================================== end gateway
+
+
+# ==================================================================== scheduler unit
+# (interfaces of the SU: its schedule store)
+# ==================================================================== end scheduler unit

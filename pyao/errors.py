@@ -13,7 +13,17 @@ to 4xx answers. Anything else escaping pyao is a bug.
     │   ├── SignatureError         signature invalid, or signing impossible
     │   │   └── UnsupportedSignatureType   a signature type pyao does not know
     │   └── AoTagError             an item lacks or misuses the ao tags its Type needs
-    └── WalletError                a key file or key material that cannot be used
+    ├── WalletError                a key file or key material that cannot be used
+    ├── RequestError               a request that is malformed or breaks a documented limit (HTTP 400)
+    │   └── PayloadTooLarge        a body over the unit's size limit (HTTP 413)
+    ├── NotFound                   an unknown id, process or message (HTTP 404)
+    ├── Conflict                   a duplicate: the item or message is already stored/scheduled
+    ├── StoreError                 a storage backend failed (the operation changed nothing)
+    └── UnitError                  another unit is down or answered badly (client side)
+
+HTTP adapters answer every ``PyaoError`` with a JSON ``{"error": "..."}`` body:
+400 for DataError/RequestError/Conflict (as the official SU does), 404 for NotFound,
+413 for PayloadTooLarge, 503 for StoreError/UnitError.
 """
 
 from __future__ import annotations
@@ -27,6 +37,12 @@ __all__ = [
     "UnsupportedSignatureType",
     "AoTagError",
     "WalletError",
+    "RequestError",
+    "PayloadTooLarge",
+    "NotFound",
+    "Conflict",
+    "StoreError",
+    "UnitError",
 ]
 
 
@@ -60,3 +76,31 @@ class AoTagError(DataError):
 
 class WalletError(PyaoError):
     """A key file or key material that cannot be loaded or used."""
+
+
+class RequestError(PyaoError):
+    """A request that is malformed or breaks a documented limit."""
+
+
+class PayloadTooLarge(RequestError):
+    """A request body over the unit's size limit."""
+
+
+class NotFound(PyaoError):
+    """An unknown id, process or message."""
+
+
+class Conflict(PyaoError):
+    """A duplicate: the item is already stored, or the message already scheduled."""
+
+
+class StoreError(PyaoError):
+    """A storage backend failed; the operation changed nothing."""
+
+
+class UnitError(PyaoError):
+    """Another unit is unreachable or answered badly."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status

@@ -26,3 +26,34 @@ def signers(rsa_wallet):
 @pytest.fixture(params=[1, 2, 3, 4], ids=["arweave", "ed25519", "ethereum", "solana"])
 def signer(request, signers):
     return signers[request.param]
+
+
+# ---------------------------------------------------------------- PostgreSQL
+
+import os  # noqa: E402
+import uuid  # noqa: E402
+
+from pyao.testing import postgres  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """One real PostgreSQL server for the session, on 127.0.0.1 and a free port."""
+    if not postgres.available():
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL binaries (initdb, pg_ctl) are required in CI")
+        pytest.skip("PostgreSQL binaries (initdb, pg_ctl) are not installed")
+    server = postgres.TemporaryPostgres().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_dsn(postgres_server):
+    """A fresh, empty database on the session's server."""
+    import psycopg
+
+    name = "t_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(postgres_server.dsn, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return postgres_server.dsn.rsplit("/", 1)[0] + "/" + name

@@ -1,0 +1,75 @@
+"""Shared pieces of the thin HTTP adapters (Starlette/ASGI): errors and bounded bodies.
+
+Every unit answers a ``PyaoError`` with ``{"error": "..."}`` and the status the error
+tree documents; anything else is a bug and is answered 500 without details leaking.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from pyao.errors import (
+    DataError,
+    NotFound,
+    PayloadTooLarge,
+    PyaoError,
+    RequestError,
+    StoreError,
+    UnitError,
+)
+
+log = logging.getLogger("pyao.http")
+
+
+def status_for(exc: PyaoError) -> int:
+    if isinstance(exc, PayloadTooLarge):
+        return 413
+    if isinstance(exc, NotFound):
+        return 404
+    if isinstance(exc, (StoreError, UnitError)):
+        return 503
+    return 400  # DataError, RequestError, Conflict and the rest: the caller's input
+
+
+def error_response(exc: PyaoError) -> JSONResponse:
+    return JSONResponse({"error": str(exc)}, status_code=status_for(exc))
+
+
+async def pyao_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, PyaoError)
+    return error_response(exc)
+
+
+async def unexpected_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return JSONResponse({"error": "internal error"}, status_code=500)
+
+
+EXCEPTION_HANDLERS = {PyaoError: pyao_error_handler, Exception: unexpected_error_handler}
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with PayloadTooLarge as soon as it passes ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise RequestError("Content-Length is not a number")
+        if int(declared) > limit:
+            raise PayloadTooLarge(f"body of {declared} bytes is over the limit of {limit} bytes")
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def require_data(body: bytes) -> bytes:
+    if not body:
+        raise DataError("the request body must be a raw ANS-104 data item")
+    return body

@@ -1,0 +1,6 @@
+"""Clients for the ao units. Units talk to one another only through these, over HTTP
+(or an in-process ASGI transport inside ``pyao up``), never by importing each other."""
+
+from pyao.client.gateway import GatewayClient
+
+__all__ = ["GatewayClient"]

@@ -1,0 +1,85 @@
+"""Every default and environment key of pyao, in one place.
+
+Each unit reads its settings from a frozen dataclass here; ``from_env`` applies
+``PYAO_*`` environment variables over the defaults, and the CLI applies its flags
+over that. Nothing else in pyao reads the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+MiB = 1024 * 1024
+
+
+def _from_env(cls: type[T], prefix: str, **overrides: Any) -> T:
+    """Defaults < ``{prefix}{FIELD}`` environment variables < explicit overrides (None = not given)."""
+    base = cls()
+    values: dict[str, Any] = {}
+    for f in fields(cls):  # type: ignore[arg-type]
+        raw = os.environ.get(prefix + f.name.upper())
+        if raw is not None:
+            current = getattr(base, f.name)
+            if isinstance(current, bool):
+                values[f.name] = raw.lower() in ("1", "true", "yes", "on")
+            elif isinstance(current, int):
+                values[f.name] = int(raw)
+            elif isinstance(current, float):
+                values[f.name] = float(raw)
+            elif isinstance(current, Path):
+                values[f.name] = Path(raw)
+            else:
+                values[f.name] = raw
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return replace(base, **values)  # type: ignore[type-var]
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    """The embedded permanent store. Environment prefix ``PYAO_GATEWAY_``."""
+
+    host: str = "127.0.0.1"
+    port: int = 4000
+    #: ``sqlite:///path/to/file.db`` (default under data_dir), ``sqlite://:memory:`` or ``postgresql://…``
+    db: str = ""
+    data_dir: Path = Path.home() / ".pyao" / "gateway"
+    #: largest accepted upload (a data item or a bundle), bytes
+    max_upload_bytes: int = 256 * MiB
+    #: a new block is sealed every this many seconds (Arweave: ~120)
+    block_seconds: float = 2.0
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> GatewayConfig:
+        return _from_env(cls, "PYAO_GATEWAY_", **overrides)
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    """The scheduler unit. Environment prefix ``PYAO_SU_``."""
+
+    host: str = "127.0.0.1"
+    port: int = 9000
+    #: the SU's public URL, published in its Scheduler-Location item ("" = http://host:port)
+    url: str = ""
+    db: str = ""
+    data_dir: Path = Path.home() / ".pyao" / "su"
+    #: the SU's key file (RSA JWK or Ed25519 OKP JWK); created if missing
+    wallet: Path = Path.home() / ".pyao" / "su" / "wallet.json"
+    #: key type generated when ``wallet`` does not exist: "arweave" (RSA) or "ed25519"
+    wallet_type: str = "ed25519"
+    gateway_url: str = "http://127.0.0.1:4000"
+    #: largest accepted message or process item, bytes
+    max_item_bytes: int = 16 * MiB
+    #: Scheduler-Location Time-To-Live, ms
+    location_ttl_ms: int = 3_600_000
+    #: base-layer assignments need this many confirmations (official default)
+    settlement_depth: int = 20
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> SchedulerConfig:
+        return _from_env(cls, "PYAO_SU_", **overrides)
