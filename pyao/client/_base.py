@@ -18,9 +18,7 @@ class UnitClient:
 
     unit_name = "unit"
 
-    def __init__(
-        self, url: str, *, transport: httpx.AsyncBaseTransport | None = None, timeout: float = 30.0
-    ) -> None:
+    def __init__(self, url: str, *, transport: httpx.AsyncBaseTransport | None = None, timeout: float = 30.0) -> None:
         self.url = url.rstrip("/")
         self._http = httpx.AsyncClient(base_url=self.url, transport=transport, timeout=timeout)
 

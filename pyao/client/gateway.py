@@ -24,9 +24,7 @@ class GatewayClient(UnitClient):
 
     async def upload(self, raw: bytes) -> dict[str, Any]:
         """``POST /tx/arweave``: store a signed data item (or a bundle item); returns ``{"id", …}``."""
-        return await self.json(
-            "POST", "/tx/arweave", content=raw, headers={"content-type": "application/octet-stream"}
-        )
+        return await self.json("POST", "/tx/arweave", content=raw, headers={"content-type": "application/octet-stream"})
 
     async def raw(self, item_id: str, *, start: int | None = None, end: int | None = None) -> bytes:
         """``GET /raw/{id}``: the item's data, or bytes ``start..end`` (inclusive) of it."""

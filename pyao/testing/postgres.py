@@ -7,6 +7,7 @@ user owns. ``TemporaryPostgres`` is a context manager; ``dsn`` is ready on enter
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -60,10 +61,8 @@ class TemporaryPostgres:
     def stop(self) -> None:
         pg_ctl = _find("pg_ctl")
         if pg_ctl and self.data.exists():
-            try:
+            with contextlib.suppress(subprocess.CalledProcessError):
                 self._run(pg_ctl, "-D", str(self.data), "-m", "immediate", "-w", "stop")
-            except subprocess.CalledProcessError:
-                pass
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self) -> TemporaryPostgres:
