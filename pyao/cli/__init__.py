@@ -6,13 +6,15 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from pyao.cli import _data
+from pyao.cli import _data, _units
 from pyao.errors import PyaoError
 
 # verb -> (help, add_arguments, run)
 VERBS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
     "wallet": ("create or show a wallet (JWK key file)", _data.wallet_arguments, _data.wallet),
     "item": ("parse, verify and show an ANS-104 data item or bundle file", _data.item_arguments, _data.item),
+    "gateway": ("run the gateway (permanent store) alone", _units.gateway_arguments, _units.gateway),
+    "su": ("run the scheduler unit alone", _units.su_arguments, _units.su),
 }
 
 

@@ -1,0 +1,57 @@
+"""CLI verbs that run one unit alone: ``pyao gateway`` and ``pyao su``.
+
+Each unit package exposes ``serve(config)`` (a coroutine that runs its HTTP
+server until cancelled); this module only turns flags into that config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+from pathlib import Path
+
+from pyao.config import GatewayConfig, SchedulerConfig
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", help="address to bind (loopback by default)")
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--db", help="sqlite:///path.db (default under --data-dir) or postgresql://…")
+    parser.add_argument("--data-dir", type=Path)
+
+
+def gateway_arguments(parser: argparse.ArgumentParser) -> None:
+    _common(parser)
+    parser.add_argument("--block-seconds", type=float, help="seal a block every N seconds (0: only on POST /mine)")
+
+
+def gateway(args: argparse.Namespace) -> int:
+    config = GatewayConfig.from_env(
+        host=args.host, port=args.port, db=args.db, data_dir=args.data_dir, block_seconds=args.block_seconds
+    )
+    asyncio.run(importlib.import_module("pyao.gateway").serve(config))
+    return 0
+
+
+def su_arguments(parser: argparse.ArgumentParser) -> None:
+    _common(parser)
+    parser.add_argument("--gateway-url", help="the permanent store the SU uploads to")
+    parser.add_argument("--wallet", type=Path, help="the SU's key file (created if missing)")
+    parser.add_argument("--wallet-type", choices=["arweave", "ed25519"], help="key type to create")
+    parser.add_argument("--url", help="public URL published in the Scheduler-Location item")
+
+
+def su(args: argparse.Namespace) -> int:
+    config = SchedulerConfig.from_env(
+        host=args.host,
+        port=args.port,
+        db=args.db,
+        data_dir=args.data_dir,
+        gateway_url=args.gateway_url,
+        wallet=args.wallet,
+        wallet_type=args.wallet_type,
+        url=args.url,
+    )
+    asyncio.run(importlib.import_module("pyao.su").serve(config))
+    return 0
