@@ -75,17 +75,26 @@ def _verify_solana(owner: bytes, message: bytes, signature: bytes) -> bool:
     return _verify_ed25519(owner, message.hex().encode("ascii"), signature)
 
 
+@lru_cache(maxsize=1024)
+def _secp_public_key(owner: bytes):
+    """The parsed libsecp256k1 key of an owner, or None when the bytes are no valid key."""
+    try:
+        return coincurve.PublicKey(owner).public_key
+    except ValueError:
+        return None
+
+
 def _verify_ethereum(owner: bytes, message: bytes, signature: bytes) -> bool:
-    digest = keccak256(_EIP191_PREFIX + message)
+    public_key = _secp_public_key(owner)
+    if public_key is None:
+        return False
     ctx = _SECP_CONTEXT.ctx
     sig = _secp_ffi.new("secp256k1_ecdsa_signature *")
     if not _secp_lib.secp256k1_ecdsa_signature_parse_compact(ctx, sig, signature[:64]):
         return False
-    try:
-        pub = coincurve.PublicKey(owner)
-    except ValueError:
-        return False
-    return bool(_secp_lib.secp256k1_ecdsa_verify(ctx, sig, digest, pub.public_key))
+    # libsecp256k1 refuses high-s signatures, as arbundles' secp256k1.ecdsaVerify does.
+    digest = keccak256(_EIP191_PREFIX + message)
+    return bool(_secp_lib.secp256k1_ecdsa_verify(ctx, sig, digest, public_key))
 
 
 # ---------------------------------------------------------------- addresses
