@@ -1,0 +1,1 @@
+"""The compute unit: lazy, deterministic evaluation of processes from their SU schedule."""
