@@ -2,5 +2,6 @@
 (or an in-process ASGI transport inside ``pyao up``), never by importing each other."""
 
 from pyao.client.gateway import GatewayClient
+from pyao.client.scheduler import SchedulerClient
 
-__all__ = ["GatewayClient"]
+__all__ = ["GatewayClient", "SchedulerClient"]
