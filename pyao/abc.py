@@ -42,9 +42,260 @@ class Signer(ABC):
 # ==================================================================== gateway
 # (interfaces of the permanent store: its storage backend, and the read side a
 #  remote Arweave gateway also offers)
+
+from collections.abc import AsyncIterator  # noqa: E402
+from typing import TYPE_CHECKING  # noqa: E402
+
+if TYPE_CHECKING:
+    from pyao.gateway._model import Block, BlockQuery, ChainInfo, ItemRecord, Page, TransactionQuery, Upload
+
+
+class GatewayStore(ABC):
+    """The gateway's storage: data items with their tags, owners and data, and blocks.
+
+    Backends: SQLite (embedded default) and PostgreSQL (``pyao.gateway``), and a
+    read-only view of a remote Arweave gateway (``pyao.gateway.remote``). One test
+    suite runs against every backend. Value types live in ``pyao.gateway._model``.
+
+    Contract:
+
+    * ``put`` stores a verified ``Upload`` (the root item and every item unbundled
+      from it) atomically: all of it or nothing. Items already stored are kept as
+      they are (an upload is idempotent); it returns False when the root was
+      already stored. New items are *pending* until the next ``seal``.
+    * ``seal`` makes the next block and assigns every pending item to it. Ingest
+      and seal are serialised, so arrival order (``seq``) equals height order.
+    * ``transactions`` and ``blocks`` answer one page with opaque cursors that
+      never skip or repeat an entry, whatever is stored or sealed between pages.
+    * ``read`` yields bytes ``start..end`` (inclusive) of an item's data in
+      pieces of at most about a chunk, fetching only the chunks it needs.
+    * Backend failures raise ``StoreError``; a read-only backend refuses writes
+      with ``RequestError``; bad cursors raise ``RequestError``.
+    """
+
+    #: False for a read-only backend (a remote gateway).
+    writable: bool = True
+
+    @abstractmethod
+    async def info(self) -> ChainInfo:
+        """Height and id of the newest block, and the number of pending items."""
+
+    @abstractmethod
+    async def put(self, upload: Upload) -> bool:
+        """Store an upload; True if its root item is new."""
+
+    @abstractmethod
+    async def seal(self, timestamp: int | None = None) -> Block:
+        """Make the next block (``timestamp`` in seconds, default now) holding every pending item."""
+
+    @abstractmethod
+    async def item(self, item_id: str) -> ItemRecord | None:
+        """The item ``item_id`` (with its block, if sealed), or None."""
+
+    @abstractmethod
+    def read(self, item_id: str, start: int, end: int) -> AsyncIterator[bytes]:
+        """Bytes ``start..end`` (inclusive, within the data) of an item's data."""
+
+    @abstractmethod
+    async def transactions(self, query: TransactionQuery) -> Page:
+        """One page of ``(cursor, ItemRecord)`` matching ``query``."""
+
+    @abstractmethod
+    async def blocks(self, query: BlockQuery) -> Page:
+        """One page of ``(cursor, Block)`` matching ``query``."""
+
+    @abstractmethod
+    async def block(self, height: int) -> tuple[Block, list[str]] | None:
+        """The block at ``height`` and the ids of the items in it, or None."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections; the store is unusable afterwards."""
+
+
 # ==================================================================== end gateway
 
 
 # ==================================================================== scheduler unit
 # (interfaces of the SU: its schedule store)
+
+
+class ScheduleStore(ABC):
+    """The SU's durable schedule: one row per slot, plus the upload outbox.
+
+    A row (``pyao.su.ScheduleEntry``) holds the signed assignment and, unless it
+    is an assignment of an existing tx, the scheduled item, with the slot's
+    nonce, timestamp, block height and hash chain copied out for queries. Slot 0
+    of a process is the process item itself.
+
+    The methods block; the SU calls them from worker threads (one writer
+    thread, one reader thread). ``write_batch`` is the only writer of slots and
+    commits its rows and outbox records in ONE transaction, durably (SQLite WAL
+    with ``synchronous=FULL``; PostgreSQL a normal commit), or raises
+    ``StoreError`` having changed nothing. Backends: ``pyao.su.open_store``
+    picks SQLite or PostgreSQL from a URL; one test suite runs against both.
+    """
+
+    @abstractmethod
+    def latest(self, process_ids: list[str]) -> dict[str, object]:
+        """The last slot (``ScheduleEntry``) of each of ``process_ids`` that exists here."""
+
+    @abstractmethod
+    def existing_ids(self, item_ids: list[str]) -> set[str]:
+        """Those of ``item_ids`` already scheduled on any process (posted or assigned)."""
+
+    @abstractmethod
+    def existing_pairs(self, pairs: list[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Those ``(process_id, message_id)`` pairs already scheduled."""
+
+    @abstractmethod
+    def existing_deep_hashes(self, pairs: list[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Those ``(process_id, deep_hash)`` pairs of pushed messages already scheduled."""
+
+    @abstractmethod
+    def write_batch(self, entries: list[object], uploads: list[bytes], block_height: int | None = None) -> None:
+        """Commit ``entries`` (each queued for upload) and raw ``uploads`` in one durable transaction."""
+
+    @abstractmethod
+    def page(
+        self, process_id: str, lo: int | None, hi: int | None, limit: int, *, by_nonce: bool = False
+    ) -> tuple[list[object], bool]:
+        """Slots with ``lo < key <= hi`` in nonce order (key: timestamp, or nonce when ``by_nonce``), and
+        whether more follow. At most ``limit`` rows, except that a page never ends inside a run of equal
+        timestamps: such a run is completed, so a timestamp cursor can never skip a slot."""
+
+    @abstractmethod
+    def entry(self, process_id: str, tx_id: str) -> object | None:
+        """The slot of ``process_id`` whose message id or assignment id is ``tx_id``."""
+
+    @abstractmethod
+    def slot(self, process_id: str, nonce: int) -> object | None:
+        """The slot with this nonce (0: the process itself)."""
+
+    @abstractmethod
+    def outbox(self, limit: int) -> list[tuple[int, object]]:
+        """Up to ``limit`` pending uploads, oldest first: ``(seq, ScheduleEntry | raw bytes)``."""
+
+    @abstractmethod
+    def outbox_done(self, seqs: list[int]) -> None:
+        """Forget uploads that reached the gateway."""
+
+    @abstractmethod
+    def block_height(self) -> int | None:
+        """The last block height a batch was written with, if any."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections (idempotent)."""
+
+
 # ==================================================================== end scheduler unit
+
+
+# ==================================================================== vm
+# (interfaces of the process VMs: a VM per Module-Format, the process instance
+#  it makes, and the values that cross that boundary; registry in pyao.vm)
+from dataclasses import dataclass as _dataclass  # noqa: E402
+from typing import Any as _Any  # noqa: E402
+
+
+@_dataclass(frozen=True)
+class Limits:
+    """Per-message limits of one process: ``compute`` in the VM's own unit (Lua
+    VM instructions for native Lua), ``memory`` in bytes. The CU derives them
+    from the ``Compute-Limit``/``Memory-Limit`` tags (process tag over module tag)."""
+
+    compute: int
+    memory: int
+
+
+@_dataclass(frozen=True)
+class ModuleSource:
+    """A module item: its id, owner address, tags (``(name, value)`` pairs) and data (the code)."""
+
+    id: str
+    owner: str
+    tags: tuple[tuple[str, str], ...]
+    data: bytes
+
+
+@_dataclass(frozen=True)
+class ProcessContext:
+    """The process a VM instance runs: its id, owner address and tags."""
+
+    id: str
+    owner: str
+    tags: tuple[tuple[str, str], ...]
+
+
+@_dataclass(frozen=True)
+class EvalResult:
+    """One message's evaluation, mapping 1:1 to the CU result JSON.
+
+    ``messages`` are ``{Target, Anchor, Tags: [{name, value}], Data}``, ``spawns``
+    ``{Anchor, Tags, Data}``, ``assignments`` ``{Processes: [...], Message}``;
+    ``output`` is aos's ``{data, prompt, print}`` (or a string); ``error`` is
+    None unless the message failed, in which case the state is the one before it
+    and the other fields are empty.
+    """
+
+    output: _Any = ""
+    messages: tuple[dict, ...] = ()
+    spawns: tuple[dict, ...] = ()
+    assignments: tuple[dict, ...] = ()
+    error: _Any = None
+    gas_used: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_json(self) -> dict:
+        """The CU's result object (``GET /result``): Messages, Spawns, Assignments, Output, Error?, GasUsed."""
+        out = {
+            "Messages": list(self.messages),
+            "Spawns": list(self.spawns),
+            "Assignments": list(self.assignments),
+            "Output": self.output,
+            "GasUsed": self.gas_used,
+        }
+        if self.error is not None:
+            out["Error"] = self.error
+        return out
+
+
+class ProcessInstance(ABC):
+    """One process's live state inside a VM.
+
+    ``handle`` evaluates one message: ``msg`` and ``env`` are the dicts of spec
+    §2.4 (msg: Id, From, Owner, Target, Data, Tags [{name, value}], Timestamp,
+    Block-Height, Nonce, Epoch, Hash-Chain, Cron, Forwarded-By, Signature,
+    Anchor, Read-Only; env: {Process: {Id, Owner, Tags}, Module: {Id, Owner,
+    Tags}}). It never raises for a failing message: a Lua error or a broken
+    limit is an ``EvalResult.error``, and the state stays as it was before.
+    """
+
+    @abstractmethod
+    def handle(self, msg: dict, env: dict) -> EvalResult:
+        """Evaluate one message and return its result."""
+
+    @abstractmethod
+    def snapshot(self) -> bytes:
+        """The whole state as bytes; equal histories give equal bytes."""
+
+    @abstractmethod
+    def restore(self, data: bytes) -> None:
+        """Replace the state by one made by ``snapshot`` (same module and VM); raises SnapshotError."""
+
+
+class VM(ABC):
+    """A process VM, selected by the module's ``Module-Format`` (see ``pyao.vm.VMS``)."""
+
+    #: the Module-Format values this VM serves
+    formats: tuple[str, ...] = ()
+
+    @abstractmethod
+    def instantiate(self, module: ModuleSource, process: ProcessContext, limits: Limits) -> ProcessInstance:
+        """A fresh instance of ``process`` running ``module``; raises ModuleError if it cannot load."""
+
+
+# ==================================================================== end vm

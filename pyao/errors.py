@@ -19,7 +19,14 @@ to 4xx answers. Anything else escaping pyao is a bug.
     ├── NotFound                   an unknown id, process or message (HTTP 404)
     ├── Conflict                   a duplicate: the item or message is already stored/scheduled
     ├── StoreError                 a storage backend failed (the operation changed nothing)
-    └── UnitError                  another unit is down or answered badly (client side)
+    ├── UnitError                  another unit is down or answered badly (client side)
+    └── VMError                    a module, limit or state snapshot a VM cannot use
+        ├── UnknownModuleFormat    no VM is registered for the module's Module-Format
+        ├── ModuleError            the module cannot be loaded (bad source, bad limit tags, boot failed)
+        └── SnapshotError          snapshot bytes that are damaged or belong to another module or library
+
+A message that fails inside a VM (a Lua error, a limit hit) is not an exception:
+it is an ``Error`` in the evaluation result.
 
 HTTP adapters answer every ``PyaoError`` with a JSON ``{"error": "..."}`` body:
 400 for DataError/RequestError/Conflict (as the official SU does), 404 for NotFound,
@@ -43,6 +50,10 @@ __all__ = [
     "Conflict",
     "StoreError",
     "UnitError",
+    "VMError",
+    "UnknownModuleFormat",
+    "ModuleError",
+    "SnapshotError",
 ]
 
 
@@ -104,3 +115,24 @@ class UnitError(PyaoError):
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+
+
+class VMError(PyaoError):
+    """A module, limit or state snapshot that a VM cannot use."""
+
+
+class UnknownModuleFormat(VMError):
+    """No VM is registered for a module's ``Module-Format``."""
+
+    def __init__(self, module_format: str, known: list[str]) -> None:
+        super().__init__(f"unknown Module-Format {module_format!r}; known formats: {', '.join(known)}")
+        self.module_format = module_format
+        self.known = known
+
+
+class ModuleError(VMError):
+    """A module that cannot be loaded: bad source, bad limit tags, or a boot that failed."""
+
+
+class SnapshotError(VMError):
+    """Snapshot bytes that are damaged or were made for another module or library."""

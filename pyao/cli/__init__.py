@@ -6,11 +6,12 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from pyao.cli import _data, _units
+from pyao.cli import _data, _units, _up
 from pyao.errors import PyaoError
 
 # verb -> (help, add_arguments, run)
 VERBS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
+    "up": ("start the embedded ao network in one process", _up.up_arguments, _up.up),
     "wallet": ("create or show a wallet (JWK key file)", _data.wallet_arguments, _data.wallet),
     "item": ("parse, verify and show an ANS-104 data item or bundle file", _data.item_arguments, _data.item),
     "gateway": ("run the gateway (permanent store) alone", _units.gateway_arguments, _units.gateway),
@@ -35,7 +36,3 @@ def main(argv: list[str] | None = None) -> int:
     except PyaoError as exc:
         print(f"pyao {args.verb}: {exc}", file=sys.stderr)
         return 1
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -1,0 +1,5 @@
+import sys
+
+from pyao.cli import main
+
+sys.exit(main())

@@ -1,0 +1,156 @@
+"""The scheduler unit (SU): gives every message of a process its slot and keeps the schedule.
+
+A posted Process becomes slot 0 of its own schedule; a Message takes the next
+slot of its target; ``assign=`` schedules an existing tx on another process.
+Each slot gets Nonce, Timestamp, Block-Height and Hash-Chain in an assignment
+signed by the SU's wallet, is committed durably (group commit) before the SU
+answers, and is uploaded to the gateway as a bundle ``[assignment, item]``
+from a durable outbox. See ``_core`` (rules and hash chain), ``_sequencer``
+(group commit), ``_store`` (SQLite and PostgreSQL), ``_uploader`` (outbox),
+``_server`` (routes, limits, JSON choices).
+
+Public face: ``SchedulerUnit`` (the running unit: ``async with`` it, or let
+``create_app``'s lifespan do it), ``create_app``, ``serve``, ``open_store``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from pyao.abc import ScheduleStore, Signer
+from pyao.client import GatewayClient
+from pyao.config import SchedulerConfig
+from pyao.data import Ed25519Signer, Wallet, load_signer, save_signer
+from pyao.errors import PyaoError, WalletError
+from pyao.su._core import ScheduleEntry, location_item, next_hash_chain, seed_hash_chain
+from pyao.su._sequencer import Sequencer
+from pyao.su._server import build_app, refresh_height
+from pyao.su._store import open_store
+from pyao.su._uploader import Uploader
+
+__all__ = [
+    "ScheduleEntry",
+    "SchedulerUnit",
+    "create_app",
+    "load_wallet",
+    "next_hash_chain",
+    "open_store",
+    "seed_hash_chain",
+    "serve",
+]
+
+log = logging.getLogger("pyao.su")
+
+
+def load_wallet(config: SchedulerConfig) -> Signer:
+    """The SU's key from ``config.wallet``, created with ``config.wallet_type`` if missing."""
+    if config.wallet.exists():
+        return load_signer(config.wallet)
+    if config.wallet_type == "arweave":
+        signer: Signer = Wallet.generate()
+    elif config.wallet_type == "ed25519":
+        signer = Ed25519Signer.generate()
+    else:
+        raise WalletError(f"unknown wallet type {config.wallet_type!r}: use arweave or ed25519")
+    save_signer(signer, config.wallet)
+    return signer
+
+
+def store_url(config: SchedulerConfig) -> str:
+    return config.db or f"sqlite:///{config.data_dir / 'su.db'}"
+
+
+class SchedulerUnit:
+    """A running SU: store, sequencer, uploader and block-height refresher.
+
+    ``async with unit:`` starts the background tasks (recovering from the store
+    whatever a previous run left: slots and pending uploads) and publishes the
+    Scheduler-Location record; leaving it stops them and closes the store.
+    """
+
+    def __init__(
+        self,
+        config: SchedulerConfig,
+        *,
+        store: ScheduleStore | None = None,
+        gateway: GatewayClient | None = None,
+        signer: Signer | None = None,
+        publish_location: bool = True,
+    ) -> None:
+        self.config = config
+        self.signer = signer or load_wallet(config)
+        self.store: Any = store if store is not None else open_store(store_url(config))
+        self.gateway = gateway or GatewayClient(config.gateway_url)
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="pyao-su-writer")
+        self._reader = ThreadPoolExecutor(1, thread_name_prefix="pyao-su-reader")
+        self.uploader = Uploader(self.store, self.signer, self.gateway, reader=self._reader, writer=self._writer)
+        self.sequencer = Sequencer(self.store, self.signer, writer=self._writer, on_commit=self.uploader.notify)
+        self._publish = publish_location
+        self._tasks: list[asyncio.Task] = []
+        self.app = build_app(self)
+
+    @property
+    def url(self) -> str:
+        return self.config.url or f"http://{self.config.host}:{self.config.port}"
+
+    async def read(self, fn: Any) -> Any:
+        """Run a blocking read (and its JSON rendering) on the reader thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._reader, fn)
+
+    async def __aenter__(self) -> SchedulerUnit:
+        self.sequencer.block_height = await self._initial_height()
+        self._tasks = [
+            asyncio.create_task(self.sequencer.run(), name="pyao-su-sequencer"),
+            asyncio.create_task(self.uploader.run(), name="pyao-su-uploader"),
+            asyncio.create_task(refresh_height(self), name="pyao-su-height"),
+        ]
+        if self._publish:
+            item = location_item(self.signer, self.url, self.config.location_ttl_ms)
+            await self.sequencer.write_uploads([item.to_bytes()])
+        return self
+
+    async def _initial_height(self) -> int:
+        try:
+            return await asyncio.wait_for(self.gateway.height(), timeout=2.0)
+        except (PyaoError, TimeoutError):
+            stored = await self.read(self.store.block_height)
+            log.warning("gateway height unavailable at start; using %s", stored or 0)
+            return stored or 0
+
+    async def __aexit__(self, *exc: object) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks = []
+        self._writer.shutdown(wait=True)
+        self._reader.shutdown(wait=True)
+        self.store.close()
+        await self.gateway.close()
+
+
+def create_app(
+    config: SchedulerConfig,
+    *,
+    store: ScheduleStore | None = None,
+    gateway: GatewayClient | None = None,
+    signer: Signer | None = None,
+) -> Any:
+    """A Starlette app whose lifespan runs the unit (``app.state.unit``)."""
+    return SchedulerUnit(config, store=store, gateway=gateway, signer=signer).app
+
+
+async def serve(config: SchedulerConfig) -> None:
+    """Run the SU on ``config.host:config.port`` until cancelled."""
+    import uvicorn
+
+    app = create_app(config)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=config.host, port=config.port, log_level="warning", lifespan="on", access_log=False)
+    )
+    await server.serve()

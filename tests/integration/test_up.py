@@ -1,0 +1,109 @@
+"""`pyao up` as a user runs it: one command, real ports, units talking over the wire."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from pyao.data import DataItem, Wallet, ao
+from pyao.testing.postgres import free_port
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def network(tmp_path):
+    gateway_port, su_port = free_port(), free_port()
+    wallet = tmp_path / "wallet.json"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pyao.cli",
+            "up",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--wallet",
+            str(wallet),
+            "--gateway-port",
+            str(gateway_port),
+            "--su-port",
+            str(su_port),
+            "--block-seconds",
+            "0.5",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if line.startswith("Press Ctrl-C"):
+            break
+    else:  # pragma: no cover
+        proc.kill()
+        pytest.fail("pyao up did not start: " + "".join(lines))
+    assert any("pyao network is up" in line for line in lines), "".join(lines)
+    yield {
+        "gateway": f"http://127.0.0.1:{gateway_port}",
+        "su": f"http://127.0.0.1:{su_port}",
+        "wallet": Wallet.load(wallet),
+        "banner": "".join(lines),
+    }
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=20) == 0
+
+
+def _graphql(gateway, query, variables):
+    body = httpx.post(gateway + "/graphql", json={"query": query, "variables": variables}, timeout=10).json()
+    assert "errors" not in body, body
+    return body["data"]["transactions"]["edges"]
+
+
+def test_up_runs_gateway_and_su_that_schedule_and_store_a_process(network):
+    user = network["wallet"]
+    assert user.address in network["banner"]
+    su_address = httpx.get(network["su"] + "/").json()["address"]
+    assert su_address in network["banner"]
+
+    module_id = DataItem.create(b"-- lua", signer=user, tags=ao.module_tags("lua")).id
+    process = DataItem.create(b" ", signer=user, tags=ao.process_tags(module_id, su_address, [("Name", "up-test")]))
+    answer = httpx.post(network["su"] + "/", content=process.to_bytes()).json()
+    assert answer["id"] == process.id and isinstance(answer["timestamp"], int)
+    message = DataItem.create(b"1 + 1", signer=user, target=process.id, tags=ao.message_tags([("Action", "Eval")]))
+    assert httpx.post(network["su"] + "/", content=message.to_bytes()).json()["id"] == message.id
+
+    page = httpx.get(f"{network['su']}/{process.id}", params={"process-id": process.id}).json()
+    assert [edge["node"]["message"]["id"] for edge in page["edges"]] == [process.id, message.id]
+
+    # The SU's bundles and its Scheduler-Location reach the gateway, and GraphQL finds them.
+    query = """query ($owners: [String!], $tags: [TagFilter!]) {
+      transactions(owners: $owners, tags: $tags, first: 10) { edges { node { id tags { name value } } } } }"""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        found = _graphql(
+            network["gateway"],
+            query,
+            {"owners": [user.address], "tags": [{"name": "Type", "values": ["Process", "Message"]}]},
+        )
+        locations = _graphql(
+            network["gateway"],
+            query,
+            {"owners": [su_address], "tags": [{"name": "Type", "values": ["Scheduler-Location"]}]},
+        )
+        if len(found) == 2 and locations:
+            break
+        time.sleep(0.25)
+    assert {edge["node"]["id"] for edge in found} == {process.id, message.id}
+    url_tags = [t["value"] for t in locations[0]["node"]["tags"] if t["name"] == "Url"]
+    assert url_tags == [network["su"]]

@@ -1,0 +1,134 @@
+"""One test suite for every schedule store backend: SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+
+from pyao.data import Ed25519Signer, b64url_encode
+from pyao.errors import StoreError
+from pyao.su import open_store
+from pyao.su._core import MESSAGE, PROCESS, build_entry, next_slot
+
+SIGNER = Ed25519Signer.from_seed(bytes(32))
+PID = b64url_encode(bytes([1]) * 32)
+OTHER = b64url_encode(bytes([2]) * 32)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request, tmp_path):
+    if request.param == "sqlite":
+        s = open_store(f"sqlite:///{tmp_path}/su.db")
+    else:
+        s = open_store(request.getfixturevalue("postgres_dsn"))
+    yield s
+    s.close()
+
+
+def _mid(n: int, pid: str = PID) -> str:
+    return b64url_encode(bytes([n % 256, n // 256]) + pid.encode()[:30])
+
+
+def _chain(pid: str, stamps: list[int], *, start=None, deep: dict[int, str] | None = None):
+    entries, previous = [], start
+    for now in stamps:
+        slot = next_slot(previous, pid, now)
+        kind = PROCESS if slot.nonce == 0 else MESSAGE
+        mid = pid if kind == PROCESS else _mid(slot.nonce, pid)
+        entry = build_entry(
+            SIGNER, slot, process_id=pid, block_height=9, kind=kind, message_id=mid,
+            message=b"item-%d" % slot.nonce, deep_hash=(deep or {}).get(slot.nonce),
+        )  # fmt: skip
+        entries.append(entry)
+        previous = entry
+    return entries
+
+
+def test_write_and_read_back(store):
+    entries = _chain(PID, [10, 11, 11, 12], deep={2: "dh"})
+    store.write_batch(entries, [b"location"], block_height=9)
+    assert store.latest([PID, OTHER]) == {PID: _without_message(entries[-1])}
+    assert store.existing_ids([PID, _mid(1), "nope"]) == {PID, _mid(1)}
+    assert store.existing_pairs([(PID, _mid(2)), (OTHER, _mid(2))]) == {(PID, _mid(2))}
+    assert store.existing_deep_hashes([(PID, "dh"), (OTHER, "dh")]) == {(PID, "dh")}
+    assert store.slot(PID, 0) == entries[0]
+    assert store.entry(PID, _mid(3)) == entries[3]
+    assert store.entry(PID, entries[2].assignment_id) == entries[2]
+    assert store.entry(OTHER, _mid(3)) is None
+    assert store.last_slot(PID) == entries[-1]
+    assert store.block_height() == 9
+
+
+def _without_message(entry):
+    from dataclasses import replace
+
+    return replace(entry, message=None)
+
+
+def test_failed_batch_changes_nothing(store):
+    entries = _chain(PID, [1, 2, 3])
+    store.write_batch(entries[:2], [])
+    duplicate = [*entries[2:], entries[1]]  # nonce 1 again: the whole batch must fail
+    with pytest.raises(StoreError):
+        store.write_batch(duplicate, [b"x"])
+    assert store.last_slot(PID) == entries[1]
+    assert store.counts() == (2, 2)
+    store.write_batch(entries[2:], [])  # and the store still works
+    assert store.last_slot(PID) == entries[2]
+
+
+def test_pages_never_split_a_millisecond(store):
+    stamps = [100, 101, 101, 101, 101, 102, 103, 103, 104]
+    entries = _chain(PID, stamps)
+    store.write_batch(entries, [])
+    store.write_batch(_chain(OTHER, [101, 101]), [])
+    page, more = store.page(PID, None, None, 2)
+    assert [e.nonce for e in page] == [0, 1, 2, 3, 4] and more  # the 101 run is completed
+    page, more = store.page(PID, 101, None, 2)
+    assert [e.nonce for e in page] == [5, 6, 7] and more
+    page, more = store.page(PID, 103, None, 2)
+    assert [e.nonce for e in page] == [8] and not more
+    page, more = store.page(PID, 100, 102, 100)
+    assert [e.nonce for e in page] == [1, 2, 3, 4, 5] and not more
+    page, more = store.page(PID, 100, 101, 2)
+    assert [e.nonce for e in page] == [1, 2, 3, 4] and not more  # the run ends the range
+    page, more = store.page(PID, 2, 5, 2, by_nonce=True)
+    assert [e.nonce for e in page] == [3, 4] and more
+    walked, cursor = [], None
+    while True:  # a cursor walk with limit 1 sees every slot exactly once
+        page, more = store.page(PID, cursor, None, 1)
+        walked += [e.nonce for e in page]
+        if not more:
+            break
+        cursor = page[-1].timestamp
+    assert walked == list(range(len(stamps)))
+
+
+def test_outbox(store):
+    entries = _chain(PID, [1, 2])
+    store.write_batch([], [b"raw-location"])
+    store.write_batch(entries, [])
+    pending = store.outbox(10)
+    assert [what for _, what in pending] == [b"raw-location", *entries]
+    store.outbox_done([pending[0][0], pending[2][0]])
+    assert [what for _, what in store.outbox(10)] == [entries[0]]
+    assert len(store.outbox(0)) == 0
+
+
+def test_reopen_recovers(tmp_path):
+    url = f"sqlite:///{tmp_path}/again.db"
+    store = open_store(url)
+    entries = _chain(PID, [1, 2, 3])
+    store.write_batch(entries, [])
+    store.close()
+    store = open_store(url)
+    assert store.latest([PID])[PID].hash_chain == entries[-1].hash_chain
+    store.close()
+
+
+def test_bad_urls():
+    with pytest.raises(StoreError):
+        open_store("mysql://x")
+    mem = open_store("sqlite://:memory:")
+    mem.write_batch(_chain(PID, [1]), [])
+    assert mem.counts() == (1, 1)
+    mem.close()
