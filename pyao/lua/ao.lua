@@ -1,0 +1,226 @@
+-- ao: the process's view of the ao network: its id, module, authorities, and
+-- the outbox (Messages, Spawns, Assignments, Output) that becomes the result.
+
+local json = require("json")
+
+local ao = {
+  _version = "pyao-1",
+  id = "",
+  _module = "",
+  authorities = {},
+  reference = 0,
+  outbox = { Output = {}, Messages = {}, Spawns = {}, Assignments = {} },
+  -- tags that stay in msg.Tags and are not copied onto msg
+  nonExtractableTags = {
+    "Data-Protocol", "Variant", "From-Process", "From-Module", "Type", "From", "Owner", "Anchor", "Target", "Data",
+    "Tags", "Read-Only",
+  },
+  -- keys msg.forward does not carry over
+  nonForwardableTags = {
+    "Data-Protocol", "Variant", "From-Process", "From-Module", "Type", "From", "Owner", "Anchor", "Target", "Tags",
+    "TagArray", "Hash-Chain", "Timestamp", "Nonce", "Epoch", "Signature", "Forwarded-By", "Pushed-For", "Read-Only",
+    "Cron", "Block-Height", "Reference", "Id", "Reply-To",
+  },
+}
+
+local function member(list, value)
+  for _, v in ipairs(list) do
+    if v == value then
+      return true
+    end
+  end
+  return false
+end
+
+local function tag_value(v)
+  local ty = type(v)
+  if ty == "string" then
+    return v
+  elseif ty == "number" or ty == "boolean" then
+    return tostring(v)
+  end
+  error("tag values must be strings, got a " .. ty, 3)
+end
+
+-- {name, value} list from a message-like table: every key but the reserved
+-- ones, then msg.Tags (a list of {name, value} or a name -> value map).
+local function collect_tags(into, msg)
+  for k, v in pairs(msg) do
+    if type(k) == "string" and not member({ "Target", "Data", "Anchor", "Tags", "From" }, k) then
+      if type(v) ~= "function" then
+        into[#into + 1] = { name = k, value = tag_value(v) }
+      end
+    end
+  end
+  local tags = msg.Tags
+  if type(tags) == "table" then
+    if #tags > 0 or next(tags) == nil then
+      for _, t in ipairs(tags) do
+        into[#into + 1] = { name = t.name, value = tag_value(t.value) }
+      end
+    else
+      for k, v in pairs(tags) do
+        into[#into + 1] = { name = k, value = tag_value(v) }
+      end
+    end
+  end
+  return into
+end
+
+local function data_of(msg, default)
+  local data = msg.Data
+  if type(data) == "table" then
+    return json.encode(data), true
+  elseif data == nil then
+    return default, false
+  end
+  return tostring(data), false
+end
+
+function ao.init(env)
+  ao.id = env.Process.Id
+  ao._module = ""
+  ao.authorities = {}
+  for _, t in ipairs(env.Process.Tags or {}) do
+    if t.name == "Module" then
+      ao._module = t.value
+    elseif t.name == "Authority" then
+      for part in string.gmatch(t.value, "[^,]+") do
+        part = part:match("^%s*(.-)%s*$")
+        if part ~= "" and not member(ao.authorities, part) then
+          ao.authorities[#ao.authorities + 1] = part
+        end
+      end
+    end
+  end
+  ao.env = env
+  ao.clearOutbox()
+end
+
+function ao.clearOutbox()
+  ao.outbox = { Output = {}, Messages = {}, Spawns = {}, Assignments = {} }
+end
+
+function ao.normalize(msg)
+  for _, t in ipairs(msg.Tags) do
+    if not member(ao.nonExtractableTags, t.name) then
+      msg[t.name] = t.value
+    end
+  end
+  return msg
+end
+
+function ao.clone(v, seen)
+  if type(v) ~= "table" then
+    return v
+  end
+  seen = seen or {}
+  if seen[v] then
+    return seen[v]
+  end
+  local c = {}
+  seen[v] = c
+  for k, x in pairs(v) do
+    c[ao.clone(k, seen)] = ao.clone(x, seen)
+  end
+  return setmetatable(c, getmetatable(v))
+end
+
+function ao.sanitize(msg)
+  local c = ao.clone(msg)
+  for _, k in ipairs(ao.nonForwardableTags) do
+    c[k] = nil
+  end
+  return c
+end
+
+--- A message or authority is trusted when From or Owner is one of the
+--- process's Authority addresses.
+function ao.isTrusted(msg)
+  for _, a in ipairs(ao.authorities) do
+    if msg.From == a or msg.Owner == a then
+      return true
+    end
+  end
+  return false
+end
+
+local function next_reference()
+  ao.reference = ao.reference + 1
+  return ao.reference, string.format("%032d", ao.reference)
+end
+
+function ao.send(msg)
+  assert(type(msg) == "table", "Send: the message must be a table")
+  local ref, anchor = next_reference()
+  local refs = tostring(ref)
+  local data, is_json = data_of(msg, nil)
+  local tags = {
+    { name = "Data-Protocol", value = "ao" },
+    { name = "Variant", value = "ao.TN.1" },
+    { name = "Type", value = "Message" },
+    { name = "Reference", value = refs },
+  }
+  collect_tags(tags, msg)
+  if is_json and msg["Content-Type"] == nil then
+    tags[#tags + 1] = { name = "Content-Type", value = "application/json" }
+  end
+  local message = { Target = msg.Target, Data = data, Anchor = anchor, Tags = tags }
+  table.insert(ao.outbox.Messages, message)
+  local handle = { Target = msg.Target, Data = data, Anchor = anchor, Tags = tags }
+  function handle.onReply(...)
+    local from, fn = msg.Target, ...
+    if select("#", ...) == 2 then
+      from, fn = ...
+    end
+    Handlers.once({ From = from, ["X-Reference"] = refs }, fn)
+  end
+  function handle.receive(from)
+    return Handlers.receive({ From = from or msg.Target, ["X-Reference"] = refs })
+  end
+  return handle
+end
+
+function ao.spawn(module, msg)
+  assert(type(module) == "string", "Spawn: a module id is required")
+  assert(type(msg) == "table", "Spawn: the message must be a table")
+  local ref, anchor = next_reference()
+  local refs = tostring(ref)
+  local data = data_of(msg, "NODATA")
+  local tags = {
+    { name = "Data-Protocol", value = "ao" },
+    { name = "Variant", value = "ao.TN.1" },
+    { name = "Type", value = "Process" },
+    { name = "From-Process", value = ao.id },
+    { name = "From-Module", value = ao._module },
+    { name = "Module", value = module },
+    { name = "Reference", value = refs },
+  }
+  collect_tags(tags, msg)
+  table.insert(ao.outbox.Spawns, { Data = data, Anchor = anchor, Tags = tags })
+  local spawned = { Action = "Spawned", From = ao.id, Reference = refs }
+  local handle = { Data = data, Anchor = anchor, Tags = tags }
+  function handle.onReply(fn)
+    Handlers.once(spawned, fn)
+  end
+  function handle.after(fn)
+    Handlers.once(spawned, fn)
+  end
+  function handle.receive()
+    return Handlers.receive(spawned)
+  end
+  return handle
+end
+
+function ao.assign(assignment)
+  assert(type(assignment) == "table", "Assign: the assignment must be a table")
+  assert(type(assignment.Processes) == "table", "Assign: Processes must be a list")
+  assert(type(assignment.Message) == "string", "Assign: Message must be a string")
+  local processes = {}
+  for i, p in ipairs(assignment.Processes) do
+    processes[i] = tostring(p)
+  end
+  table.insert(ao.outbox.Assignments, { Processes = processes, Message = assignment.Message })
+end
+
+return ao

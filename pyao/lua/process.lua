@@ -1,0 +1,302 @@
+-- process: pyao's aos-compatible process library (written from the aos
+-- behaviour described in docs/lua-modules.md, not from aos's source).
+--
+-- process.handle(msg, env) is called once per message by the VM and returns
+-- the result table {Output, Messages, Spawns, Assignments} or {Error}.
+-- Globals it maintains: ao, Handlers, Utils, Inbox, Owner, Name, Errors,
+-- Colors, and the functions Send, Spawn, Assign, Receive, print, Prompt,
+-- Dump, Version.
+
+local json = require("json")
+local utils = require("utils")
+ao = require("ao")
+Handlers = require("handlers")
+Utils = utils
+
+local process = { _version = "pyao-1" }
+local MAX_INBOX = 10000
+
+Inbox = {}
+Errors = {}
+Name = nil
+Owner = nil
+Colors = {
+  red = "\27[31m", green = "\27[32m", blue = "\27[34m", gray = "\27[90m", reset = "\27[0m",
+}
+Bell = "\7"
+
+local logs = { n = 0 }
+
+-- ---------------------------------------------------------------- printing
+
+local function dump(v, indent, seen)
+  if type(v) ~= "table" then
+    if type(v) == "string" then
+      return string.format("%q", v)
+    end
+    return tostring(v)
+  end
+  if seen[v] then
+    return "<cycle>"
+  end
+  seen[v] = true
+  indent = indent or ""
+  local inner = indent .. "  "
+  local parts = {}
+  local n = rawlen(v)
+  for i = 1, n do
+    parts[#parts + 1] = inner .. dump(v[i], inner, seen)
+  end
+  for k, x in pairs(v) do
+    if not (math.type(k) == "integer" and k >= 1 and k <= n) then
+      local key = type(k) == "string" and k:match("^[%a_][%w_]*$") and k or "[" .. dump(k, inner, seen) .. "]"
+      parts[#parts + 1] = inner .. key .. " = " .. dump(x, inner, seen)
+    end
+  end
+  seen[v] = nil
+  if #parts == 0 then
+    return "{}"
+  end
+  return "{\n" .. table.concat(parts, ",\n") .. "\n" .. indent .. "}"
+end
+
+function Dump(v)
+  return dump(v, "", {})
+end
+
+function print(...)
+  local n = select("#", ...)
+  local parts = {}
+  for i = 1, n do
+    local v = select(i, ...)
+    parts[i] = type(v) == "table" and Dump(v) or tostring(v)
+  end
+  logs.n = logs.n + 1
+  logs[logs.n] = table.concat(parts, "\t")
+end
+
+function Prompt()
+  return Colors.green .. (Name or "aos") .. Colors.gray .. "@" .. Colors.blue .. "aos-pyao" .. Colors.gray
+    .. "[Inbox:" .. Colors.red .. tostring(#Inbox) .. Colors.gray .. "]" .. Colors.reset .. "> "
+end
+
+function Version()
+  print("version: " .. process._version)
+end
+
+-- ------------------------------------------------------------------ globals
+
+function Send(msg)
+  local h = ao.send(msg)
+  h.output = "Message added to outbox"
+  return h
+end
+
+function Spawn(...)
+  local module, msg = ...
+  if select("#", ...) == 1 then
+    module, msg = ao._module, ...
+  end
+  local h = ao.spawn(module, msg or {})
+  h.output = "Spawn process request added to outbox"
+  return h
+end
+
+function Assign(assignment)
+  ao.assign(assignment)
+  return "Assignment added to outbox."
+end
+
+function Receive(match)
+  return Handlers.receive(match)
+end
+
+-- --------------------------------------------------------- built-in handlers
+
+local function run_lua(code)
+  local f, err = load("return " .. code, "aos", "t", _G)
+  if not f then
+    f, err = load(code, "aos", "t", _G)
+  end
+  if not f then
+    error(err, 0)
+  end
+  return f()
+end
+
+local function eval_handler(msg)
+  local out = run_lua(msg.Data or "")
+  if out ~= nil then
+    print(out)
+  end
+end
+
+local function boot_handler(msg)
+  local boot = msg.Tags["On-Boot"]
+  if boot == "Data" then
+    run_lua(msg.Data or "")
+  elseif boot then
+    print("On-Boot=" .. boot .. " is not supported by the native Lua VM (no WeaveDrive)")
+  end
+end
+
+local function short(id)
+  id = tostring(id or "unknown")
+  if #id <= 8 then
+    return id
+  end
+  return id:sub(1, 3) .. "..." .. id:sub(-3)
+end
+
+local function default_handler(msg)
+  table.insert(Inbox, msg)
+  while #Inbox > MAX_INBOX do
+    table.remove(Inbox, 1)
+  end
+  local what
+  if msg.Action then
+    what = "Action = " .. tostring(msg.Action):sub(1, 20)
+  else
+    local data = msg.Data
+    if type(data) == "table" then
+      data = json.encode(data)
+    end
+    what = "Data = " .. tostring(data or ""):sub(1, 20)
+  end
+  print("New Message From " .. short(msg.From) .. ": " .. what)
+end
+
+-- --------------------------------------------------------------- per message
+
+local function normalise(msg, env)
+  local keys = {}
+  for k in pairs(msg) do
+    keys[#keys + 1] = k
+  end
+  for _, k in ipairs(keys) do
+    local nk = utils.normalize(k)
+    if nk ~= k then
+      msg[nk], msg[k] = msg[k], nil
+    end
+  end
+  msg.Tags = msg.Tags or {}
+  for _, t in ipairs(msg.Tags) do
+    t.name = utils.normalize(t.name)
+  end
+  ao.normalize(msg)
+  msg.TagArray = msg.Tags
+  local map = {}
+  for _, t in ipairs(msg.TagArray) do
+    if map[t.name] == nil then
+      map[t.name] = t.value
+    end
+  end
+  msg.Tags = map
+  if map["Content-Type"] == "application/json" then
+    local ok, data = pcall(json.decode, msg.Data or "{}")
+    if ok then
+      msg.Data = data
+    end
+  end
+end
+
+local function first_tag(tags, name)
+  for _, t in ipairs(tags or {}) do
+    if t.name == name then
+      return t.value
+    end
+  end
+  return nil
+end
+
+local function attach_reply(msg)
+  msg.reply = function(reply)
+    reply.Target = msg["Reply-To"] or reply.Target or msg.From
+    reply["X-Reference"] = msg["X-Reference"] or msg.Reference
+    reply["X-Origin"] = msg["X-Origin"]
+    return ao.send(reply)
+  end
+  msg.forward = function(target, extra)
+    local fwd = ao.sanitize(msg)
+    for k, v in pairs(extra or {}) do
+      fwd[k] = v
+    end
+    fwd.Target = target
+    fwd["Reply-To"] = msg["Reply-To"] or msg.From
+    fwd["X-Reference"] = msg["X-Reference"] or msg.Reference
+    fwd["X-Origin"] = msg["X-Origin"] or msg.From
+    fwd.reply, fwd.forward = nil, nil
+    return ao.send(fwd)
+  end
+end
+
+--- Eval is allowed from the Owner, or from an Authority address (From).
+local function may_eval(msg)
+  if msg.From == Owner then
+    return true
+  end
+  for _, a in ipairs(ao.authorities) do
+    if msg.From == a then
+      return true
+    end
+  end
+  return false
+end
+
+local function install_builtins(msg, env)
+  Handlers.add("_eval", function(m)
+    return m.Action == "Eval" and may_eval(m)
+  end, eval_handler)
+  if msg.Id == env.Process.Id then
+    Handlers.once("_boot", function(m)
+      return m.Tags.Type == "Process" and Owner == m.From
+    end, boot_handler)
+  end
+  Handlers.append("_default", function()
+    return true
+  end, default_handler)
+end
+
+local function result(extra)
+  local out = {
+    Output = { data = table.concat(logs, "\n", 1, logs.n), prompt = Prompt(), print = true },
+    Messages = ao.outbox.Messages,
+    Spawns = ao.outbox.Spawns,
+    Assignments = ao.outbox.Assignments,
+  }
+  for k, v in pairs(extra or {}) do
+    out[k] = v
+  end
+  return out
+end
+
+function process.handle(msg, env)
+  logs = { n = 0 }
+  ao.init(env)
+  normalise(msg, env)
+  if msg.Id == env.Process.Id and Owner == nil then
+    Owner = first_tag(env.Process.Tags, "From-Process") or msg.From
+  end
+  if Name == nil then
+    Name = first_tag(env.Process.Tags, "Name") or "aos"
+  end
+  if msg.From ~= msg.Owner and not ao.isTrusted(msg) then
+    print("Message is not trusted! From: " .. tostring(msg.From) .. " - Owner: " .. tostring(msg.Owner))
+    return result()
+  end
+  install_builtins(msg, env)
+  attach_reply(msg)
+  local co = coroutine.create(function()
+    return Handlers.evaluate(msg, env)
+  end)
+  local ok, err = coroutine.resume(co, msg, env)
+  if not ok then
+    local text = tostring(err)
+    table.insert(Errors, text)
+    local printed = table.concat(logs, "\n", 1, logs.n)
+    return { Error = (printed ~= "" and printed .. "\n\n" or "") .. "error:\n" .. text }
+  end
+  return result()
+end
+
+return process

@@ -1,0 +1,816 @@
+-- Host side of the native Lua VM (pyao.vm.lua).
+--
+-- Runs in the runtime's real globals, before anything else, and captures what
+-- it needs as locals. It then empties the real globals, so nothing can reach
+-- os, io, debug, package or lupa's `python` table through them. The process
+-- only ever sees the sandbox table E built here.
+--
+-- Contract:
+--   host.boot(sources, module_source)  build E, run our library then the module
+--   host.handle(msg_json, env_json, budget) -> ok, result_json | error, gas_used
+--   host.serialize() -> bytes | nil, reason     canonical bytes of the state
+--   host.deserialize(bytes)                      state back, in place
+-- Determinism: `pairs`/`next` iterate in a canonical key order, `tostring` of
+-- objects shows a stable id, `math.random` is our own seeded generator,
+-- `os.time` returns the message's Timestamp.
+
+local real_load, next, type, select, error, pcall = load, next, type, select, error, pcall
+local rawget, rawset, rawequal, rawlen, setmetatable = rawget, rawset, rawequal, rawlen, setmetatable
+local getmetatable, tostring, tonumber, ipairs, assert = getmetatable, tostring, tonumber, ipairs, assert
+local xpcall = xpcall
+local string, table, math, coroutine, utf8 = string, table, math, coroutine, utf8
+local d_sethook, d_getinfo = debug.sethook, debug.getinfo
+local d_getupvalue, d_setupvalue = debug.getupvalue, debug.setupvalue
+local d_upvalueid, d_upvaluejoin = debug.upvalueid, debug.upvaluejoin
+local d_getmetatable, d_setmetatable = debug.getmetatable, debug.setmetatable
+local sdump, sformat, spack, sunpack, sbyte, ssub = string.dump, string.format, string.pack, string.unpack, string.byte,
+  string.sub
+local tsort, tconcat, tunpack = table.sort, table.concat, table.unpack
+local mtype = math.type
+
+-- Empty the real globals: from here on the host works from its locals only.
+local G = _G
+for k in next, G do
+  G[k] = nil
+end
+
+local host = {}
+local STEP = 1000 -- instructions between two calls of the count hook
+
+-- -------------------------------------------------------------- state tables
+local E -- the sandbox environment (the process's _G)
+local S = { now = nil, rng = 0, seeded = false } -- hidden process state
+local ids = setmetatable({}, { __mode = "k" }) -- object -> stable id (ordering, tostring)
+local nextid = 0
+local lib_handle -- process.handle of our library
+
+local function idof(o)
+  local i = ids[o]
+  if not i then
+    nextid = nextid + 1
+    i = nextid
+    ids[o] = i
+  end
+  return i
+end
+
+-- --------------------------------------------------- canonical key ordering
+-- numbers < strings < false < true < objects (by stable id)
+local function rank(k)
+  local t = type(k)
+  if t == "number" then
+    return 1
+  elseif t == "string" then
+    return 2
+  elseif t == "boolean" then
+    return k and 4 or 3
+  end
+  return 5
+end
+
+local function keyless(a, b)
+  local ra, rb = rank(a), rank(b)
+  if ra ~= rb then
+    return ra < rb
+  end
+  if ra <= 2 then
+    return a < b
+  end
+  if ra == 5 then
+    return idof(a) < idof(b)
+  end
+  return false
+end
+
+-- Objects get their stable id the first time they are ordered or printed. New
+-- objects met together are numbered by a shallow fingerprint of their
+-- contents, never by address; objects with equal fingerprints remain a known
+-- source of non-determinism (docs/lua-modules.md).
+local function fingerprint(o)
+  if type(o) == "function" then
+    local info = d_getinfo(o, "S")
+    return "f" .. info.source .. ":" .. info.linedefined
+  elseif type(o) ~= "table" then
+    return type(o)
+  end
+  local parts, n = {}, 0
+  for k, v in next, o do
+    local tk, tv = type(k), type(v)
+    if (tk == "string" or tk == "number" or tk == "boolean") then
+      n = n + 1
+      parts[n] = sformat("%s=%s", tk == "string" and sformat("%q", k) or tostring(k),
+        (tv == "string" and sformat("%q", v)) or ((tv == "number" or tv == "boolean") and tostring(v)) or tv)
+    end
+  end
+  tsort(parts)
+  return "t" .. tconcat(parts, ",")
+end
+
+-- Order object keys: known ids first, then new objects by fingerprint. With
+-- `assign`, the new ones get their ids (pairs, next); the serializer does not
+-- assign, so taking a snapshot never changes the state.
+local function order_objects(objs, n, assign)
+  local known, fresh, nk, nf = {}, {}, 0, 0
+  for i = 1, n do
+    local o = objs[i]
+    if ids[o] then
+      nk = nk + 1
+      known[nk] = o
+    else
+      nf = nf + 1
+      fresh[nf] = o
+    end
+  end
+  tsort(known, function(a, b)
+    return ids[a] < ids[b]
+  end)
+  if nf > 1 then
+    local fp = {}
+    for i = 1, nf do
+      fp[fresh[i]] = fingerprint(fresh[i])
+    end
+    tsort(fresh, function(a, b)
+      return fp[a] < fp[b]
+    end)
+  end
+  for i = 1, nf do
+    if assign then
+      idof(fresh[i])
+    end
+    known[nk + i] = fresh[i]
+  end
+  return known
+end
+
+local function sorted_keys(t, assign)
+  local nums, strs, objs, n1, n2, n3 = {}, {}, {}, 0, 0, 0
+  local hasf, hast = false, false
+  local k = next(t)
+  while k ~= nil do
+    local ty = type(k)
+    if ty == "number" then
+      n1 = n1 + 1
+      nums[n1] = k
+    elseif ty == "string" then
+      n2 = n2 + 1
+      strs[n2] = k
+    elseif k == false then
+      hasf = true
+    elseif k == true then
+      hast = true
+    else
+      n3 = n3 + 1
+      objs[n3] = k
+    end
+    k = next(t, k)
+  end
+  tsort(nums)
+  tsort(strs)
+  if n3 > 0 then
+    objs = order_objects(objs, n3, assign ~= false)
+  end
+  local n = n1
+  for i = 1, n2 do
+    n = n + 1
+    nums[n] = strs[i]
+  end
+  if hasf then
+    n = n + 1
+    nums[n] = false
+  end
+  if hast then
+    n = n + 1
+    nums[n] = true
+  end
+  for i = 1, n3 do
+    n = n + 1
+    nums[n] = objs[i]
+  end
+  return nums, n
+end
+
+local function metafield(o, name)
+  local mt = d_getmetatable(o)
+  return mt and rawget(mt, name)
+end
+
+local function det_pairs(t)
+  local mp = metafield(t, "__pairs")
+  if mp then
+    local f, s, c = mp(t)
+    return f, s, c
+  end
+  if type(t) ~= "table" then
+    error("bad argument #1 to 'pairs' (table expected, got " .. type(t) .. ")", 2)
+  end
+  local keys, n, i = sorted_keys(t)
+  i = 0
+  return function()
+    while i < n do
+      i = i + 1
+      local k = keys[i]
+      local v = rawget(t, k)
+      if v ~= nil then
+        return k, v
+      end
+    end
+    return nil
+  end, t, nil
+end
+
+local next_cache = setmetatable({}, { __mode = "k" })
+
+local function det_next(t, k)
+  if type(t) ~= "table" then
+    error("bad argument #1 to 'next' (table expected, got " .. type(t) .. ")", 2)
+  end
+  local c = next_cache[t]
+  local i
+  if k == nil then
+    local first = next(t)
+    if first == nil then
+      next_cache[t] = nil
+      return nil
+    end
+    c = { n = 0 }
+    c.keys, c.n = sorted_keys(t)
+    next_cache[t] = c
+    i = 0
+  else
+    if not (c and c.keys[c.last] == k) then
+      c = { n = 0 }
+      c.keys, c.n = sorted_keys(t)
+      next_cache[t] = c
+      i = nil
+      for j = 1, c.n do
+        if rawequal(c.keys[j], k) then
+          i = j
+          break
+        end
+      end
+      if i == nil then
+        error("invalid key to 'next'", 2)
+      end
+    else
+      i = c.last
+    end
+  end
+  while i < c.n do
+    i = i + 1
+    local key = c.keys[i]
+    local v = rawget(t, key)
+    if v ~= nil then
+      c.last = i
+      return key, v
+    end
+  end
+  next_cache[t] = nil
+  return nil
+end
+
+local function det_tostring(v)
+  local ty = type(v)
+  if ty == "table" or ty == "function" or ty == "thread" or ty == "userdata" then
+    if metafield(v, "__tostring") then
+      return tostring(v)
+    end
+    return sformat("%s: 0x%08x", ty, idof(v))
+  end
+  return tostring(v)
+end
+
+local function det_format(fmt, ...)
+  local n = select("#", ...)
+  local args = { ... }
+  for i = 1, n do
+    local ty = type(args[i])
+    if ty == "table" or ty == "function" or ty == "thread" or ty == "userdata" then
+      args[i] = det_tostring(args[i])
+    end
+  end
+  return sformat(fmt, tunpack(args, 1, n))
+end
+
+-- ------------------------------------------------------------ random numbers
+-- splitmix64 over Lua 5.3's wrapping 64-bit integers; the state lives in S.
+local function fnv1a(s)
+  local h = -3750763034362895579 -- 0xcbf29ce484222325
+  for i = 1, #s do
+    h = (h ~ sbyte(s, i)) * 1099511628211
+  end
+  return h
+end
+
+local function rng_next()
+  local z = S.rng + -7046029254386353131 -- 0x9E3779B97F4A7C15
+  S.rng = z
+  z = (z ~ (z >> 30)) * -4658895280553007687 -- 0xBF58476D1CE4E5B9
+  z = (z ~ (z >> 27)) * -7723592293110705685 -- 0x94D049BB133111EB
+  return z ~ (z >> 31)
+end
+
+local function det_random(m, n)
+  local nargs = (m ~= nil and 1 or 0) + (n ~= nil and 1 or 0)
+  if nargs == 0 then
+    return (rng_next() >> 11) * (1.0 / 9007199254740992.0)
+  end
+  local lo, hi
+  if n == nil then
+    lo, hi = 1, math.tointeger(m)
+  else
+    lo, hi = math.tointeger(m), math.tointeger(n)
+  end
+  if lo == nil or hi == nil then
+    error("bad argument to 'random' (number has no integer representation)", 2)
+  end
+  if lo > hi then
+    error("bad argument to 'random' (interval is empty)", 2)
+  end
+  local span = hi - lo + 1
+  if span <= 0 then -- the whole integer range
+    return lo + rng_next()
+  end
+  return lo + math.fmod(rng_next() >> 1, span)
+end
+
+local function det_randomseed(x)
+  S.rng = fnv1a(tostring(x))
+  S.seeded = true
+end
+
+
+-- ----------------------------------------------------------------- metering
+local used, limit, exceeded = 0, 0, false
+
+local function hook()
+  used = used + STEP
+  if used > limit then
+    exceeded = true
+    error("compute limit exceeded", 0)
+  end
+end
+
+-- Coroutines do not inherit the hook: every coroutine the process makes gets it.
+local metering = false
+local function metered_create(f)
+  local co = coroutine.create(f)
+  if metering then
+    d_sethook(co, hook, "", STEP)
+  end
+  return co
+end
+
+-- Run f under the instruction budget; returns ok, value-or-error.
+local function metered(budget, f, ...)
+  used, limit, exceeded = 0, budget, false
+  d_sethook(hook, "", STEP)
+  metering = true
+  local ok, res = pcall(f, ...)
+  metering = false
+  d_sethook()
+  if exceeded then
+    return false, "compute limit exceeded: more than " .. budget .. " instructions"
+  end
+  return ok, res
+end
+
+-- ------------------------------------------------------------------ sandbox
+local function copy(t, drop)
+  local c = {}
+  for k, v in next, t do
+    if not (drop and drop[k]) then
+      c[k] = v
+    end
+  end
+  return c
+end
+
+local function safe_setmetatable(t, mt)
+  if type(mt) == "table" and (rawget(mt, "__gc") ~= nil or rawget(mt, "__mode") ~= nil) then
+    error("__gc and __mode are not available: collection time is not deterministic", 2)
+  end
+  return setmetatable(t, mt)
+end
+
+local bundled = {}
+
+local function build_env()
+  E = {}
+  for _, k in ipairs({
+    "assert", "error", "ipairs", "pcall", "rawequal", "rawget", "rawlen", "rawset", "select", "tonumber", "type",
+    "xpcall", "getmetatable",
+  }) do
+    E[k] = ({
+      assert = assert, error = error, ipairs = ipairs, pcall = pcall, rawequal = rawequal, rawget = rawget,
+      rawlen = rawlen, rawset = rawset, select = select, tonumber = tonumber, type = type, xpcall = xpcall,
+      getmetatable = getmetatable,
+    })[k]
+  end
+  E._G = E
+  E._VERSION = "Lua 5.3"
+  E.setmetatable = safe_setmetatable
+  E.next, E.pairs, E.tostring = det_next, det_pairs, det_tostring
+  E.load = function(chunk, name, mode, ...)
+    local env = E
+    if select("#", ...) > 0 then
+      env = ...
+    end
+    if type(chunk) == "function" then
+      local parts = {}
+      while true do
+        local p = chunk()
+        if p == nil or p == "" then
+          break
+        end
+        if type(p) ~= "string" then
+          return nil, "reader function must return a string"
+        end
+        parts[#parts + 1] = p
+      end
+      chunk = tconcat(parts)
+    end
+    if type(chunk) ~= "string" then
+      error("bad argument #1 to 'load' (string expected, got " .. type(chunk) .. ")", 2)
+    end
+    return real_load(chunk, name or chunk, "t", env)
+  end
+  E.string = copy(string, { dump = true })
+  E.string.format = det_format
+  E.table = copy(table)
+  E.math = copy(math)
+  E.math.random, E.math.randomseed = det_random, det_randomseed
+  E.utf8 = copy(utf8)
+  E.coroutine = copy(coroutine)
+  E.coroutine.create = metered_create
+  E.coroutine.wrap = function(f)
+    local co = metered_create(f)
+    return function(...)
+      local r = table.pack(coroutine.resume(co, ...))
+      if not r[1] then
+        error(r[2], 0)
+      end
+      return tunpack(r, 2, r.n)
+    end
+  end
+  E.os = {
+    time = function()
+      return S.now
+    end,
+  }
+  E.package = { loaded = {} }
+  E.require = function(name)
+    if type(name) ~= "string" then
+      error("bad argument #1 to 'require' (string expected, got " .. type(name) .. ")", 2)
+    end
+    local loaded = E.package.loaded
+    local key = name:gsub("^%.", "")
+    if loaded[name] ~= nil then
+      return loaded[name]
+    end
+    if loaded[key] ~= nil then
+      return loaded[key]
+    end
+    local src = bundled[key]
+    if not src then
+      error("module '" .. name .. "' not found (only the bundled modules can be required)", 2)
+    end
+    local f = assert(real_load(src, "@" .. key .. ".lua", "t", E))
+    local r = f(key)
+    if r == nil then
+      r = true
+    end
+    loaded[key] = r
+    return r
+  end
+  -- string methods use the sandbox's string table; the metatable stays hidden
+  local smt = d_getmetatable("")
+  smt.__index = E.string
+  smt.__metatable = false
+end
+
+local host_json -- our json module, loaded privately for the host
+
+function host.boot(sources, module_source, budget)
+  for k, v in next, sources do
+    bundled[k] = v
+  end
+  host_json = real_load(bundled.json, "=pyao-host-json", "t", {
+    string = string, table = table, math = math, type = type, pairs = function(t)
+      return next, t, nil
+    end, next = next, error = error, tostring = tostring, select = select, rawlen = rawlen,
+    tonumber = tonumber, ipairs = ipairs, setmetatable = setmetatable, pcall = pcall, utf8 = utf8,
+  })()
+  build_env()
+  local ok, err = metered(budget, function()
+    local process = E.require("process")
+    lib_handle = process.handle
+    if module_source and #module_source > 0 then
+      local f = assert(real_load(module_source, "@module.lua", "t", E))
+      f()
+    end
+  end)
+  if not ok then
+    return false, tostring(err)
+  end
+  return true, ""
+end
+
+function host.handle(msg_json, env_json, budget)
+  local ok, res = metered(budget, function()
+    local msg = host_json.decode(msg_json)
+    local env = host_json.decode(env_json)
+    if not S.seeded then
+      local mod = type(env.Module) == "table" and env.Module.Id or ""
+      det_randomseed(tostring(msg["Block-Height"]) .. tostring(msg.Owner) .. tostring(mod) .. tostring(msg.Id))
+    end
+    S.now = msg.Timestamp
+    return host_json.encode(lib_handle(msg, env, host))
+  end)
+  return ok, ok and res or det_tostring(res), used
+end
+
+
+-- ------------------------------------------------------------ serialisation
+-- Objects are found breadth-first from the roots {E, S, string metatable
+-- __index}. Everything reachable right after boot is "permanent": the same
+-- object exists in every fresh runtime built from the same library and module,
+-- so it is written by its boot-time index and restored in place. C functions
+-- and host functions are opaque (never looked into); our library's and the
+-- module's Lua functions are permanent but their upvalues are written; any
+-- later Lua function is written with string.dump. Threads, userdata and
+-- C closures made after boot cannot be written: serialize() then says why.
+
+local perm_index, perm_list = {}, {} -- object -> pid, pid -> object
+
+local function is_opaque(f)
+  local info = d_getinfo(f, "S")
+  return info.what == "C" or ssub(info.source, 1, 10) == "=pyao-host"
+end
+
+local function roots()
+  return { E, S, d_getmetatable("").__index }
+end
+
+local function upvalues_of(f, visit)
+  local i = 1
+  while true do
+    local name, v = d_getupvalue(f, i)
+    if name == nil then
+      break
+    end
+    visit(v)
+    i = i + 1
+  end
+end
+
+function host.mark_permanent()
+  perm_index, perm_list = {}, {}
+  local queue, head = roots(), 1
+  for i, o in ipairs(queue) do
+    perm_index[o] = i
+    perm_list[i] = o
+  end
+  local function visit(v)
+    local ty = type(v)
+    if (ty == "table" or ty == "function") and not perm_index[v] then
+      perm_list[#perm_list + 1] = v
+      perm_index[v] = #perm_list
+      queue[#queue + 1] = v
+    end
+  end
+  while head <= #queue do
+    local o = queue[head]
+    head = head + 1
+    if type(o) == "table" then
+      visit(d_getmetatable(o))
+      local keys, n = sorted_keys(o, false)
+      for i = 1, n do
+        visit(keys[i])
+        visit(rawget(o, keys[i]))
+      end
+    elseif not is_opaque(o) then
+      upvalues_of(o, visit)
+    end
+  end
+  return #perm_list
+end
+
+local V_NIL, V_FALSE, V_TRUE, V_INT, V_FLT, V_STR, V_REF = 0, 1, 2, 3, 4, 5, 6
+
+function host.serialize()
+  local out, no = {}, 0
+  local index, list = {}, {}
+  local upowner = {} -- upvalueid -> {objidx, n}
+  local function ref(o)
+    local i = index[o]
+    if not i then
+      list[#list + 1] = o
+      i = #list
+      index[o] = i
+    end
+    return i
+  end
+  local function put(s)
+    no = no + 1
+    out[no] = s
+  end
+  local function value(v)
+    local ty = type(v)
+    if v == nil then
+      put(spack("B", V_NIL))
+    elseif v == false then
+      put(spack("B", V_FALSE))
+    elseif v == true then
+      put(spack("B", V_TRUE))
+    elseif ty == "number" then
+      if mtype(v) == "integer" then
+        put(spack("<Bj", V_INT, v))
+      else
+        put(spack("<Bd", V_FLT, v))
+      end
+    elseif ty == "string" then
+      put(spack("<Bs4", V_STR, v))
+    elseif ty == "table" or ty == "function" then
+      put(spack("<BI4", V_REF, ref(v)))
+    else
+      error("cannot serialize a " .. ty, 0)
+    end
+  end
+  local function upvals(f, fi)
+    local nup = 0
+    while d_getupvalue(f, nup + 1) ~= nil do
+      nup = nup + 1
+    end
+    put(spack("<I2", nup))
+    for i = 1, nup do
+      local uid = d_upvalueid(f, i)
+      local own = upowner[uid]
+      if own then
+        put(spack("<I4I2", own[1], own[2]))
+      else
+        upowner[uid] = { fi, i }
+        put(spack("<I4I2", 0, 0))
+        local _, v = d_getupvalue(f, i)
+        value(v)
+      end
+    end
+  end
+  local ok, err = pcall(function()
+    for _, r in ipairs(roots()) do
+      ref(r)
+    end
+    local i = 0
+    while i < #list do
+      i = i + 1
+      local o = list[i]
+      local pid = perm_index[o] or 0
+      if type(o) == "table" then
+        put(spack("<BI4", 84, pid)) -- 'T'
+        value(d_getmetatable(o))
+        local keys, n = sorted_keys(o, false)
+        put(spack("<I4", n))
+        for j = 1, n do
+          value(keys[j])
+          value(rawget(o, keys[j]))
+        end
+      elseif pid > 0 and is_opaque(o) then
+        put(spack("<BI4", 79, pid)) -- 'O'
+      elseif pid > 0 then
+        put(spack("<BI4", 80, pid)) -- 'P'
+        upvals(o, i)
+      elseif is_opaque(o) then
+        error("cannot serialize a C function made after boot", 0)
+      else
+        put(spack("<Bs4", 70, sdump(o))) -- 'F'
+        upvals(o, i)
+      end
+    end
+    -- stable ids (ordering of object keys, tostring), assigned lazily
+    local pairs_out = {}
+    for j = 1, #list do
+      local id = ids[list[j]]
+      if id then
+        pairs_out[#pairs_out + 1] = spack("<I4j", j, id)
+      end
+    end
+    put(spack("<jI4", nextid, #pairs_out))
+    put(tconcat(pairs_out))
+  end)
+  if not ok then
+    return nil, tostring(err)
+  end
+  return spack("<I4", #list) .. tconcat(out, "", 1, no), nil
+end
+
+function host.deserialize(data)
+  local pos = 1
+  local function read(fmt)
+    local a, b, c = sunpack(fmt, data, pos)
+    if c then
+      pos = c
+      return a, b
+    end
+    pos = b
+    return a
+  end
+  local count = read("<I4")
+  local objs, fills = {}, {}
+  local function value()
+    local tag = read("B")
+    if tag == V_NIL then
+      return nil
+    elseif tag == V_FALSE then
+      return false
+    elseif tag == V_TRUE then
+      return true
+    elseif tag == V_INT then
+      return read("<j")
+    elseif tag == V_FLT then
+      return read("<d")
+    elseif tag == V_STR then
+      return read("<s4")
+    elseif tag == V_REF then
+      return { ref = read("<I4") }
+    end
+    error("bad value tag " .. tostring(tag))
+  end
+  local function upvals()
+    local ups = {}
+    for i = 1, read("<I2") do
+      local oi, on = read("<I4I2")
+      if oi > 0 then
+        ups[i] = { join = oi, n = on }
+      else
+        ups[i] = { v = value() }
+      end
+    end
+    return ups
+  end
+  -- pass 1: parse records and make (or find) every object
+  for i = 1, count do
+    local kind = read("B")
+    if kind == 84 then
+      local pid = read("<I4")
+      local rec = { kind = "T", mt = value(), entries = {} }
+      for j = 1, read("<I4") * 2 do
+        rec.entries[j] = value()
+      end
+      objs[i] = pid > 0 and perm_list[pid] or {}
+      assert(objs[i], "snapshot does not match this library")
+      fills[i] = rec
+    elseif kind == 79 or kind == 80 then
+      local pid = read("<I4")
+      objs[i] = assert(perm_list[pid], "snapshot does not match this library")
+      fills[i] = kind == 80 and { kind = "F", ups = upvals() } or { kind = "O" }
+    elseif kind == 70 then
+      objs[i] = assert(real_load(read("<s4"), "=(snapshot)", "b", E))
+      fills[i] = { kind = "F", ups = upvals() }
+    else
+      error("bad record kind " .. tostring(kind))
+    end
+  end
+  local function resolve(v)
+    if type(v) == "table" then
+      return objs[v.ref]
+    end
+    return v
+  end
+  -- pass 2: fill tables in place, set upvalues
+  for i = 1, count do
+    local o, rec = objs[i], fills[i]
+    if rec.kind == "T" then
+      local old = {}
+      for k in next, o do
+        old[#old + 1] = k
+      end
+      for _, k in ipairs(old) do
+        rawset(o, k, nil)
+      end
+      d_setmetatable(o, resolve(rec.mt))
+      local e = rec.entries
+      for j = 1, #e, 2 do
+        rawset(o, resolve(e[j]), resolve(e[j + 1]))
+      end
+    elseif rec.kind == "F" then
+      for n, u in ipairs(rec.ups) do
+        if u.join then
+          d_upvaluejoin(o, n, objs[u.join], u.n)
+        else
+          d_setupvalue(o, n, resolve(u.v))
+        end
+      end
+    end
+  end
+  local nid, npairs = read("<jI4")
+  nextid = nid
+  for k in next, ids do
+    ids[k] = nil
+  end
+  for _ = 1, npairs do
+    local j, id = read("<I4j")
+    ids[objs[j]] = id
+  end
+  return true
+end
+
+return host
