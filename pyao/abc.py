@@ -8,6 +8,12 @@ this file as the units that need them land.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pyao.gateway._model import Block, BlockQuery, ChainInfo, ItemRecord, Page, TransactionQuery, Upload
 
 
 class Signer(ABC):
@@ -42,12 +48,6 @@ class Signer(ABC):
 # ==================================================================== gateway
 # (interfaces of the permanent store: its storage backend, and the read side a
 #  remote Arweave gateway also offers)
-
-from collections.abc import AsyncIterator  # noqa: E402
-from typing import TYPE_CHECKING  # noqa: E402
-
-if TYPE_CHECKING:
-    from pyao.gateway._model import Block, BlockQuery, ChainInfo, ItemRecord, Page, TransactionQuery, Upload
 
 
 class GatewayStore(ABC):
@@ -194,11 +194,9 @@ class ScheduleStore(ABC):
 # ==================================================================== vm
 # (interfaces of the process VMs: a VM per Module-Format, the process instance
 #  it makes, and the values that cross that boundary; registry in pyao.vm)
-from dataclasses import dataclass as _dataclass  # noqa: E402
-from typing import Any as _Any  # noqa: E402
 
 
-@_dataclass(frozen=True)
+@dataclass(frozen=True)
 class Limits:
     """Per-message limits of one process: ``compute`` in the VM's own unit (Lua
     VM instructions for native Lua), ``memory`` in bytes. The CU derives them
@@ -208,7 +206,7 @@ class Limits:
     memory: int
 
 
-@_dataclass(frozen=True)
+@dataclass(frozen=True)
 class ModuleSource:
     """A module item: its id, owner address, tags (``(name, value)`` pairs) and data (the code)."""
 
@@ -218,7 +216,7 @@ class ModuleSource:
     data: bytes
 
 
-@_dataclass(frozen=True)
+@dataclass(frozen=True)
 class ProcessContext:
     """The process a VM instance runs: its id, owner address and tags."""
 
@@ -227,7 +225,7 @@ class ProcessContext:
     tags: tuple[tuple[str, str], ...]
 
 
-@_dataclass(frozen=True)
+@dataclass(frozen=True)
 class EvalResult:
     """One message's evaluation, mapping 1:1 to the CU result JSON.
 
@@ -238,11 +236,11 @@ class EvalResult:
     and the other fields are empty.
     """
 
-    output: _Any = ""
+    output: Any = ""
     messages: tuple[dict, ...] = ()
     spawns: tuple[dict, ...] = ()
     assignments: tuple[dict, ...] = ()
-    error: _Any = None
+    error: Any = None
     gas_used: int = 0
 
     @property
