@@ -44,16 +44,35 @@ def bare_solana(owner: bytes, message: bytes, signature: bytes) -> None:
     ed25519.Ed25519PublicKey.from_public_bytes(owner).verify(signature, message.hex().encode())
 
 
-def bare_ethereum(owner: bytes, message: bytes, der_signature: bytes) -> None:
+def bare_ethereum_recover(owner: bytes, message: bytes, signature: bytes) -> None:
+    """What pyao checks for type 3: v recovers the owner (s low is implied by the signer)."""
+    digest = keccak256(b"\x19Ethereum Signed Message:\n48" + message)
+    recoverable = signature[:64] + bytes([signature[64] - 27])
+    recovered = coincurve.PublicKey.from_signature_and_message(recoverable, digest, hasher=None)
+    assert recovered.format(compressed=False) == owner
+
+
+def bare_ethereum_verify(owner: bytes, message: bytes, der_signature: bytes) -> None:
+    """arbundles' weaker check for type 3: (r, s) against the owner, v ignored."""
     digest = keccak256(b"\x19Ethereum Signed Message:\n48" + message)
     assert coincurve.PublicKey(owner).verify(der_signature, digest, hasher=None)
 
 
+def _raw_signature(item: DataItem) -> bytes:
+    return item.signature
+
+
+def _der_signature(item: DataItem) -> bytes:
+    return cdata_to_der(deserialize_compact(item.signature[:64]))
+
+
+# name -> (make a signer, the bare library check, the signature form that check takes)
 CASES = {
-    "arweave (1)": (Wallet.generate, bare_rsa),
-    "ed25519 (2)": (Ed25519Signer.generate, bare_ed25519),
-    "ethereum (3)": (EthereumSigner.generate, bare_ethereum),
-    "solana (4)": (lambda: SolanaSigner.from_seed(bytes(range(32))), bare_solana),
+    "arweave (1)": (Wallet.generate, bare_rsa, _raw_signature),
+    "ed25519 (2)": (Ed25519Signer.generate, bare_ed25519, _raw_signature),
+    "ethereum (3)": (EthereumSigner.generate, bare_ethereum_recover, _raw_signature),
+    "ethereum (3) vs verify-only": (EthereumSigner.generate, bare_ethereum_verify, _der_signature),
+    "solana (4)": (lambda: SolanaSigner.from_seed(bytes(range(32))), bare_solana, _raw_signature),
 }
 
 
@@ -81,14 +100,9 @@ def pyao_verify(raw: bytes) -> None:
 
 def run(count: int, rounds: int) -> list[dict]:
     rows = []
-    for name, (make_signer, bare) in CASES.items():
+    for name, (make_signer, bare, sig) in CASES.items():
         raws = make_items(make_signer(), count, 1024)
         items = [DataItem.from_bytes(r) for r in raws]
-        sig = (
-            (lambda it: cdata_to_der(deserialize_compact(it.signature[:64])))
-            if "ethereum" in name
-            else (lambda it: it.signature)
-        )
         bare_inputs = [(it.owner, it.signature_data(), sig(it)) for it in items]
         ours_inputs = [(r,) for r in raws]
         bare_s = ours_s = float("inf")

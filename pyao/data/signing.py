@@ -10,7 +10,7 @@ type name      sig   owner message signed (m = the 48-byte deep hash)
 1    arweave   512   512   RSA-PSS/SHA-256 over m; sign with maximum salt, verify any salt
 2    ed25519    64    32   Ed25519 over m
 3    ethereum   65    65   secp256k1 over keccak256("\\x19Ethereum Signed Message:\\n48" + m),
-                           r||s||v; v is not checked (as arbundles), s must be low
+                           r||s||v; s must be low and v (27/28) must recover the owner
 4    solana     64    32   Ed25519 over the ASCII hex of m (arbundles HexSolanaSigner)
 ==== ========= ===== ===== ===========================================================
 """
@@ -75,6 +75,9 @@ def _verify_solana(owner: bytes, message: bytes, signature: bytes) -> bool:
     return _verify_ed25519(owner, message.hex().encode("ascii"), signature)
 
 
+_SECP256K1_HALF_ORDER = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
+
+
 @lru_cache(maxsize=1024)
 def _secp_public_key(owner: bytes):
     """The parsed libsecp256k1 key of an owner, or None when the bytes are no valid key."""
@@ -85,16 +88,24 @@ def _secp_public_key(owner: bytes):
 
 
 def _verify_ethereum(owner: bytes, message: bytes, signature: bytes) -> bool:
-    public_key = _secp_public_key(owner)
-    if public_key is None:
+    """r||s||v over EIP-191. Stricter than arbundles, which ignores v: v must be 27 or 28
+    and recover the owner, and s must be low, so no third party can make a second valid
+    signature (and so a second id) for the same item."""
+    v = signature[64]
+    if v not in (27, 28) or int.from_bytes(signature[32:64], "big") > _SECP256K1_HALF_ORDER:
+        return False
+    owner_key = _secp_public_key(owner)
+    if owner_key is None:
         return False
     ctx = _SECP_CONTEXT.ctx
-    sig = _secp_ffi.new("secp256k1_ecdsa_signature *")
-    if not _secp_lib.secp256k1_ecdsa_signature_parse_compact(ctx, sig, signature[:64]):
+    sig = _secp_ffi.new("secp256k1_ecdsa_recoverable_signature *")
+    if not _secp_lib.secp256k1_ecdsa_recoverable_signature_parse_compact(ctx, sig, signature[:64], v - 27):
         return False
-    # libsecp256k1 refuses high-s signatures, as arbundles' secp256k1.ecdsaVerify does.
+    recovered = _secp_ffi.new("secp256k1_pubkey *")
     digest = keccak256(_EIP191_PREFIX + message)
-    return bool(_secp_lib.secp256k1_ecdsa_verify(ctx, sig, digest, public_key))
+    if not _secp_lib.secp256k1_ecdsa_recover(ctx, recovered, sig, digest):
+        return False
+    return _secp_lib.secp256k1_ec_pubkey_cmp(ctx, recovered, owner_key) == 0
 
 
 # ---------------------------------------------------------------- addresses

@@ -140,3 +140,22 @@ def test_ethereum_owner_address_is_eip55(signers):
 
 def test_string_data_is_utf8(signers):
     assert DataItem.create("☃", signer=signers[2]).data == "☃".encode()
+
+
+def test_ethereum_signatures_are_not_malleable(signers):
+    """arbundles ignores v; pyao does not, so nobody can mint a second id for the same item."""
+    item = DataItem.create(b"pay 5", signer=signers[3])
+    sig = item.signature
+    n = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+    high_s = (n - int.from_bytes(sig[32:64], "big")).to_bytes(32, "big")
+    other_v = 27 + 28 - sig[64]
+    variants = [
+        sig[:64] + bytes([other_v]),  # the other recovery id
+        sig[:64] + bytes([sig[64] - 27]),  # 0/1 style v
+        sig[:32] + high_s + bytes([other_v]),  # (r, n - s) with the flipped v also recovers the key
+    ]
+    for variant in variants:
+        forged = DataItem(3, variant, item.owner, b"", b"", (), b"", item.data)
+        assert forged.id != item.id
+        assert not forged.verify()
+    assert item.verify()
