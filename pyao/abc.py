@@ -297,3 +297,91 @@ class VM(ABC):
 
 
 # ==================================================================== end vm
+
+
+# ==================================================================== compute unit
+# (interfaces of the CU: the durable store of evaluation results)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One evaluation of a process, as the CU stores it: a scheduled message or a cron tick.
+
+    ``seq`` is the evaluation's place in the process's stream (0 = the process
+    message itself); it orders evaluations exactly as they ran. ``ordinate`` is
+    the nonce of the scheduled message (for a cron tick: of the message it
+    follows); ``message_id`` is None and ``cron`` names the cron
+    (``"<index>-<interval>"``) for a tick. ``result`` is ``EvalResult.to_json()``.
+    """
+
+    process_id: str
+    seq: int
+    message_id: str | None
+    ordinate: int
+    cron: str | None
+    timestamp: int
+    block_height: int
+    result: dict[str, Any]
+
+    @property
+    def is_error(self) -> bool:
+        return "Error" in self.result
+
+
+class ResultStore(ABC):
+    """The CU's durable results: one row per evaluation, keyed by (process_id, seq).
+
+    Backends: SQLite (default) and PostgreSQL (``pyao.cu.open_result_store``);
+    one test suite runs against both. The methods block; the CU calls them from
+    one worker thread, so a connection is never shared between threads.
+
+    Contract:
+
+    * ``put`` stores evaluations in one transaction; rows already stored (same
+      process and seq) are kept as they are, so a replay after a restart is
+      idempotent. Failures raise ``StoreError`` having changed nothing.
+    * ``page`` answers non-error evaluations (errored ones are stored, but
+      results listings exclude them, as the official CU does) in ``seq`` order,
+      within every bound given: ``seq_gt``/``seq_lt``/``seq_ge``/``seq_le`` and
+      ``ts_ge``/``ts_le`` (timestamps, ms); ``only_cron`` keeps cron ticks only.
+    """
+
+    @abstractmethod
+    def put(self, evaluations: list[Evaluation]) -> None:
+        """Store ``evaluations`` (idempotent per (process_id, seq))."""
+
+    @abstractmethod
+    def by_message(self, process_id: str, message_id: str) -> Evaluation | None:
+        """The evaluation of scheduled message ``message_id`` on ``process_id``."""
+
+    @abstractmethod
+    def at(self, process_id: str, timestamp: int, ordinate: int, cron: str | None) -> Evaluation | None:
+        """The evaluation a results cursor names, if stored."""
+
+    @abstractmethod
+    def last(self, process_id: str) -> Evaluation | None:
+        """The newest evaluation of ``process_id``."""
+
+    @abstractmethod
+    def page(
+        self,
+        process_id: str,
+        *,
+        limit: int,
+        descending: bool = False,
+        only_cron: bool = False,
+        seq_gt: int | None = None,
+        seq_lt: int | None = None,
+        seq_ge: int | None = None,
+        seq_le: int | None = None,
+        ts_ge: int | None = None,
+        ts_le: int | None = None,
+    ) -> list[Evaluation]:
+        """Up to ``limit`` non-error evaluations within the bounds, by seq (descending if asked)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections (idempotent)."""
+
+
+# ==================================================================== end compute unit

@@ -83,3 +83,37 @@ class SchedulerConfig:
     @classmethod
     def from_env(cls, **overrides: Any) -> SchedulerConfig:
         return _from_env(cls, "PYAO_SU_", **overrides)
+
+
+@dataclass(frozen=True)
+class CUConfig:
+    """The compute unit. Environment prefix ``PYAO_CU_``."""
+
+    host: str = "127.0.0.1"
+    port: int = 6363
+    #: result store: ``sqlite:///path.db`` (default under data_dir), ``sqlite://:memory:`` or ``postgresql://…``
+    db: str = ""
+    data_dir: Path = Path.home() / ".pyao" / "cu"
+    #: the CU's key file (RSA JWK or Ed25519 OKP JWK); created if missing
+    wallet: Path = Path.home() / ".pyao" / "cu" / "wallet.json"
+    #: key type generated when ``wallet`` does not exist: "arweave" (RSA) or "ed25519"
+    wallet_type: str = "ed25519"
+    #: where process, module and Scheduler-Location items and block metadata are read
+    gateway_url: str = "http://127.0.0.1:4000"
+    #: the most a process may ask with Compute-Limit (native Lua: VM instructions per message)
+    max_compute: int = 10_000_000_000
+    #: the most a process may ask with Memory-Limit, bytes (official PROCESS_WASM_MEMORY_MAX_LIMIT: 1 GB)
+    max_memory: int = 1024 * MiB
+    #: schedule page size asked of the SU (official LOAD_MESSAGES_PAGE_SIZE)
+    page_size: int = 1000
+    #: threads that run VM calls (one evaluation at a time per process)
+    vm_threads: int = 4
+    #: trailing cron ticks are generated up to the SU's clock minus this, so a message still
+    #: being committed with an earlier timestamp is not overtaken
+    cron_lag_ms: int = 1000
+    #: largest accepted dry-run body, bytes
+    max_dry_run_bytes: int = 1 * MiB
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> CUConfig:
+        return _from_env(cls, "PYAO_CU_", **overrides)

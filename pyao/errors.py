@@ -20,6 +20,7 @@ to 4xx answers. Anything else escaping pyao is a bug.
     ├── Conflict                   a duplicate: the item or message is already stored/scheduled
     ├── StoreError                 a storage backend failed (the operation changed nothing)
     ├── UnitError                  another unit is down or answered badly (client side)
+    │   └── ScheduleError          an SU's schedule breaks the protocol (a broken hash chain, a gap)
     └── VMError                    a module, limit or state snapshot a VM cannot use
         ├── UnknownModuleFormat    no VM is registered for the module's Module-Format
         ├── ModuleError            the module cannot be loaded (bad source, bad limit tags, boot failed)
@@ -50,6 +51,7 @@ __all__ = [
     "Conflict",
     "StoreError",
     "UnitError",
+    "ScheduleError",
     "VMError",
     "UnknownModuleFormat",
     "ModuleError",
@@ -115,6 +117,10 @@ class UnitError(PyaoError):
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+
+
+class ScheduleError(UnitError):
+    """A scheduler unit's schedule that breaks the protocol: a broken hash chain, a nonce gap."""
 
 
 class VMError(PyaoError):

@@ -16,6 +16,7 @@ VERBS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[
     "item": ("parse, verify and show an ANS-104 data item or bundle file", _data.item_arguments, _data.item),
     "gateway": ("run the gateway (permanent store) alone", _units.gateway_arguments, _units.gateway),
     "su": ("run the scheduler unit alone", _units.su_arguments, _units.su),
+    "cu": ("run the compute unit alone", _units.cu_arguments, _units.cu),
 }
 
 

@@ -1,4 +1,4 @@
-"""CLI verbs that run one unit alone: ``pyao gateway`` and ``pyao su``.
+"""CLI verbs that run one unit alone: ``pyao gateway``, ``pyao su`` and ``pyao cu``.
 
 Each unit package exposes ``serve(config)`` (a coroutine that runs its HTTP
 server until cancelled); this module only turns flags into that config.
@@ -11,7 +11,7 @@ import asyncio
 import importlib
 from pathlib import Path
 
-from pyao.config import GatewayConfig, SchedulerConfig
+from pyao.config import CUConfig, GatewayConfig, SchedulerConfig
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -54,4 +54,25 @@ def su(args: argparse.Namespace) -> int:
         url=args.url,
     )
     asyncio.run(importlib.import_module("pyao.su").serve(config))
+    return 0
+
+
+def cu_arguments(parser: argparse.ArgumentParser) -> None:
+    _common(parser)
+    parser.add_argument("--gateway-url", help="the gateway the CU reads processes, modules and blocks from")
+    parser.add_argument("--wallet", type=Path, help="the CU's key file (created if missing)")
+    parser.add_argument("--wallet-type", choices=["arweave", "ed25519"], help="key type to create")
+
+
+def cu(args: argparse.Namespace) -> int:
+    config = CUConfig.from_env(
+        host=args.host,
+        port=args.port,
+        db=args.db,
+        data_dir=args.data_dir,
+        gateway_url=args.gateway_url,
+        wallet=args.wallet,
+        wallet_type=args.wallet_type,
+    )
+    asyncio.run(importlib.import_module("pyao.cu").serve(config))
     return 0

@@ -1,1 +1,107 @@
-"""The compute unit: lazy, deterministic evaluation of processes from their SU schedule."""
+"""The compute unit (CU): lazy, deterministic evaluation of processes from their SU schedule.
+
+A request for a result makes the CU locate the process (its ``Scheduler`` tag →
+the SU's ``Scheduler-Location`` on the gateway), load its module (VM chosen by
+``Module-Format``), page the schedule from where it stopped, and replay it,
+cron ticks included, through one hot instance per process. Every evaluation is
+stored in the result store (SQLite or PostgreSQL). See ``_locate`` (metadata),
+``_messages`` (SU entry → msg), ``_cron`` (ticks), ``_engine`` (evaluation),
+``_store`` (results), ``_server`` (routes and HTTP choices).
+
+Public face: ``ComputeUnit`` (``async with`` it, or let ``create_app``'s lifespan
+do it), ``create_app``, ``serve``, ``open_result_store``, ``load_wallet``.
+
+Not yet (later slices): state checkpoints (a restarted CU replays a process
+from nonce 0 the first time it must evaluate it; stored results are answered
+without replay), multi-core workers, the batched hot path, WASM modules.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyao.abc import ResultStore, Signer
+from pyao.client import GatewayClient, SchedulerClient
+from pyao.config import CUConfig
+from pyao.cu._engine import Engine
+from pyao.cu._locate import Locator
+from pyao.cu._server import build_app
+from pyao.cu._store import open_result_store
+from pyao.data import Ed25519Signer, Wallet, load_signer, save_signer
+from pyao.errors import WalletError
+
+__all__ = ["ComputeUnit", "create_app", "load_wallet", "open_result_store", "serve"]
+
+
+def load_wallet(config: CUConfig) -> Signer:
+    """The CU's key from ``config.wallet``, created with ``config.wallet_type`` if missing."""
+    if config.wallet.exists():
+        return load_signer(config.wallet)
+    if config.wallet_type == "arweave":
+        signer: Signer = Wallet.generate()
+    elif config.wallet_type == "ed25519":
+        signer = Ed25519Signer.generate()
+    else:
+        raise WalletError(f"unknown wallet type {config.wallet_type!r}: use arweave or ed25519")
+    save_signer(signer, config.wallet)
+    return signer
+
+
+def store_url(config: CUConfig) -> str:
+    return config.db or f"sqlite:///{config.data_dir / 'cu.db'}"
+
+
+class ComputeUnit:
+    """A running CU: result store, locator (gateway and SU clients) and engine.
+
+    ``async with unit:`` is its lifetime; leaving it stops the worker threads
+    and closes the store and clients.
+    """
+
+    def __init__(
+        self,
+        config: CUConfig,
+        *,
+        store: ResultStore | None = None,
+        gateway: GatewayClient | None = None,
+        signer: Signer | None = None,
+        scheduler_factory: Any = SchedulerClient,
+    ) -> None:
+        self.config = config
+        self.signer = signer or load_wallet(config)
+        self.store = store if store is not None else open_result_store(store_url(config))
+        self.gateway = gateway or GatewayClient(config.gateway_url)
+        self.locator = Locator(self.gateway, scheduler_factory)
+        self.engine = Engine(self.locator, self.store, config)
+        self.app = build_app(self)
+
+    async def __aenter__(self) -> ComputeUnit:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.engine.close()
+        await self.locator.close()
+        await self.gateway.close()
+        self.store.close()
+
+
+def create_app(
+    config: CUConfig,
+    *,
+    store: ResultStore | None = None,
+    gateway: GatewayClient | None = None,
+    signer: Signer | None = None,
+) -> Any:
+    """A Starlette app whose lifespan runs the unit (``app.state.unit``)."""
+    return ComputeUnit(config, store=store, gateway=gateway, signer=signer).app
+
+
+async def serve(config: CUConfig) -> None:
+    """Run the CU on ``config.host:config.port`` until cancelled."""
+    import uvicorn
+
+    app = create_app(config)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=config.host, port=config.port, log_level="warning", lifespan="on", access_log=False)
+    )
+    await server.serve()

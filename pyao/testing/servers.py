@@ -24,11 +24,11 @@ import uvicorn
 
 
 @contextlib.contextmanager
-def serve_app(app: Any, *, host: str = "127.0.0.1", start_timeout: float = 10.0) -> Iterator[str]:
-    """Run ``app`` with uvicorn on ``host`` and a free port; yield its base URL."""
+def serve_app(app: Any, *, host: str = "127.0.0.1", port: int = 0, start_timeout: float = 10.0) -> Iterator[str]:
+    """Run ``app`` with uvicorn on ``host`` and ``port`` (0: a free one); yield its base URL."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, 0))
+    sock.bind((host, port))
     port = sock.getsockname()[1]
     config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
     server = uvicorn.Server(config)

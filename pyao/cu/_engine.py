@@ -1,0 +1,410 @@
+"""The evaluation engine: replays a process's schedule through its VM, lazily, deterministically.
+
+Contract
+--------
+* Assumes: a ``Locator`` (gateway and SUs), a ``ResultStore``, and a VM per
+  ``Module-Format`` (``pyao.vm.vm_for``). Knows nothing of HTTP.
+* Per process, one hot in-memory instance and the position evaluated so far
+  (next seq and nonce, SU cursor, hash chain, the last scheduled message as the
+  left cron boundary, how far cron ticks went). ``evaluate_to`` pages the
+  schedule from that position (``_messages.from_schedule_entry``, hydrating
+  assignments of existing items from the gateway), verifies the hash chain
+  (spec §7; evaluation stops before a broken link with ``ScheduleError``),
+  generates cron ticks between consecutive scheduled messages (spec §6), and
+  runs each message through ``ProcessInstance.handle`` on a worker thread.
+  Every evaluation, errored ones included, goes to the result store.
+* One evaluation at a time per process (an asyncio lock each); processes do
+  not block each other: VM calls run on a thread pool. If anything fails
+  half-way (an SU or gateway error, a store failure), the in-memory process is
+  dropped, so the next call rebuilds it by a full replay; the store is
+  idempotent per (process, seq), so nothing is stored twice.
+* Dry runs run on a fork (a fresh instance restored from a snapshot); the live
+  instance and the store are untouched.
+
+Seams for later slices: ``_load`` is where a checkpoint would be restored
+instead of replaying from nonce 0; ``_run`` is the single place VM work is
+handed to threads (a process pool or per-core workers later); ``evaluate_to``
+is the hot path for the 20k msg/s work (batching, pipelined paging).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Iterable
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from pyao.abc import VM, EvalResult, Evaluation, Limits, ProcessContext, ProcessInstance, ResultStore
+from pyao.config import CUConfig
+from pyao.cu._cron import Block, Cron, CronTick, cron_ticks_between, parse_crons
+from pyao.cu._locate import Locator, ModuleMeta, ProcessMeta, pairs
+from pyao.cu._messages import ScheduledMessage, evaluation_tags, first_tag, from_schedule_entry, hydrate
+from pyao.data import Tag, b64url_decode, b64url_encode
+from pyao.errors import NotFound, ParseError, ScheduleError, UnitError
+from pyao.vm import limits_for, vm_for
+
+log = logging.getLogger("pyao.cu")
+
+
+def seed_hash_chain(process_id: str) -> str:
+    """Hash-Chain of nonce 0: sha256 of the process id's bytes."""
+    return b64url_encode(hashlib.sha256(b64url_decode(process_id)).digest())
+
+
+def next_hash_chain(previous_assignment_id: str, previous_chain: str) -> str:
+    """Hash-Chain_n = sha256(prev assignment id bytes ‖ Hash-Chain_{n-1} bytes)."""
+    digest = hashlib.sha256(b64url_decode(previous_assignment_id) + b64url_decode(previous_chain))
+    return b64url_encode(digest.digest())
+
+
+@dataclass
+class _Pending:
+    """One message about to be evaluated, and where its result goes."""
+
+    msg: dict[str, Any]
+    message_id: str | None
+    ordinate: int
+    cron: str | None
+    timestamp: int
+    block_height: int
+
+
+@dataclass
+class LiveProcess:
+    """A process's hot instance and the position it has been evaluated to."""
+
+    meta: ProcessMeta
+    module: ModuleMeta
+    vm: VM
+    limits: Limits
+    instance: ProcessInstance
+    env: dict[str, Any]
+    crons: tuple[Cron, ...]
+    origin: Block
+    next_seq: int = 0
+    next_nonce: int = 0
+    #: SU cursor (timestamp ms) of the last scheduled message evaluated
+    cursor: int | None = None
+    expected_chain: str = ""
+    #: the last scheduled message: left boundary for cron ticks
+    left: Block | None = None
+    left_ordinate: int = 0
+    #: every cron tick with a timestamp below this has been evaluated
+    cron_until: int = 0
+    last: Evaluation | None = None
+
+    @property
+    def context(self) -> ProcessContext:
+        return ProcessContext(self.meta.id, self.meta.owner, pairs(self.meta.tags))
+
+
+def _handle_all(instance: ProcessInstance, msgs: list[dict[str, Any]], env: dict[str, Any]) -> list[EvalResult]:
+    return [instance.handle(msg, env) for msg in msgs]
+
+
+class Engine:
+    """Evaluates processes on demand and stores the results (see the module docstring)."""
+
+    def __init__(self, locator: Locator, store: ResultStore, config: CUConfig) -> None:
+        self.locator = locator
+        self.store = store
+        self.config = config
+        self._vm_pool: Executor = ThreadPoolExecutor(max(1, config.vm_threads), thread_name_prefix="pyao-cu-vm")
+        self._store_pool: Executor = ThreadPoolExecutor(1, thread_name_prefix="pyao-cu-store")
+        self._live: dict[str, LiveProcess] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def close(self) -> None:
+        self._vm_pool.shutdown(wait=True)
+        self._store_pool.shutdown(wait=True)
+
+    # ------------------------------------------------------------ plumbing
+
+    async def stored(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run a blocking result-store call on the store thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._store_pool, lambda: fn(*args, **kwargs))
+
+    async def _on_vm(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._vm_pool, fn, *args)
+
+    def _lock(self, process_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(process_id, asyncio.Lock())
+
+    # ------------------------------------------------------------ public face
+
+    async def evaluate_to(self, process_id: str, *, nonce: int | None = None, timestamp: int | None = None) -> None:
+        """Evaluate ``process_id`` up to the scheduled message ``nonce`` (at ``timestamp``), or to the
+        SU's latest when both are None. Already stored evaluations are not redone."""
+        async with self._lock(process_id):
+            live = self._live.get(process_id)
+            if nonce is not None and live is not None and live.next_nonce > nonce:
+                return
+            if nonce is not None and live is None:
+                last = await self.stored(self.store.last, process_id)
+                if last is not None and last.ordinate >= nonce:
+                    return
+            await self._guarded(process_id, lambda p: self._catch_up(p, timestamp))
+
+    async def live(self, process_id: str, *, trailing_crons: bool = False) -> LiveProcess:
+        """The process evaluated to the SU's latest (and its cron ticks up to the SU's clock, if asked)."""
+        async with self._lock(process_id):
+
+            async def work(p: LiveProcess) -> None:
+                await self._catch_up(p, None)
+                if trailing_crons:
+                    await self._trailing_crons(p)
+
+            return await self._guarded(process_id, work)
+
+    async def latest_nonce(self, process_id: str) -> tuple[int, int]:
+        """The SU's latest (nonce, timestamp) for the process."""
+        meta = await self.meta(process_id)
+        node = await self.locator.scheduler(meta.su_url).latest(process_id)
+        tags = (node.get("assignment") or {}).get("tags") or []
+        return _int(tags, "Nonce"), _int(tags, "Timestamp")
+
+    async def message_slot(self, process_id: str, message_id: str) -> tuple[int, int]:
+        """(nonce, timestamp) the SU gave ``message_id`` on ``process_id``."""
+        meta = await self.meta(process_id)
+        if message_id == process_id:
+            return 0, meta.timestamp
+        node = await self.locator.scheduler(meta.su_url).message(message_id, process_id)
+        tags = (node.get("assignment") or {}).get("tags") or []
+        if first_tag(tags, "Process") != process_id:
+            raise NotFound(f"message {message_id} is not scheduled on process {process_id}")
+        return _int(tags, "Nonce"), _int(tags, "Timestamp")
+
+    async def meta(self, process_id: str) -> ProcessMeta:
+        live = self._live.get(process_id)
+        if live is not None:
+            return live.meta
+        return await self.locator.process(process_id)
+
+    async def snapshot(self, process_id: str) -> tuple[bytes, Evaluation | None]:
+        """The state after the SU's latest message, and the evaluation it ends with."""
+        p = await self.live(process_id)
+        async with self._lock(process_id):
+            return await self._on_vm(p.instance.snapshot), p.last
+
+    async def dry_run(self, process_id: str, message: dict[str, Any]) -> EvalResult:
+        """Evaluate ``message`` (a read-only msg, built by the caller) on a fork of the latest state."""
+        p = await self.live(process_id)
+        async with self._lock(process_id):
+            state = await self._on_vm(p.instance.snapshot)
+            last = p.last
+        msg = {
+            "Timestamp": last.timestamp if last else p.meta.timestamp,
+            "Block-Height": last.block_height if last else p.meta.block_height,
+            "Cron": False,
+            "Target": process_id,
+            **message,
+            "Read-Only": True,
+        }
+        return await self._on_vm(self._fork_and_handle, p, state, evaluation_tags(msg))
+
+    @staticmethod
+    def _fork_and_handle(p: LiveProcess, state: bytes, msg: dict[str, Any]) -> EvalResult:
+        fork = p.vm.instantiate(p.module.source, p.context, p.limits)
+        fork.restore(state)
+        return fork.handle(msg, p.env)
+
+    # ------------------------------------------------------------ loading
+
+    async def _guarded(self, process_id: str, work: Any) -> LiveProcess:
+        """Run ``work`` on the live process; on any failure drop it, so the next call replays."""
+        p = self._live.get(process_id)
+        if p is None:
+            p = await self._load(process_id)
+            self._live[process_id] = p
+        try:
+            await work(p)
+        except BaseException:
+            self._live.pop(process_id, None)
+            raise
+        return p
+
+    async def _load(self, process_id: str) -> LiveProcess:
+        """A fresh instance at nonce 0 (a checkpoint restore joins here later)."""
+        meta = await self.locator.process(process_id)
+        module = await self.locator.module(meta.module_id)
+        vm = vm_for(module.format)
+        limits = limits_for(
+            pairs(module.tags),
+            pairs(meta.tags),
+            max_compute=self.config.max_compute,
+            max_memory=self.config.max_memory,
+        )
+        crons = parse_crons(Tag(t["name"], t["value"]) for t in meta.tags)
+        context = ProcessContext(meta.id, meta.owner, pairs(meta.tags))
+        instance = await self._on_vm(vm.instantiate, module.source, context, limits)
+        env = {
+            "Process": {"Id": meta.id, "Owner": meta.owner, "Tags": meta.tags},
+            "Module": {"Id": module.source.id, "Owner": module.source.owner, "Tags": module.tags},
+        }
+        origin = Block(meta.block_height, meta.timestamp)
+        return LiveProcess(
+            meta, module, vm, limits, instance, env, crons, origin, expected_chain=seed_hash_chain(meta.id)
+        )
+
+    # ------------------------------------------------------------ evaluation
+
+    async def _catch_up(self, p: LiveProcess, to: int | None) -> None:
+        """Page the schedule from the last position up to ``to`` (inclusive; None = all) and evaluate it.
+
+        Each call starts one ms before the cursor and skips nonces already done, so a
+        message committed later with the same timestamp as the cursor is not missed."""
+        su = self.locator.scheduler(p.meta.su_url)
+        start = None if p.cursor is None else str(p.cursor - 1)
+        if to is not None and p.cursor is not None and to < p.cursor:
+            return
+        while True:
+            page = await su.page(
+                p.meta.id, from_=start, to=None if to is None else str(to), limit=self.config.page_size
+            )
+            edges = page.get("edges") or []
+            nodes = [e["node"] for e in edges]
+            scheduled = [m for m in map(_map_entry, nodes) if m.ordinate >= p.next_nonce]
+            if scheduled:
+                await self._evaluate_page(p, scheduled)
+            if not edges or not (page.get("page_info") or {}).get("has_next_page"):
+                return
+            start = str(edges[-1]["cursor"])
+
+    async def _evaluate_page(self, p: LiveProcess, scheduled: list[ScheduledMessage]) -> None:
+        valid, broken = self._verified(p, scheduled)
+        if valid:
+            valid = await self._hydrated(valid)
+            work = await self._with_crons(p, valid)
+            await self._run(p, work)
+            last = valid[-1]
+            p.cursor = last.timestamp_ms
+        if broken is not None:
+            raise broken
+
+    def _verified(self, p: LiveProcess, scheduled: list[ScheduledMessage]) -> tuple[list, ScheduleError | None]:
+        """The prefix of ``scheduled`` whose nonces and hash chain follow on; the error at the first break."""
+        expected_nonce, chain = p.next_nonce, p.expected_chain
+        for i, sm in enumerate(scheduled):
+            if sm.ordinate != expected_nonce:
+                return scheduled[:i], ScheduleError(
+                    f"process {p.meta.id}: the SU skipped from nonce {expected_nonce - 1} to {sm.ordinate}"
+                )
+            if sm.msg.get("Hash-Chain") != chain:
+                return scheduled[:i], ScheduleError(
+                    f"process {p.meta.id}: the SU's hash chain breaks at nonce {sm.ordinate} "
+                    f"(Hash-Chain {sm.msg.get('Hash-Chain')!r}, expected {chain!r}); not evaluating past it"
+                )
+            try:
+                chain = next_hash_chain(sm.assignment_id, chain)
+            except ParseError:
+                return scheduled[: i + 1], ScheduleError(f"process {p.meta.id}: bad assignment id at {sm.ordinate}")
+            expected_nonce += 1
+        return scheduled, None
+
+    async def _hydrated(self, scheduled: list[ScheduledMessage]) -> list[ScheduledMessage]:
+        """Assignments of existing items, filled from the gateway (metadata, and data unless excluded)."""
+        wanted = [sm.msg["Message"] for sm in scheduled if sm.is_assignment]
+        if not wanted:
+            return scheduled
+        metas = await self.locator.items(wanted)
+        out = []
+        for sm in scheduled:
+            if sm.is_assignment:
+                meta = metas.get(sm.msg["Message"])
+                if meta is None:
+                    raise UnitError(f"assigned item {sm.msg['Message']} was not found on the gateway")
+                data = None
+                if "Data" not in sm.exclude:
+                    data = (await self.locator.gateway.raw(meta["id"])).decode("utf-8", "replace")
+                sm = hydrate(sm, meta, data)
+            out.append(sm)
+        return out
+
+    async def _with_crons(self, p: LiveProcess, scheduled: list[ScheduledMessage]) -> list[_Pending]:
+        """The page's messages with the cron ticks due between consecutive ones."""
+        blocks: list[Block] = []
+        if p.crons and p.left is not None:
+            blocks = await self.locator.blocks(p.left.height, scheduled[-1].timestamp_ms)
+        elif p.crons and len(scheduled) > 1:
+            blocks = await self.locator.blocks(scheduled[0].block_height, scheduled[-1].timestamp_ms)
+        work: list[_Pending] = []
+        for sm in scheduled:
+            if p.crons and p.left is not None:
+                if sm.timestamp_ms < p.cron_until:
+                    log.warning(
+                        "process %s: message %s is older than cron ticks already evaluated", p.meta.id, sm.ordinate
+                    )
+                work += self._ticks(p, p.left, p.left_ordinate, sm.timestamp_ms, blocks)
+                p.cron_until = max(p.cron_until, sm.timestamp_ms)
+            work.append(
+                _Pending(evaluation_tags(sm.msg), sm.msg["Id"], sm.ordinate, None, sm.timestamp_ms, sm.block_height)
+            )
+            p.left, p.left_ordinate = Block(sm.block_height, sm.timestamp_ms), sm.ordinate
+        p.next_nonce = scheduled[-1].ordinate + 1
+        p.expected_chain = next_hash_chain(scheduled[-1].assignment_id, scheduled[-1].msg["Hash-Chain"])
+        return work
+
+    def _ticks(self, p: LiveProcess, left: Block, ordinate: int, right: int, blocks: list[Block]) -> list[_Pending]:
+        ticks: Iterable[CronTick] = cron_ticks_between(p.crons, p.origin, left, ordinate, right, blocks)
+        return [self._cron_message(p, t) for t in ticks if t.timestamp_ms >= p.cron_until]
+
+    @staticmethod
+    def _cron_message(p: LiveProcess, tick: CronTick) -> _Pending:
+        """Spec §6: Owner/From = the process owner, Target = pid, the cron's tags; no Id, Nonce or Signature."""
+        msg = {
+            "Owner": p.meta.owner,
+            "From": p.meta.owner,
+            "Target": p.meta.id,
+            "Tags": [{"name": t.name, "value": t.value} for t in tick.cron.tags],
+            "Timestamp": tick.timestamp_ms,
+            "Block-Height": tick.block_height,
+            "Cron": True,
+        }
+        return _Pending(msg, None, tick.ordinate, tick.cron.name, tick.timestamp_ms, tick.block_height)
+
+    async def _trailing_crons(self, p: LiveProcess) -> None:
+        """Cron ticks after the last scheduled message, up to the SU's clock (minus the lag)."""
+        if not p.crons or p.left is None:
+            return
+        now, _height = await self.locator.scheduler(p.meta.su_url).timestamp()
+        until = now - self.config.cron_lag_ms
+        if until <= max(p.left.timestamp_ms, p.cron_until):
+            return
+        blocks = await self.locator.blocks(p.left.height, until)
+        work = self._ticks(p, p.left, p.left_ordinate, until, blocks)
+        p.cron_until = until
+        await self._run(p, work)
+
+    async def _run(self, p: LiveProcess, work: list[_Pending]) -> None:
+        """Evaluate ``work`` in order on a VM thread, then store every result."""
+        if not work:
+            return
+        results = await self._on_vm(_handle_all, p.instance, [w.msg for w in work], p.env)
+        rows = [
+            Evaluation(p.meta.id, p.next_seq + i, w.message_id, w.ordinate, w.cron, w.timestamp, w.block_height,
+                       r.to_json())
+            for i, (w, r) in enumerate(zip(work, results, strict=True))
+        ]  # fmt: skip
+        p.next_seq += len(rows)
+        p.last = rows[-1]
+        await self.stored(self.store.put, rows)
+
+
+def _map_entry(node: dict[str, Any]) -> ScheduledMessage:
+    try:
+        return from_schedule_entry(node)
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise UnitError(f"the SU answered a schedule entry the CU cannot read: {exc!r}") from None
+
+
+def _int(tags: list[dict[str, str]], name: str) -> int:
+    try:
+        return int(first_tag(tags, name))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise UnitError(f"the SU's assignment has no integer {name} tag") from None
+
+
+__all__ = ["Engine", "LiveProcess", "next_hash_chain", "seed_hash_chain"]

@@ -1,0 +1,194 @@
+"""The result store on SQL: one schema and one set of queries, two dialects.
+
+``open_result_store(url)`` picks the backend: ``sqlite:///path.db`` (default;
+``sqlite://:memory:`` for tests) or ``postgresql://…``. The CU calls a store
+from one worker thread only. SQLite runs in WAL mode with ``synchronous=FULL``;
+PostgreSQL commits normally. Any driver error becomes ``StoreError`` after a
+rollback.
+
+One row per evaluation, keyed by ``(process_id, seq)``; ``result`` is the
+result JSON (UTF-8 text), ``is_error`` says whether it holds an ``Error``.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+from pyao.abc import Evaluation, ResultStore
+from pyao.errors import StoreError
+
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS cu_evaluations (
+        process_id TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        message_id TEXT,
+        ordinate BIGINT NOT NULL,
+        cron TEXT,
+        timestamp BIGINT NOT NULL,
+        block_height BIGINT NOT NULL,
+        is_error SMALLINT NOT NULL,
+        result TEXT NOT NULL,
+        PRIMARY KEY (process_id, seq)
+    )""",
+    "CREATE INDEX IF NOT EXISTS cu_evaluations_message ON cu_evaluations (process_id, message_id)",
+    "CREATE INDEX IF NOT EXISTS cu_evaluations_time ON cu_evaluations (process_id, timestamp, ordinate)",
+)
+COLUMNS = "process_id, seq, message_id, ordinate, cron, timestamp, block_height, result"
+
+
+def _row(row: Sequence[Any]) -> Evaluation:
+    return Evaluation(row[0], int(row[1]), row[2], int(row[3]), row[4], int(row[5]), int(row[6]), json.loads(row[7]))
+
+
+def _dump(evaluation: Evaluation) -> tuple:
+    result = json.dumps(evaluation.result, separators=(",", ":"), ensure_ascii=False)
+    e = evaluation
+    return (e.process_id, e.seq, e.message_id, e.ordinate, e.cron, e.timestamp, e.block_height, int(e.is_error), result)
+
+
+class SqlResultStore(ResultStore):
+    """Queries shared by both dialects; subclasses supply the connection and a few spellings."""
+
+    P = "?"
+    driver_errors: tuple[type[BaseException], ...] = ()
+    insert_sql = ""
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+        self._closed = False
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except self.driver_errors as exc:
+            self._rollback()
+            raise StoreError(f"result store failed: {exc}") from exc
+
+    def _rollback(self) -> None:
+        with suppress(self.driver_errors):
+            self._conn.rollback()
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Sequence[Any]]:
+        with self._errors():
+            rows = list(self._conn.execute(sql.replace("?", self.P), params).fetchall())
+            self._conn.commit()  # end the read transaction (PostgreSQL would hold it open)
+            return rows
+
+    def put(self, evaluations: list[Evaluation]) -> None:
+        if not evaluations:
+            return
+        with self._errors():
+            cur = self._conn.cursor()
+            cur.executemany(self.insert_sql.replace("?", self.P), [_dump(e) for e in evaluations])
+            self._conn.commit()
+
+    def by_message(self, process_id: str, message_id: str) -> Evaluation | None:
+        rows = self._query(
+            f"SELECT {COLUMNS} FROM cu_evaluations WHERE process_id = ? AND message_id = ? ORDER BY seq LIMIT 1",
+            (process_id, message_id),
+        )
+        return _row(rows[0]) if rows else None
+
+    def at(self, process_id: str, timestamp: int, ordinate: int, cron: str | None) -> Evaluation | None:
+        cron_sql = "cron IS NULL" if cron is None else "cron = ?"
+        params: list[Any] = [process_id, timestamp, ordinate] + ([] if cron is None else [cron])
+        rows = self._query(
+            f"SELECT {COLUMNS} FROM cu_evaluations WHERE process_id = ? AND timestamp = ? AND ordinate = ?"
+            f" AND {cron_sql} ORDER BY seq LIMIT 1",
+            params,
+        )
+        return _row(rows[0]) if rows else None
+
+    def last(self, process_id: str) -> Evaluation | None:
+        rows = self._query(
+            f"SELECT {COLUMNS} FROM cu_evaluations WHERE process_id = ? ORDER BY seq DESC LIMIT 1", (process_id,)
+        )
+        return _row(rows[0]) if rows else None
+
+    def page(
+        self,
+        process_id: str,
+        *,
+        limit: int,
+        descending: bool = False,
+        only_cron: bool = False,
+        seq_gt: int | None = None,
+        seq_lt: int | None = None,
+        seq_ge: int | None = None,
+        seq_le: int | None = None,
+        ts_ge: int | None = None,
+        ts_le: int | None = None,
+    ) -> list[Evaluation]:
+        where = ["process_id = ?", "is_error = 0"]
+        params: list[Any] = [process_id]
+        if only_cron:
+            where.append("cron IS NOT NULL")
+        bounds = (("seq >", seq_gt), ("seq <", seq_lt), ("seq >=", seq_ge), ("seq <=", seq_le))
+        bounds += (("timestamp >=", ts_ge), ("timestamp <=", ts_le))
+        for op, value in bounds:
+            if value is not None:
+                where.append(f"{op} ?")
+                params.append(value)
+        order = "DESC" if descending else "ASC"
+        sql = f"SELECT {COLUMNS} FROM cu_evaluations WHERE {' AND '.join(where)} ORDER BY seq {order} LIMIT ?"
+        return [_row(r) for r in self._query(sql, [*params, max(0, limit)])]
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._conn.close()
+
+
+class SqliteResultStore(SqlResultStore):
+    driver_errors = (sqlite3.Error,)
+    insert_sql = "INSERT OR IGNORE INTO cu_evaluations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+
+    def __init__(self, path: str) -> None:
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = sqlite3.connect(path, check_same_thread=False, isolation_level="DEFERRED")
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            for statement in SCHEMA:
+                conn.execute(statement)
+            conn.commit()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open result store {path!r}: {exc}") from exc
+        super().__init__(conn)
+
+
+class PostgresResultStore(SqlResultStore):
+    P = "%s"
+    insert_sql = "INSERT INTO cu_evaluations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+
+    def __init__(self, dsn: str) -> None:
+        import psycopg
+
+        self.driver_errors = (psycopg.Error,)
+        try:
+            conn = psycopg.connect(dsn)
+            for statement in SCHEMA:
+                conn.execute(statement)
+            conn.commit()
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot open result store: {exc}") from exc
+        super().__init__(conn)
+
+
+def open_result_store(url: str) -> ResultStore:
+    """A result store for ``sqlite:///path`` (``sqlite://:memory:``) or ``postgresql://…``."""
+    if url.startswith("sqlite://"):
+        path = url[len("sqlite://") :]
+        if path in (":memory:", "/:memory:", ""):
+            return SqliteResultStore(":memory:")
+        return SqliteResultStore(path[1:] if path.startswith("//") else path)
+    if url.startswith(("postgresql://", "postgres://")):
+        return PostgresResultStore(url)
+    raise StoreError(f"unknown result store URL {url!r} (sqlite:///… or postgresql://…)")
