@@ -2,11 +2,13 @@
 
 Only the CLI composes units into one process (DESIGN rule 7). Each unit still
 serves real HTTP on its own loopback port, so outside clients (aoconnect, the
-official units, curl) reach it as they would a remote one; between units inside
-this process the calls go through httpx's ASGI transport, so they pay no socket.
+official units, curl) reach it as they would a remote one; calls from a unit to
+the gateway inside this process go through httpx's ASGI transport, so they pay
+no socket.
 
-Units composed so far: the gateway and the scheduler unit. The messenger and
-compute units and the console join as they land.
+Units composed so far: gateway, scheduler unit, compute unit. It also publishes
+the built-in native-Lua aos module once per data directory. The messenger unit
+and the console join as they land.
 """
 
 from __future__ import annotations
@@ -14,14 +16,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 from pathlib import Path
 
 import httpx
 
-from pyao.config import GatewayConfig, SchedulerConfig
+from pyao.config import CUConfig, GatewayConfig, SchedulerConfig
 
 DEFAULT_DATA_DIR = Path(os.environ.get("PYAO_HOME", Path.home() / ".pyao"))
+AOS_MODULE_SOURCE = b"-- pyao's built-in aos module: the aos process library, nothing added.\n"
 
 
 def up_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,64 +35,104 @@ def up_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--gateway-port", type=int, default=4000)
     parser.add_argument("--su-port", type=int, default=9000)
+    parser.add_argument("--cu-port", type=int, default=6363)
     parser.add_argument("--block-seconds", type=float, default=2.0, help="seal a gateway block every N seconds")
 
 
-def _configs(args: argparse.Namespace) -> tuple[GatewayConfig, SchedulerConfig]:
+def _configs(args: argparse.Namespace) -> tuple[GatewayConfig, SchedulerConfig, CUConfig]:
     gateway = GatewayConfig.from_env(
         port=args.gateway_port, data_dir=args.data_dir / "gateway", block_seconds=args.block_seconds
     )
+    gateway_url = f"http://{gateway.host}:{gateway.port}"
     su = SchedulerConfig.from_env(
         port=args.su_port,
         data_dir=args.data_dir / "su",
         wallet=args.data_dir / "su" / "wallet.json",
-        gateway_url=f"http://{gateway.host}:{gateway.port}",
+        gateway_url=gateway_url,
     )
-    return gateway, su
+    cu = CUConfig.from_env(
+        port=args.cu_port,
+        data_dir=args.data_dir / "cu",
+        wallet=args.data_dir / "cu" / "wallet.json",
+        gateway_url=gateway_url,
+    )
+    return gateway, su, cu
 
 
-async def run_network(args: argparse.Namespace, *, ready: asyncio.Event | None = None) -> None:
+async def _start(server, task_list: list[asyncio.Task]) -> None:
+    """Start one uvicorn server and wait until it listens (or fails)."""
+    task = asyncio.create_task(server.serve())
+    task_list.append(task)
+    while not server.started:
+        if task.done():
+            task.result()
+            raise RuntimeError("a unit stopped while starting")
+        await asyncio.sleep(0.02)
+
+
+async def ensure_aos_module(gateway, signer, data_dir: Path) -> str:
+    """The built-in aos module's id: published once, remembered in ``data_dir/modules.json``."""
+    from pyao.data import DataItem, ao
+    from pyao.vm.lua import LUA_NATIVE_FORMAT
+
+    record = data_dir / "modules.json"
+    known = json.loads(record.read_text()) if record.exists() else {}
+    module_id = known.get("aos")
+    if module_id and await gateway.exists(module_id):
+        return module_id
+    item = DataItem.create(
+        AOS_MODULE_SOURCE,
+        signer=signer,
+        tags=ao.module_tags(LUA_NATIVE_FORMAT, [("Name", "aos")], content_type="text/x-lua"),
+    )
+    await gateway.upload(item.to_bytes())
+    record.write_text(json.dumps({**known, "aos": item.id}))
+    return item.id
+
+
+async def run_network(args: argparse.Namespace) -> None:
     import uvicorn
 
+    from pyao import cu as cu_unit
     from pyao import gateway as gateway_unit
     from pyao import su as su_unit
     from pyao.client import GatewayClient
     from pyao.data import Wallet
 
-    gateway_config, su_config = _configs(args)
-    gateway_config.data_dir.mkdir(parents=True, exist_ok=True)
-    su_config.data_dir.mkdir(parents=True, exist_ok=True)
+    gateway_config, su_config, cu_config = _configs(args)
+    for config in (gateway_config, su_config, cu_config):
+        config.data_dir.mkdir(parents=True, exist_ok=True)
     wallet = Wallet.load_or_create(args.wallet)
 
     gateway_app = gateway_unit.create_app(gateway_config)
-    in_process_gateway = GatewayClient(su_config.gateway_url, transport=httpx.ASGITransport(app=gateway_app))
-    su_app = su_unit.create_app(su_config, gateway=in_process_gateway)
 
+    def in_process_gateway() -> GatewayClient:
+        return GatewayClient(su_config.gateway_url, transport=httpx.ASGITransport(app=gateway_app))
+
+    su_app = su_unit.create_app(su_config, gateway=in_process_gateway())
+    cu_app = cu_unit.create_app(cu_config, gateway=in_process_gateway())
     servers = [
         uvicorn.Server(uvicorn.Config(app, host=cfg.host, port=cfg.port, log_level="warning", access_log=False))
-        for app, cfg in ((gateway_app, gateway_config), (su_app, su_config))
+        for app, cfg in ((gateway_app, gateway_config), (su_app, su_config), (cu_app, cu_config))
     ]
-    tasks = [asyncio.create_task(servers[0].serve())]
-    while not servers[0].started:  # the SU reads the gateway's height when it starts
-        if tasks[0].done():
-            tasks[0].result()
-        await asyncio.sleep(0.02)
-    tasks.append(asyncio.create_task(servers[1].serve()))
-    while not servers[1].started:
-        if tasks[1].done():
-            tasks[1].result()
-        await asyncio.sleep(0.02)
-
-    su_address = su_app.state.unit.signer.address
-    print("pyao network is up")
-    print(f"  gateway          http://{gateway_config.host}:{gateway_config.port}   (GraphQL: /graphql)")
-    print(f"  scheduler unit   http://{su_config.host}:{su_config.port}   address {su_address}")
-    print(f"  your wallet      {args.wallet}   address {wallet.address}")
-    print(f"  data             {args.data_dir}")
-    print("Press Ctrl-C to stop.", flush=True)
-    if ready is not None:
-        ready.set()
+    tasks: list[asyncio.Task] = []
     try:
+        for server in servers:  # in order: the SU and CU read the gateway when they start
+            await _start(server, tasks)
+        async with in_process_gateway() as gateway:
+            module_id = await ensure_aos_module(gateway, wallet, args.data_dir)
+        print("pyao network is up")
+        print(f"  gateway          http://{gateway_config.host}:{gateway_config.port}   (GraphQL: /graphql)")
+        print(
+            f"  scheduler unit   http://{su_config.host}:{su_config.port}   address {su_app.state.unit.signer.address}"
+        )
+        print(
+            f"  compute unit     http://{cu_config.host}:{cu_config.port}   address {cu_app.state.unit.signer.address}"
+        )
+        print(f"  aos module       {module_id}   (Module-Format lua53-pyao-native-1)")
+        print(f"  your wallet      {args.wallet}   address {wallet.address}")
+        print(f"  data             {args.data_dir}")
+        print("Press Ctrl-C to stop.", flush=True)
         await asyncio.gather(*tasks)
     finally:
         for server in servers:

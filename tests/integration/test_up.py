@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def network(tmp_path):
-    gateway_port, su_port = free_port(), free_port()
+    gateway_port, su_port, cu_port = free_port(), free_port(), free_port()
     wallet = tmp_path / "wallet.json"
     proc = subprocess.Popen(
         [
@@ -34,6 +34,8 @@ def network(tmp_path):
             str(gateway_port),
             "--su-port",
             str(su_port),
+            "--cu-port",
+            str(cu_port),
             "--block-seconds",
             "0.5",
         ],
@@ -57,6 +59,7 @@ def network(tmp_path):
     yield {
         "gateway": f"http://127.0.0.1:{gateway_port}",
         "su": f"http://127.0.0.1:{su_port}",
+        "cu": f"http://127.0.0.1:{cu_port}",
         "wallet": Wallet.load(wallet),
         "banner": "".join(lines),
     }
@@ -107,3 +110,24 @@ def test_up_runs_gateway_and_su_that_schedule_and_store_a_process(network):
     assert {edge["node"]["id"] for edge in found} == {process.id, message.id}
     url_tags = [t["value"] for t in locations[0]["node"]["tags"] if t["name"] == "Url"]
     assert url_tags == [network["su"]]
+
+
+def test_up_evaluates_a_process_of_the_built_in_aos_module(network):
+    """Spawn on the built-in module, Eval through the SU, read the result from the CU."""
+    user = network["wallet"]
+    banner_module = [line.split()[2] for line in network["banner"].splitlines() if "aos module" in line]
+    assert len(banner_module) == 1
+    module_id = banner_module[0]
+    su_address = httpx.get(network["su"] + "/").json()["address"]
+    process = DataItem.create(b"aos", signer=user, tags=ao.process_tags(module_id, su_address, [("Name", "calc")]))
+    assert httpx.post(network["su"] + "/", content=process.to_bytes()).status_code == 200
+    message = DataItem.create(
+        b"return 6 * 7", signer=user, target=process.id, tags=ao.message_tags([("Action", "Eval")])
+    )
+    assert httpx.post(network["su"] + "/", content=message.to_bytes()).status_code == 200
+
+    result = httpx.get(f"{network['cu']}/result/{message.id}", params={"process-id": process.id}, timeout=30)
+    assert result.status_code == 200, result.text
+    body = result.json()
+    assert "Error" not in body or not body["Error"], body
+    assert body["Output"]["data"] == "42"
