@@ -2,7 +2,9 @@
 
 local utils = { _version = "pyao-1" }
 
-local MAGIC = "[%^%$%(%)%%%.%[%]%*%+%?%-]"
+-- Lua pattern characters that switch a string spec to pattern matching. A lone
+-- '-' does not: ids and addresses are full of dashes and must compare exactly.
+local MAGIC = "[%^%$%(%)%%%.%[%]%*%+%?]"
 
 --- Does one pattern accept a value? A pattern is '_' (anything), a function
 --- (value, msg) -> truthy, a string (compared case-insensitively; a string

@@ -242,3 +242,13 @@ def test_os_time_and_deterministic_random():
     c.instance.handle(message("another-first-message", "", [{"name": "Type", "value": "Process"}]), c.env)
     c.booted = True
     assert seq(c) != seq(make_process())
+
+
+def test_string_specs_with_dashes_compare_exactly():
+    """Ids are full of '-': a spec like {From = "ab-cd"} matches that exact value (as aos)."""
+    p = make_process()
+    sender = "abc-def" + "x" * 36
+    p.eval("Handlers.add('from-dashed', {From = '%s'}, function(m) print('matched ' .. m.From) end)" % sender)
+    assert "matched " + sender in p.send("", frm=sender, Action="Ping").output["data"]
+    assert p.value("return require('utils').matchesPattern('a-b', 'a-b')") == "true"
+    assert p.value("return require('utils').matchesPattern('a-b', 'ab')") == "false"
