@@ -385,3 +385,87 @@ class ResultStore(ABC):
 
 
 # ==================================================================== end compute unit
+
+
+# ==================================================================== messenger unit
+# (interfaces of the MU: its durable work queue)
+
+
+class MessengerStore(ABC):
+    """The MU's durable work: crank jobs, monitored processes and the processes it has scheduled.
+
+    A job (``pyao.mu.Job``) is one step of a crank: fetch a result, sign an
+    outbox entry, send a signed item, assign. Each step's output is recorded
+    together with the step's completion, so a restarted MU resumes exactly
+    where it stopped. Job ids are deterministic: adding a job that exists
+    changes nothing. Backends: ``pyao.mu.open_store`` picks SQLite or
+    PostgreSQL from a URL; one test suite runs against both.
+
+    The methods block; the MU calls them from one worker thread. Every write
+    is one durable transaction (SQLite WAL with ``synchronous=FULL``), or raises
+    ``StoreError`` having changed nothing.
+    """
+
+    @abstractmethod
+    def add(self, jobs: list[Any]) -> None:
+        """Record new pending jobs (those whose id exists are left as they are)."""
+
+    @abstractmethod
+    def due(self, now: float, limit: int, skip: set[str] | frozenset[str] = frozenset()) -> list[Any]:
+        """Up to ``limit`` pending jobs due at ``now`` and not in ``skip``, oldest due first."""
+
+    @abstractmethod
+    def next_due(self) -> float | None:
+        """When the earliest pending job is due (epoch seconds), or None when none is pending."""
+
+    @abstractmethod
+    def complete(self, job_id: str, children: list[Any]) -> None:
+        """Forget a finished job and record the jobs it led to, in one transaction."""
+
+    @abstractmethod
+    def retry(self, job_id: str, attempts: int, next_at: float, error: str) -> None:
+        """Count a failed attempt and postpone the job to ``next_at``."""
+
+    @abstractmethod
+    def fail(self, job_id: str, attempts: int, error: str) -> None:
+        """Give a job up: it stays, with state ``failed``, for inspection; it is never run again."""
+
+    @abstractmethod
+    def jobs(self, state: str, limit: int) -> list[Any]:
+        """Up to ``limit`` jobs in ``state`` (``pending`` or ``failed``), oldest first."""
+
+    @abstractmethod
+    def counts(self) -> dict[str, int]:
+        """Number of jobs per state."""
+
+    @abstractmethod
+    def remember_process(self, process_id: str, scheduler: str, module: str) -> None:
+        """Record a process the MU scheduled (its SU wallet address and module)."""
+
+    @abstractmethod
+    def process(self, process_id: str) -> tuple[str, str] | None:
+        """``(scheduler address, module)`` of a process the MU scheduled, if any."""
+
+    @abstractmethod
+    def monitor(self, process_id: str) -> bool:
+        """Start monitoring ``process_id``' cron results; False if it already is."""
+
+    @abstractmethod
+    def unmonitor(self, process_id: str) -> bool:
+        """Stop monitoring ``process_id``; False if it was not."""
+
+    @abstractmethod
+    def monitors(self) -> dict[str, str | None]:
+        """Monitored processes and their cron cursors (None: not started)."""
+
+    @abstractmethod
+    def advance(self, process_id: str, cursor: str, jobs: list[Any]) -> None:
+        """Store a monitor's new cursor and the crank jobs of the cron results before it, in one transaction
+        (nothing, if the process is no longer monitored)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections (idempotent)."""
+
+
+# ==================================================================== end messenger unit

@@ -117,3 +117,43 @@ class CUConfig:
     @classmethod
     def from_env(cls, **overrides: Any) -> CUConfig:
         return _from_env(cls, "PYAO_CU_", **overrides)
+
+
+@dataclass(frozen=True)
+class MUConfig:
+    """The messenger unit. Environment prefix ``PYAO_MU_``."""
+
+    host: str = "127.0.0.1"
+    port: int = 3005
+    #: work queue: ``sqlite:///path.db`` (default under data_dir), ``sqlite://:memory:`` or ``postgresql://…``
+    db: str = ""
+    data_dir: Path = Path.home() / ".pyao" / "mu"
+    #: the MU's key file (RSA JWK or Ed25519 OKP JWK); created if missing. Pushed messages are signed with it
+    wallet: Path = Path.home() / ".pyao" / "mu" / "wallet.json"
+    #: key type generated when ``wallet`` does not exist: "arweave" (RSA) or "ed25519"
+    wallet_type: str = "ed25519"
+    #: where processes and Scheduler-Location items are read, and messages to wallets are stored
+    gateway_url: str = "http://127.0.0.1:4000"
+    #: the compute unit whose results the MU cranks
+    cu_url: str = "http://127.0.0.1:6363"
+    #: largest accepted message or process item, bytes
+    max_item_bytes: int = 16 * MiB
+    #: crank jobs run at the same time
+    workers: int = 8
+    #: a job is given up (and kept as failed) after this many attempts
+    max_attempts: int = 12
+    #: first retry delay, seconds; doubled on each attempt up to ``retry_cap_s``
+    retry_base_s: float = 0.25
+    retry_cap_s: float = 30.0
+    #: timeout of one call to another unit, seconds
+    request_timeout_s: float = 30.0
+    #: monitored processes are polled for cron results this often, seconds (official: 10)
+    cron_interval_s: float = 10.0
+    #: cron results asked per poll (official: 50)
+    cron_page: int = 50
+    #: also crank a new process's own (boot) result (official SPAWN_PUSH_ENABLED, default off)
+    spawn_push: bool = False
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> MUConfig:
+        return _from_env(cls, "PYAO_MU_", **overrides)

@@ -17,6 +17,7 @@ VERBS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[
     "gateway": ("run the gateway (permanent store) alone", _units.gateway_arguments, _units.gateway),
     "su": ("run the scheduler unit alone", _units.su_arguments, _units.su),
     "cu": ("run the compute unit alone", _units.cu_arguments, _units.cu),
+    "mu": ("run the messenger unit alone", _units.mu_arguments, _units.mu),
 }
 
 

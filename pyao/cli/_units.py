@@ -1,4 +1,4 @@
-"""CLI verbs that run one unit alone: ``pyao gateway``, ``pyao su`` and ``pyao cu``.
+"""CLI verbs that run one unit alone: ``pyao gateway``, ``pyao su``, ``pyao cu`` and ``pyao mu``.
 
 Each unit package exposes ``serve(config)`` (a coroutine that runs its HTTP
 server until cancelled); this module only turns flags into that config.
@@ -11,7 +11,7 @@ import asyncio
 import importlib
 from pathlib import Path
 
-from pyao.config import CUConfig, GatewayConfig, SchedulerConfig
+from pyao.config import CUConfig, GatewayConfig, MUConfig, SchedulerConfig
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -75,4 +75,31 @@ def cu(args: argparse.Namespace) -> int:
         wallet_type=args.wallet_type,
     )
     asyncio.run(importlib.import_module("pyao.cu").serve(config))
+    return 0
+
+
+def mu_arguments(parser: argparse.ArgumentParser) -> None:
+    _common(parser)
+    parser.add_argument("--gateway-url", help="the gateway processes and Scheduler-Locations are read from")
+    parser.add_argument("--cu-url", help="the compute unit whose results are cranked")
+    parser.add_argument("--wallet", type=Path, help="the MU's key file (created if missing)")
+    parser.add_argument("--wallet-type", choices=["arweave", "ed25519"], help="key type to create")
+    parser.add_argument("--cron-interval", type=float, help="seconds between cron polls of monitored processes")
+    parser.add_argument("--workers", type=int, help="crank jobs run at the same time")
+
+
+def mu(args: argparse.Namespace) -> int:
+    config = MUConfig.from_env(
+        host=args.host,
+        port=args.port,
+        db=args.db,
+        data_dir=args.data_dir,
+        gateway_url=args.gateway_url,
+        cu_url=args.cu_url,
+        wallet=args.wallet,
+        wallet_type=args.wallet_type,
+        cron_interval_s=args.cron_interval,
+        workers=args.workers,
+    )
+    asyncio.run(importlib.import_module("pyao.mu").serve(config))
     return 0

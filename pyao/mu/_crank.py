@@ -1,0 +1,313 @@
+"""The crank worker: runs the durable jobs of ``_core`` against the CU, the SUs and the gateway.
+
+Contract:
+
+* Each job runs at most once at a time in this MU. Its output (the next jobs)
+  is recorded in the same transaction that forgets it, so after a crash a job
+  is either still pending (and is run again) or done with its successors
+  recorded: no step is lost, and none is skipped.
+* Delivery is at least once; the SU refuses a duplicate (same id, or a pushed
+  message with the same deep hash), and that answer counts as success. Signed
+  items are made by one job and sent by the next, so a retried send re-sends
+  the very same bytes (even with an RSA wallet, whose signatures are salted).
+* A failed attempt is retried with exponential backoff (``retry_base_s``,
+  doubled, capped at ``retry_cap_s``); a job never blocks another. After
+  ``max_attempts`` attempts, or at once on input that can never work (a bad
+  anchor, a spawn without Module), the job is kept as ``failed``
+  (``GET /?debug`` lists them).
+
+Side effects: HTTP calls to the CU, SUs and gateway; writes to the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from pyao.abc import MessengerStore, Signer
+from pyao.client import ComputeClient, GatewayClient, SchedulerLocator
+from pyao.config import MUConfig
+from pyao.data import DataItem
+from pyao.errors import DataError, NotFound, PyaoError, RequestError
+from pyao.mu import _core as core
+from pyao.mu._core import Job
+
+log = logging.getLogger("pyao.mu")
+
+
+def encode_item(item: DataItem) -> str:
+    return base64.b64encode(item.to_bytes()).decode()
+
+
+def decode_item(text: str) -> DataItem:
+    return DataItem.from_bytes(base64.b64decode(text))
+
+
+class Processes:
+    """What the MU knows of processes: its own records first, then the gateway, then an SU."""
+
+    def __init__(self, store: Any, locator: SchedulerLocator) -> None:
+        self.store = store  # an AsyncStore
+        self.locator = locator
+        self._cache: dict[str, tuple[str, str]] = {}
+
+    async def remember(self, process_id: str, scheduler: str, module: str) -> None:
+        self._cache[process_id] = (scheduler, module)
+        await self.store.call("remember_process", process_id, scheduler, module)
+
+    async def find(self, process_id: str, *, ask_su: str | None = None) -> tuple[str, str] | None:
+        """``(scheduler address, module)`` of a process, or None when nothing knows it as a process
+        (a wallet, or an id nobody has). ``ask_su``: an SU url to ask last (a process just scheduled
+        may not be on the gateway yet). An id that exists but is not a process raises RequestError."""
+        if process_id in self._cache:
+            return self._cache[process_id]
+        known = await self.store.call("process", process_id)
+        if known is None:
+            known = await self._from_gateway(process_id)
+        if known is None and ask_su:
+            known = await self._from_su(process_id, ask_su)
+        if known is not None:
+            self._cache[process_id] = known
+        return known
+
+    async def _from_gateway(self, process_id: str) -> tuple[str, str] | None:
+        node = await self.locator.process(process_id)
+        if node is None:
+            return None
+        tags = {t["name"]: t["value"] for t in reversed(node["tags"])}
+        if tags.get("Type") != "Process" or not tags.get("Scheduler"):
+            raise RequestError(f"{process_id} is neither an ao process nor a wallet")
+        return tags["Scheduler"], tags.get("Module", "")
+
+    async def _from_su(self, process_id: str, su_url: str) -> tuple[str, str] | None:
+        try:
+            meta = await self.locator.scheduler(su_url).process(process_id)
+        except NotFound:
+            return None
+        tags = {t["name"]: t["value"] for t in reversed(meta.get("tags") or [])}
+        if not tags.get("Scheduler"):
+            return None
+        return tags["Scheduler"], tags.get("Module", "")
+
+    async def su_url(self, process_id: str) -> str:
+        known = await self.find(process_id)
+        if known is None:
+            raise NotFound(f"process {process_id} was not found")
+        return await self.locator.scheduler_url(known[0])
+
+
+class AsyncStore:
+    """Runs the blocking store on one thread, so its connection is never shared."""
+
+    def __init__(self, store: MessengerStore) -> None:
+        self.store = store
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="pyao-mu-store")
+
+    async def call(self, name: str, *args: Any) -> Any:
+        fn = getattr(self.store, name)
+        return await asyncio.get_running_loop().run_in_executor(self._pool, lambda: fn(*args))
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        self.store.close()
+
+
+class Cranker:
+    """Picks due jobs and runs up to ``config.workers`` of them at a time."""
+
+    def __init__(
+        self,
+        config: MUConfig,
+        store: AsyncStore,
+        signer: Signer,
+        locator: SchedulerLocator,
+        processes: Processes,
+        compute: ComputeClient,
+        gateway: GatewayClient,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.signer = signer
+        self.locator = locator
+        self.processes = processes
+        self.compute = compute
+        self.gateway = gateway
+        self.clock = clock
+        self._wake = asyncio.Event()
+        self._running: dict[str, asyncio.Task] = {}
+
+    def notify(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        slots = max(1, self.config.workers)
+        while True:
+            self._wake.clear()
+            free = slots - len(self._running)
+            if free > 0:
+                try:
+                    jobs = await self.store.call("due", self.clock(), free, frozenset(self._running))
+                except PyaoError as exc:
+                    log.warning("cannot read due jobs: %s", exc)
+                    jobs = []
+                for job in jobs:
+                    task = asyncio.create_task(self._attempt(job), name=f"pyao-mu-job-{job.id}")
+                    self._running[job.id] = task
+                    task.add_done_callback(lambda _t, jid=job.id: self._done(jid))
+            await self._sleep()
+
+    def _done(self, job_id: str) -> None:
+        self._running.pop(job_id, None)
+        self._wake.set()
+
+    async def _sleep(self) -> None:
+        if len(self._running) >= max(1, self.config.workers):
+            delay = 1.0
+        else:
+            try:
+                due = await self.store.call("next_due")
+            except PyaoError:
+                due = None
+            delay = 1.0 if due is None else min(1.0, max(0.0, due - self.clock()))
+        if delay > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+        else:
+            await asyncio.sleep(0)
+
+    async def stop(self) -> None:
+        tasks = list(self._running.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _attempt(self, job: Job) -> None:
+        try:
+            children = await self.execute(job)
+        except PyaoError as exc:
+            await self._failed(job, exc)
+            return
+        except Exception as exc:  # a bug: keep the job, visible, and do not spin on it
+            log.exception("job %s (%s) crashed", job.id, job.kind)
+            await self._failed(job, exc)
+            return
+        await self.store.call("complete", job.id, children)
+        if children:
+            self._wake.set()
+
+    async def _failed(self, job: Job, exc: BaseException) -> None:
+        attempts = job.attempts + 1
+        error = f"{type(exc).__name__}: {exc}"
+        permanent = isinstance(exc, DataError) or not isinstance(exc, PyaoError)
+        try:
+            if permanent or attempts >= self.config.max_attempts:
+                log.warning("giving up job %s (%s) after %d attempts: %s", job.id, job.kind, attempts, error)
+                await self.store.call("fail", job.id, attempts, error)
+            else:
+                delay = core.backoff(attempts, self.config.retry_base_s, self.config.retry_cap_s)
+                log.info("job %s (%s) failed (%s); retry in %.2fs", job.id, job.kind, error, delay)
+                await self.store.call("retry", job.id, attempts, self.clock() + delay, error)
+        except PyaoError as store_exc:
+            log.warning("cannot record the failure of job %s: %s", job.id, store_exc)
+
+    # ------------------------------------------------------------ the steps
+
+    async def execute(self, job: Job) -> list[Job]:
+        """Run one job; return the jobs it leads to. Raises PyaoError on failure."""
+        step = {
+            core.RESULT: self._result,
+            core.MESSAGE: self._message,
+            core.SPAWN: self._spawn,
+            core.DELIVER: self._deliver,
+            core.PROCESS: self._process,
+            core.ASSIGN: self._assign,
+        }.get(job.kind)
+        if step is None:
+            raise DataError(f"unknown job kind {job.kind!r}")
+        return await step(job, job.payload)
+
+    async def _result(self, job: Job, p: dict[str, Any]) -> list[Job]:
+        result = await self.compute.result(p["message"], p["process"])
+        return core.crank_jobs(job.id, p["process"], result, p["root"], now=self.clock())
+
+    async def _module_of(self, process_id: str) -> tuple[str, str]:
+        known = await self.processes.find(process_id)
+        if known is None:
+            raise NotFound(f"process {process_id} was not found")
+        return known
+
+    async def _message(self, job: Job, p: dict[str, Any]) -> list[Job]:
+        _, module = await self._module_of(p["from"])
+        item = core.build_message(self.signer, p["msg"], p["from"], module, p["root"])
+        assignments = core.assignments_of(p["msg"]["Tags"])
+        payload = {"item": encode_item(item), "root": p["root"], "from": p["from"], "assignments": assignments}
+        return [core.new_job(core.DELIVER, payload, job.id, now=self.clock())]
+
+    async def _deliver(self, job: Job, p: dict[str, Any]) -> list[Job]:
+        item = decode_item(p["item"])
+        target = item.target_id
+        sender_su = None
+        if p.get("from"):
+            sender = await self.processes.find(p["from"])
+            sender_su = await self.locator.scheduler_url(sender[0]) if sender else None
+        known = await self.processes.find(target, ask_su=sender_su)
+        if known is None:  # a wallet: the message is only stored
+            await self.gateway.upload(item.to_bytes())
+            return []
+        url = await self.locator.scheduler_url(known[0])
+        await self._schedule(url, item)
+        now = self.clock()
+        jobs = [core.result_job(target, item.id, p["root"], now)]
+        jobs += [core.assign_job(pid, item.id, p["root"], now=now) for pid in p.get("assignments") or []]
+        return jobs
+
+    async def _schedule(self, su_url: str, item: DataItem) -> None:
+        try:
+            await self.locator.scheduler(su_url).schedule(item.to_bytes())
+        except PyaoError as exc:
+            if not core.is_duplicate(exc):
+                raise
+            log.info("%s was already scheduled", item.id)
+
+    async def _spawn(self, job: Job, p: dict[str, Any]) -> list[Job]:
+        scheduler, module = await self._module_of(p["from"])
+        item = core.build_process(self.signer, p["spawn"], p["from"], module, scheduler, p["root"])
+        payload = {
+            "item": encode_item(item),
+            "root": p["root"],
+            "from": p["from"],
+            "spawn_tags": p["spawn"].get("Tags") or [],
+        }
+        return [core.new_job(core.PROCESS, payload, job.id, now=self.clock())]
+
+    async def _process(self, job: Job, p: dict[str, Any]) -> list[Job]:
+        item = decode_item(p["item"])
+        scheduler = item.tag("Scheduler") or ""
+        url = await self.locator.scheduler_url(scheduler)
+        await self._schedule(url, item)
+        await self.processes.remember(item.id, scheduler, item.tag("Module") or "")
+        spawned = core.build_spawned(self.signer, p["spawn_tags"], p["from"], item.id)
+        now = self.clock()
+        jobs = [core.new_job(core.DELIVER, {"item": encode_item(spawned), "root": p["root"]}, job.id, now=now)]
+        if self.config.spawn_push:
+            jobs.append(core.result_job(item.id, item.id, p["root"], now))
+        return jobs
+
+    async def _assign(self, job: Job, p: dict[str, Any]) -> list[Job]:
+        url = await self.processes.su_url(p["process"])
+        try:
+            await self.locator.scheduler(url).assign(
+                p["process"], p["message"], base_layer=bool(p.get("base_layer")), exclude=p.get("exclude")
+            )
+        except PyaoError as exc:
+            if not core.is_duplicate(exc):
+                raise
+        return [core.result_job(p["process"], p["message"], p["root"], self.clock())]
