@@ -6,9 +6,9 @@ official units, curl) reach it as they would a remote one; calls from a unit to
 the gateway inside this process go through httpx's ASGI transport, so they pay
 no socket.
 
-Units composed so far: gateway, scheduler unit, compute unit. It also publishes
-the built-in native-Lua aos module once per data directory. The messenger unit
-and the console join as they land.
+Units composed: gateway, scheduler unit, compute unit, messenger unit. It also
+publishes the built-in native-Lua aos module once per data directory. The
+console joins as it lands.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx
 
-from pyao.config import CUConfig, GatewayConfig, SchedulerConfig
+from pyao.config import CUConfig, GatewayConfig, MUConfig, SchedulerConfig
 
 DEFAULT_DATA_DIR = Path(os.environ.get("PYAO_HOME", Path.home() / ".pyao"))
 AOS_MODULE_SOURCE = b"-- pyao's built-in aos module: the aos process library, nothing added.\n"
@@ -36,10 +36,11 @@ def up_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gateway-port", type=int, default=4000)
     parser.add_argument("--su-port", type=int, default=9000)
     parser.add_argument("--cu-port", type=int, default=6363)
+    parser.add_argument("--mu-port", type=int, default=3005)
     parser.add_argument("--block-seconds", type=float, default=2.0, help="seal a gateway block every N seconds")
 
 
-def _configs(args: argparse.Namespace) -> tuple[GatewayConfig, SchedulerConfig, CUConfig]:
+def _configs(args: argparse.Namespace) -> tuple[GatewayConfig, SchedulerConfig, CUConfig, MUConfig]:
     gateway = GatewayConfig.from_env(
         port=args.gateway_port, data_dir=args.data_dir / "gateway", block_seconds=args.block_seconds
     )
@@ -56,7 +57,14 @@ def _configs(args: argparse.Namespace) -> tuple[GatewayConfig, SchedulerConfig, 
         wallet=args.data_dir / "cu" / "wallet.json",
         gateway_url=gateway_url,
     )
-    return gateway, su, cu
+    mu = MUConfig.from_env(
+        port=args.mu_port,
+        data_dir=args.data_dir / "mu",
+        wallet=args.data_dir / "mu" / "wallet.json",
+        gateway_url=gateway_url,
+        cu_url=f"http://{cu.host}:{cu.port}",
+    )
+    return gateway, su, cu, mu
 
 
 async def _start(server, task_list: list[asyncio.Task]) -> None:
@@ -95,12 +103,13 @@ async def run_network(args: argparse.Namespace) -> None:
 
     from pyao import cu as cu_unit
     from pyao import gateway as gateway_unit
+    from pyao import mu as mu_unit
     from pyao import su as su_unit
-    from pyao.client import GatewayClient
+    from pyao.client import ComputeClient, GatewayClient
     from pyao.data import Wallet
 
-    gateway_config, su_config, cu_config = _configs(args)
-    for config in (gateway_config, su_config, cu_config):
+    gateway_config, su_config, cu_config, mu_config = _configs(args)
+    for config in (gateway_config, su_config, cu_config, mu_config):
         config.data_dir.mkdir(parents=True, exist_ok=True)
     wallet = Wallet.load_or_create(args.wallet)
 
@@ -111,9 +120,12 @@ async def run_network(args: argparse.Namespace) -> None:
 
     su_app = su_unit.create_app(su_config, gateway=in_process_gateway())
     cu_app = cu_unit.create_app(cu_config, gateway=in_process_gateway())
+    in_process_cu = ComputeClient(mu_config.cu_url, transport=httpx.ASGITransport(app=cu_app))
+    mu_app = mu_unit.create_app(mu_config, gateway=in_process_gateway(), compute=in_process_cu)
+    units = ((gateway_app, gateway_config), (su_app, su_config), (cu_app, cu_config), (mu_app, mu_config))
     servers = [
         uvicorn.Server(uvicorn.Config(app, host=cfg.host, port=cfg.port, log_level="warning", access_log=False))
-        for app, cfg in ((gateway_app, gateway_config), (su_app, su_config), (cu_app, cu_config))
+        for app, cfg in units
     ]
     tasks: list[asyncio.Task] = []
     try:
@@ -129,6 +141,7 @@ async def run_network(args: argparse.Namespace) -> None:
         print(
             f"  compute unit     http://{cu_config.host}:{cu_config.port}   address {cu_app.state.unit.signer.address}"
         )
+        print(f"  messenger unit   http://{mu_config.host}:{mu_config.port}   address {mu_app.state.unit.address}")
         print(f"  aos module       {module_id}   (Module-Format lua53-pyao-native-1)")
         print(f"  your wallet      {args.wallet}   address {wallet.address}")
         print(f"  data             {args.data_dir}")

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def network(tmp_path):
-    gateway_port, su_port, cu_port = free_port(), free_port(), free_port()
+    gateway_port, su_port, cu_port, mu_port = free_port(), free_port(), free_port(), free_port()
     wallet = tmp_path / "wallet.json"
     proc = subprocess.Popen(
         [
@@ -36,6 +36,8 @@ def network(tmp_path):
             str(su_port),
             "--cu-port",
             str(cu_port),
+            "--mu-port",
+            str(mu_port),
             "--block-seconds",
             "0.5",
         ],
@@ -60,6 +62,7 @@ def network(tmp_path):
         "gateway": f"http://127.0.0.1:{gateway_port}",
         "su": f"http://127.0.0.1:{su_port}",
         "cu": f"http://127.0.0.1:{cu_port}",
+        "mu": f"http://127.0.0.1:{mu_port}",
         "wallet": Wallet.load(wallet),
         "banner": "".join(lines),
     }
@@ -131,3 +134,47 @@ def test_up_evaluates_a_process_of_the_built_in_aos_module(network):
     body = result.json()
     assert "Error" not in body or not body["Error"], body
     assert body["Output"]["data"] == "42"
+
+
+def _module_id(banner: str) -> str:
+    return next(line.split()[2] for line in banner.splitlines() if "aos module" in line)
+
+
+def test_up_messages_between_processes_through_the_mu(network):
+    """A user talks only to the MU; process B pings process A, A replies, B receives the Pong."""
+    user = network["wallet"]
+    mu_address = httpx.get(network["mu"] + "/", params={"debug": "1"}).json()["address"]
+    su_address = httpx.get(network["su"] + "/").json()["address"]
+    module_id = _module_id(network["banner"])
+
+    def post(item):
+        answer = httpx.post(network["mu"] + "/", content=item.to_bytes(), timeout=30)
+        assert answer.status_code == 202, answer.text
+        assert answer.json() == {"message": "Processing DataItem", "id": item.id}
+        return item
+
+    def spawn(name):
+        tags = ao.process_tags(module_id, su_address, [("Name", name)], authorities=[mu_address])
+        return post(DataItem.create(b"aos", signer=user, tags=tags))
+
+    def evaluate(process, code):
+        return post(
+            DataItem.create(code.encode(), signer=user, target=process.id, tags=ao.message_tags([("Action", "Eval")]))
+        )
+
+    a, b = spawn("a"), spawn("b")
+    evaluate(a, "Handlers.add('ping', 'Ping', function(m) m.reply({Action = 'Pong', Data = 'pong!'}) end)")
+    ping = evaluate(b, f"Send({{Target = '{a.id}', Action = 'Ping'}})")
+    result = httpx.get(f"{network['cu']}/result/{ping.id}", params={"process-id": b.id}, timeout=30).json()
+    assert result["Messages"][0]["Target"] == a.id
+
+    deadline = time.monotonic() + 30
+    inbox = None
+    while time.monotonic() < deadline:
+        check = evaluate(b, "return #Inbox > 0 and Inbox[#Inbox].Action .. ':' .. Inbox[#Inbox].Data or 'empty'")
+        out = httpx.get(f"{network['cu']}/result/{check.id}", params={"process-id": b.id}, timeout=30).json()
+        inbox = out["Output"]["data"]
+        if inbox != "empty":
+            break
+        time.sleep(0.5)
+    assert inbox == "Pong:pong!"
