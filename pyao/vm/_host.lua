@@ -6,7 +6,8 @@
 -- only ever sees the sandbox table E built here.
 --
 -- Contract:
---   host.boot(sources, module_source)  build E, run our library then the module
+--   host.boot(sources, module_source, budget, env_json)
+--                                      build E, run our library, ao.init(env), then the module
 --   host.handle(msg_json, env_json, budget) -> ok, result_json | error, gas_used
 --   host.serialize() -> bytes | nil, reason     canonical bytes of the state
 --   host.deserialize(bytes)                      state back, in place
@@ -464,6 +465,9 @@ local function build_env()
     end
     local loaded = E.package.loaded
     local key = name:gsub("^%.", "")
+    if bundled[key] == nil and bundled["blueprints." .. key] ~= nil then
+      key = "blueprints." .. key -- require(".token") as well as require("blueprints.token")
+    end
     if loaded[name] ~= nil then
       return loaded[name]
     end
@@ -490,7 +494,7 @@ end
 
 local host_json -- our json module, loaded privately for the host
 
-function host.boot(sources, module_source, budget)
+function host.boot(sources, module_source, budget, env_json)
   for k, v in next, sources do
     bundled[k] = v
   end
@@ -504,6 +508,9 @@ function host.boot(sources, module_source, budget)
   local ok, err = metered(budget, function()
     local process = E.require("process")
     lib_handle = process.handle
+    if env_json and #env_json > 0 then -- the module's top level already knows ao.id, authorities, module
+      E.package.loaded.ao.init(host_json.decode(env_json))
+    end
     if module_source and #module_source > 0 then
       local f = assert(real_load(module_source, "@module.lua", "t", E))
       f()

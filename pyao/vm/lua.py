@@ -4,11 +4,13 @@ Contract
 --------
 * Assumes: a module whose data is Lua source (UTF-8 text), ``Module-Format:
   lua53-pyao-native-1``. The source runs once, at instantiation, after our
-  library (``pyao/lua``), in the process's sandbox.
+  library (``pyao/lua``), in the process's sandbox, with ``ao.init`` already
+  called on the process's env (so ``ao.id`` is known at the top level).
 * Produces: per message an ``EvalResult`` mapping 1:1 to the CU result JSON.
 * Side effects: none outside the instance. The sandbox has no os (only a
   deterministic ``os.time``), io, debug, file access or binary ``load``;
-  ``require`` serves the bundled modules only; lupa's ``python`` table is gone.
+  ``require`` serves the bundled modules only (the library, ``decimal`` and the
+  blueprints, see ``BLUEPRINTS``); lupa's ``python`` table is gone.
 
 Atomicity and snapshots
 -----------------------
@@ -37,6 +39,10 @@ from pyao.errors import ModuleError, SnapshotError
 
 LUA_NATIVE_FORMAT = "lua53-pyao-native-1"
 LIBRARY_MODULES = ("json", "utils", "handlers", "ao", "process")
+#: bundled modules loaded only on ``require``: name -> file under pyao/lua
+OPTIONAL_MODULES = {"decimal": "decimal.lua", "blueprints.token": "blueprints/token.lua"}
+#: blueprints: ``require("blueprints.<name>")``, ``require(".<name>")``, or Eval of ``blueprint_source(name)``
+BLUEPRINTS = ("token",)
 COMPACT_EVERY = 16  # messages between two serialisations of the state (bench/bench_lua_vm.py)
 BOOT_BUDGET = 10**9  # instructions for our library plus the module's top level
 _MAGIC = b"PYAO-LUA-STATE-1\n"
@@ -48,7 +54,15 @@ def _read(package: str, name: str) -> bytes:
 
 _HOST = _read("pyao.vm", "_host.lua")
 _SOURCES = {name.encode(): _read("pyao.lua", f"{name}.lua") for name in LIBRARY_MODULES}
-_LIBRARY_DIGEST = hashlib.sha256(_HOST + b"".join(_SOURCES[n.encode()] for n in LIBRARY_MODULES)).hexdigest()
+_SOURCES.update({name.encode(): _read("pyao.lua", path) for name, path in OPTIONAL_MODULES.items()})
+_LIBRARY_DIGEST = hashlib.sha256(_HOST + b"".join(_SOURCES[k] for k in sorted(_SOURCES))).hexdigest()
+
+
+def blueprint_source(name: str) -> str:
+    """The Lua text of a bundled blueprint (``token``), for an Eval (aos's ``.load-blueprint``)."""
+    if name not in BLUEPRINTS:
+        raise KeyError(f"unknown blueprint {name!r}; known: {', '.join(BLUEPRINTS)}")
+    return _SOURCES[f"blueprints.{name}".encode()].decode()
 
 
 def _dumps(value: object) -> bytes:
@@ -58,7 +72,7 @@ def _dumps(value: object) -> bytes:
 class _Runtime:
     """One lupa runtime with our host code booted in it."""
 
-    def __init__(self, module_source: bytes, limits: Limits) -> None:
+    def __init__(self, module_source: bytes, limits: Limits, env_json: bytes = b"") -> None:
         self.limits = limits
         self.lua = lupa.LuaRuntime(
             encoding=None,
@@ -69,7 +83,7 @@ class _Runtime:
         )
         self.lua.set_max_memory(0)  # boot unbounded; the cap applies from the first message
         self.host = self.lua.execute(_HOST, name="=pyao-host")
-        ok, err = self.host.boot(self.lua.table_from(_SOURCES), module_source, BOOT_BUDGET)
+        ok, err = self.host.boot(self.lua.table_from(_SOURCES), module_source, BOOT_BUDGET, env_json)
         if not ok:
             raise ModuleError(f"module failed to load: {err.decode(errors='replace')}")
         self.host.mark_permanent()
@@ -125,6 +139,18 @@ def _result(payload: bytes, gas: int) -> EvalResult:
     )
 
 
+def _boot_env(module: ModuleSource, process: ProcessContext) -> dict:
+    """The env the module's top level sees (``ao.id``, ``ao.authorities``…), shaped as the CU's env."""
+
+    def tags(pairs: tuple[tuple[str, str], ...]) -> list[dict[str, str]]:
+        return [{"name": n, "value": v} for n, v in pairs]
+
+    return {
+        "Process": {"Id": process.id, "Owner": process.owner, "Tags": tags(process.tags)},
+        "Module": {"Id": module.id, "Owner": module.owner, "Tags": tags(module.tags)},
+    }
+
+
 class LuaProcess(ProcessInstance):
     """A process running in the native Lua VM (see the module docstring)."""
 
@@ -134,7 +160,8 @@ class LuaProcess(ProcessInstance):
         self.module, self.process, self.limits = module, process, limits
         self.compact_every = max(1, compact_every)
         self._digest = hashlib.sha256(_LIBRARY_DIGEST.encode() + b"\0" + module.data).hexdigest()
-        self._rt = _Runtime(module.data, limits)
+        self._boot_env = _dumps(_boot_env(module, process))
+        self._rt = _Runtime(module.data, limits, self._boot_env)
         base = self._rt.serialize()
         if base is None:
             raise ModuleError("the module's top level left state that cannot be serialised (a coroutine?)")
@@ -159,7 +186,7 @@ class LuaProcess(ProcessInstance):
 
     def _rebuild(self) -> None:
         """A fresh runtime holding base + log: the state before the failed message."""
-        rt = _Runtime(self.module.data, self.limits)
+        rt = _Runtime(self.module.data, self.limits, self._boot_env)
         rt.deserialize(self._base)
         for msg_json, env_json in self._log:
             ok, payload, _ = rt.handle(msg_json, env_json)

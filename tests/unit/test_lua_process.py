@@ -248,7 +248,7 @@ def test_string_specs_with_dashes_compare_exactly():
     """Ids are full of '-': a spec like {From = "ab-cd"} matches that exact value (as aos)."""
     p = make_process()
     sender = "abc-def" + "x" * 36
-    p.eval("Handlers.add('from-dashed', {From = '%s'}, function(m) print('matched ' .. m.From) end)" % sender)
+    p.eval(f"Handlers.add('from-dashed', {{From = '{sender}'}}, function(m) print('matched ' .. m.From) end)")
     assert "matched " + sender in p.send("", frm=sender, Action="Ping").output["data"]
     assert p.value("return require('utils').matchesPattern('a-b', 'a-b')") == "true"
     assert p.value("return require('utils').matchesPattern('a-b', 'ab')") == "false"
