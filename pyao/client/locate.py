@@ -8,10 +8,14 @@ Contract:
 * ``scheduler_url(address)``: the ``Url`` of the newest ``Scheduler-Location``
   item owned by that SU wallet (``sort: HEIGHT_DESC, first: 1``), cached for
   its ``Time-To-Live`` (ms). Tag names match case-insensitively.
-* ``locate(pid)``: the process's ``Scheduler`` tag → ``(address, url)``.
+* ``locate(pid)``: the process's ``Scheduler`` tag → ``(address, url)``. A process
+  the SU has scheduled but not yet uploaded is not on the gateway for a moment:
+  then every SU with a Scheduler-Location is asked (``GET /processes/{pid}``),
+  and one that has it, whose ``Scheduler`` tag names that SU's own wallet, wins
+  (the role the official su-router plays).
 * ``scheduler(url)``: one ``SchedulerClient`` per SU url.
 
-Side effects: reads from the gateway only.
+Side effects: reads from the gateway, and from SUs for processes not yet uploaded.
 """
 
 from __future__ import annotations
@@ -30,6 +34,9 @@ LOCATION_QUERY = """query($owner: String!) {
   transactions(owners: [$owner], tags: [{name: "Data-Protocol", values: ["ao"]},
                                          {name: "Type", values: ["Scheduler-Location"]}],
                sort: HEIGHT_DESC, first: 1) { edges { node { tags { name value } } } } }"""
+ALL_LOCATIONS_QUERY = """query {
+  transactions(tags: [{name: "Data-Protocol", values: ["ao"]}, {name: "Type", values: ["Scheduler-Location"]}],
+               sort: HEIGHT_DESC, first: 100) { edges { node { owner { address } tags { name value } } } } }"""
 
 
 def tag_value(tags: list[dict[str, str]], name: str) -> str | None:
@@ -97,8 +104,25 @@ class SchedulerLocator:
         """``(scheduler address, scheduler url)`` of a process, from its ``Scheduler`` tag."""
         node = await self.process(process_id)
         if node is None:
-            raise NotFound(f"process {process_id} was not found on the gateway")
+            return await self._ask_schedulers(process_id)
         address = tag_value(node["tags"], "Scheduler")
         if not address:
             raise RequestError(f"{process_id} has no Scheduler tag: not an ao process")
         return address, await self.scheduler_url(address)
+
+    async def _ask_schedulers(self, process_id: str) -> tuple[str, str]:
+        data = await self.gateway.graphql(ALL_LOCATIONS_QUERY)
+        asked: set[str] = set()
+        for edge in data["transactions"]["edges"]:
+            address = edge["node"]["owner"]["address"]
+            url = (tag_value(edge["node"]["tags"], "Url") or "").rstrip("/")
+            if not url or url in asked:
+                continue
+            asked.add(url)
+            try:
+                meta = await self.scheduler(url).process(process_id)
+            except (NotFound, RequestError, UnitError):
+                continue
+            if tag_value(meta.get("tags") or [], "Scheduler") == address:
+                return address, url
+        raise NotFound(f"process {process_id} was found neither on the gateway nor on any scheduler unit")

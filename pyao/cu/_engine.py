@@ -181,7 +181,7 @@ class Engine:
         live = self._live.get(process_id)
         if live is not None:
             return live.meta
-        return await self.locator.process(process_id)
+        return await self.locator.process_meta(process_id)
 
     async def snapshot(self, process_id: str) -> tuple[bytes, Evaluation | None]:
         """The state after the SU's latest message, and the evaluation it ends with."""
@@ -228,7 +228,7 @@ class Engine:
 
     async def _load(self, process_id: str) -> LiveProcess:
         """A fresh instance at nonce 0 (a checkpoint restore joins here later)."""
-        meta = await self.locator.process(process_id)
+        meta = await self.locator.process_meta(process_id)
         module = await self.locator.module(meta.module_id)
         vm = vm_for(module.format)
         limits = limits_for(

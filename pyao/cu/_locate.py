@@ -2,11 +2,9 @@
 
 Contract (as the official CU with scheduler-utils):
 
-* The SU: the process item's ``Scheduler`` tag (read from the gateway, GraphQL
-  ``transactions(ids: [pid])``) names the SU's wallet; the newest
-  ``Scheduler-Location`` item owned by that wallet (``sort: HEIGHT_DESC, first: 1``)
-  gives its ``Url``. Tag names are matched case-insensitively, as scheduler-utils
-  does. A location is cached for its ``Time-To-Live`` (ms).
+* The SU: ``pyao.client.SchedulerLocator`` (shared with the MU): the process's
+  ``Scheduler`` tag and that wallet's newest ``Scheduler-Location``, or, for a
+  process not uploaded yet, the SU that has it.
 * Process metadata: the SU's ``GET /processes/{pid}`` (owner, tags, block, timestamp).
 * The module: gateway GraphQL ``transactions(ids: [module])`` (owner, tags) and its
   source from ``GET /raw/{module}``; modules are immutable and cached.
@@ -18,35 +16,23 @@ Side effects: only reads from the gateway and SUs.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from pyao.abc import ModuleSource
-from pyao.client import GatewayClient, SchedulerClient
+from pyao.client import SchedulerLocator
+from pyao.client.locate import tag_value
 from pyao.cu._cron import Block
 from pyao.cu._messages import address_from
 from pyao.errors import NotFound, RequestError, UnitError
 
 _TX_FIELDS = "id anchor signature recipient owner { address key } tags { name value }"
 ITEMS_QUERY = f"query($ids: [ID!]) {{ transactions(ids: $ids, first: 100) {{ edges {{ node {{ {_TX_FIELDS} }} }} }} }}"
-LOCATION_QUERY = """query($owner: String!) {
-  transactions(owners: [$owner], tags: [{name: "Data-Protocol", values: ["ao"]},
-                                         {name: "Type", values: ["Scheduler-Location"]}],
-               sort: HEIGHT_DESC, first: 1) { edges { node { tags { name value } } } } }"""
 BLOCKS_QUERY = """query($min: Int, $after: String) {
   blocks(height: {min: $min}, first: 100, after: $after, sort: HEIGHT_ASC) {
     pageInfo { hasNextPage } edges { cursor node { height timestamp } } } }"""
 
-
-def tag_value(tags: list[dict[str, str]], name: str) -> str | None:
-    """The first tag named ``name``, case-insensitively (scheduler-utils ``findTagValue``)."""
-    lowered = name.lower()
-    for tag in tags:
-        if str(tag.get("name", "")).lower() == lowered:
-            return tag.get("value")
-    return None
+__all__ = ["Locator", "ModuleMeta", "ProcessMeta", "exact_tag", "pairs", "tag_value"]
 
 
 def exact_tag(tags: list[dict[str, str]], name: str) -> str | None:
@@ -81,34 +67,13 @@ class ModuleMeta:
         return exact_tag(self.tags, "Module-Format") or ""
 
 
-class Locator:
-    """Reads process, module, scheduler and block metadata from the gateway and SUs."""
+class Locator(SchedulerLocator):
+    """The shared scheduler locator, plus what only the CU reads: process meta from
+    the SU, modules, assigned items' metadata and blocks."""
 
-    def __init__(
-        self,
-        gateway: GatewayClient,
-        scheduler_factory: Callable[[str], SchedulerClient] = SchedulerClient,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.gateway = gateway
-        self._factory = scheduler_factory
-        self._clock = clock
-        self._schedulers: dict[str, SchedulerClient] = {}
-        self._locations: dict[str, tuple[str, float]] = {}
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self._modules: dict[str, ModuleMeta] = {}
-
-    def scheduler(self, url: str) -> SchedulerClient:
-        """One client per SU url."""
-        url = url.rstrip("/")
-        if url not in self._schedulers:
-            self._schedulers[url] = self._factory(url)
-        return self._schedulers[url]
-
-    async def close(self) -> None:
-        for client in self._schedulers.values():
-            await client.close()
-        self._schedulers.clear()
 
     async def items(self, ids: list[str]) -> dict[str, dict[str, Any]]:
         """Gateway metadata (GraphQL node) of the items among ``ids`` that it has."""
@@ -119,33 +84,8 @@ class Locator:
                 found[edge["node"]["id"]] = edge["node"]
         return found
 
-    async def scheduler_url(self, address: str) -> str:
-        cached = self._locations.get(address)
-        if cached and cached[1] > self._clock():
-            return cached[0]
-        data = await self.gateway.graphql(LOCATION_QUERY, {"owner": address})
-        edges = data["transactions"]["edges"]
-        if not edges:
-            raise NotFound(f"no Scheduler-Location item owned by scheduler {address}")
-        tags = edges[0]["node"]["tags"]
-        url, ttl = tag_value(tags, "Url"), tag_value(tags, "Time-To-Live")
-        if not url or not ttl:
-            raise UnitError(f"the Scheduler-Location of {address} lacks a Url or Time-To-Live tag")
-        try:
-            ttl_s = max(0, int(ttl)) / 1000
-        except ValueError:
-            raise UnitError(f"the Scheduler-Location of {address} has a bad Time-To-Live {ttl!r}") from None
-        self._locations[address] = (url.rstrip("/"), self._clock() + ttl_s)
-        return url.rstrip("/")
-
-    async def process(self, process_id: str) -> ProcessMeta:
-        node = (await self.items([process_id])).get(process_id)
-        if node is None:
-            raise NotFound(f"process {process_id} was not found on the gateway")
-        scheduler = tag_value(node["tags"], "Scheduler")
-        if not scheduler:
-            raise RequestError(f"{process_id} has no Scheduler tag: not an ao process")
-        su_url = await self.scheduler_url(scheduler)
+    async def process_meta(self, process_id: str) -> ProcessMeta:
+        _address, su_url = await self.locate(process_id)
         meta = await self.scheduler(su_url).process(process_id)
         return _process_meta(process_id, su_url, meta)
 

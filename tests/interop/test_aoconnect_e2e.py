@@ -150,10 +150,8 @@ def _documented(config: dict, request: dict) -> bool:
 
 
 def _gateway_race(config: dict, request: dict) -> bool:
-    """An answer of the races the two xfail tests below show (each retried by the scenario)."""
+    """An answer of the race the xfail test below shows (retried by the scenarios)."""
     kind, body = _kind(config, request), request.get("body", "")
-    if kind in ("GET cu/result", "GET cu/results", "POST cu/dry-run"):
-        return request["status"] == 404 and "was not found on the gateway" in body
     return kind == "POST mu/assign" and request["status"] == 400 and "is not on the gateway" in body
 
 
@@ -299,17 +297,9 @@ def test_a_process_spawns_another_and_gets_spawned(network):
     assert seen["child_owner_name"] == f"{parent}|e2e-child"  # its Owner is the spawner
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "CU race: GET /result/{msg}?process-id={pid} right after aoconnect's spawn + message answers "
-        '404 {"error":"process <pid> was not found on the gateway"} although the SU has accepted both: '
-        "the SU has not uploaded the process's bundle to the gateway yet (its uploader lingers 0.1 s "
-        "under load) and pyao.cu._locate.Locator.process finds a process only through gateway GraphQL. "
-        "aoconnect does not check the CU's status and returns the error object as the result."
-    ),
-)
 def test_result_right_after_spawn_is_not_a_404(network):
+    """Regression: the CU once found a process only through the gateway, so a result asked for
+    before the SU had uploaded the process answered 404. It now asks the SUs (as a router would)."""
     out = run_scenario(network, "result-right-after-spawn", allow_race=False)
     rounds = out["observed"]["rounds"]
     assert rounds == [{"output": "42", "error": None}] * 40

@@ -82,7 +82,7 @@ class FakeLocator(Locator):
     def scheduler(self, url):
         return self.su
 
-    async def process(self, pid):
+    async def process_meta(self, pid):
         tags = [{"name": n, "value": v} for n, v in self.process_tags]
         return ProcessMeta(pid, OWNER, tags, "http://su", 5, self.su.nodes[0]["ts"], MODULE)
 
