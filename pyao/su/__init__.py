@@ -4,10 +4,12 @@ A posted Process becomes slot 0 of its own schedule; a Message takes the next
 slot of its target; ``assign=`` schedules an existing tx on another process.
 Each slot gets Nonce, Timestamp, Block-Height and Hash-Chain in an assignment
 signed by the SU's wallet, is committed durably (group commit) before the SU
-answers, and is uploaded to the gateway as a bundle ``[assignment, item]``
-from a durable outbox. See ``_core`` (rules and hash chain), ``_sequencer``
-(group commit), ``_store`` (SQLite and PostgreSQL), ``_uploader`` (outbox),
-``_server`` (routes, limits, JSON choices).
+answers, and is uploaded to the gateway from a durable outbox, its assignment
+and item side by side in a bundle signed by the SU. See ``_core`` (rules and
+hash chain), ``_verifier`` (signature checks off the event loop),
+``_sequencer`` (group commit), ``_store`` (SQLite and PostgreSQL),
+``_uploader`` (outbox, bundle shape), ``_server`` (routes, limits, JSON
+choices, the lean ``POST /``).
 
 Public face: ``SchedulerUnit`` (the running unit: ``async with`` it, or let
 ``create_app``'s lifespan do it), ``create_app``, ``serve``, ``open_store``.
@@ -31,6 +33,7 @@ from pyao.su._sequencer import Sequencer
 from pyao.su._server import build_app, refresh_height
 from pyao.su._store import open_store
 from pyao.su._uploader import Uploader
+from pyao.su._verifier import Verifier
 
 __all__ = [
     "ScheduleEntry",
@@ -65,7 +68,13 @@ def store_url(config: SchedulerConfig) -> str:
 
 
 class SchedulerUnit:
-    """A running SU: store, sequencer, uploader and block-height refresher.
+    """A running SU: signature checker, store, sequencer, uploader and block-height refresher.
+
+    Threads: the event loop does HTTP and the ao checks; ``verifier`` checks
+    signatures on its own worker; the sequencer slots and signs batches on the
+    slotter (with the store's lookup connection) and commits them on the
+    writer, which also clears the uploaded outbox records; reads (pages, the
+    outbox) and building upload bundles run on the reader.
 
     ``async with unit:`` starts the background tasks (recovering from the store
     whatever a previous run left: slots and pending uploads) and publishes the
@@ -87,8 +96,13 @@ class SchedulerUnit:
         self.gateway = gateway or GatewayClient(config.gateway_url)
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="pyao-su-writer")
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="pyao-su-reader")
+        self._checker = ThreadPoolExecutor(1, thread_name_prefix="pyao-su-verifier")
+        self._slotter = ThreadPoolExecutor(1, thread_name_prefix="pyao-su-slotter")
+        self.verifier = Verifier(self._checker)
         self.uploader = Uploader(self.store, self.signer, self.gateway, reader=self._reader, writer=self._writer)
-        self.sequencer = Sequencer(self.store, self.signer, writer=self._writer, on_commit=self.uploader.notify)
+        self.sequencer = Sequencer(
+            self.store, self.signer, writer=self._writer, slotter=self._slotter, on_commit=self.uploader.notify
+        )
         self._publish = publish_location
         self._tasks: list[asyncio.Task] = []
         self.app = build_app(self)
@@ -130,6 +144,8 @@ class SchedulerUnit:
         self._tasks = []
         self._writer.shutdown(wait=True)
         self._reader.shutdown(wait=True)
+        self._checker.shutdown(wait=True)
+        self._slotter.shutdown(wait=True)
         self.store.close()
         await self.gateway.close()
 

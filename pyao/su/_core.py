@@ -26,11 +26,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import struct
 from dataclasses import dataclass
 
 from pyao.abc import Signer
-from pyao.data import DataItem, ao, b64url_decode, b64url_encode, deep_hash, encode_tags
-from pyao.errors import AoTagError, RequestError
+from pyao.data import DataItem, ao, b64url_decode, b64url_encode, deep_hash, encode_tags, scheme_for
+from pyao.data.deephash import item_signature_data
+from pyao.errors import AoTagError, RequestError, SignatureError
 
 PROCESS, MESSAGE, ASSIGNED = 0, 1, 2
 KINDS = {PROCESS: "process", MESSAGE: "message", ASSIGNED: "assigned"}
@@ -159,17 +161,19 @@ def build_entry(
     deep_hash: str | None = None,
 ) -> ScheduleEntry:
     """Sign the assignment for ``slot`` and return the entry to store."""
-    tags = ao.assignment_tags(
-        process=process_id,
-        nonce=slot.nonce,
-        hash_chain=slot.hash_chain,
-        block_height=block_height,
-        timestamp_ms=slot.timestamp,
-        message=None if kind == PROCESS else message_id,
-        epoch=slot.epoch,
-        exclude=exclude,
-    )
-    assignment = DataItem.create(b"", signer=signer, tags=tags, anchor=os.urandom(32))
+    height = str(block_height).zfill(ao.BLOCK_HEIGHT_DIGITS)
+    scheduled = None if kind == PROCESS else message_id
+    anchor = os.urandom(32)
+    if exclude:  # only assignments of existing txs carry Exclude tags: the general builder
+        tags = ao.assignment_tags(
+            process=process_id, nonce=slot.nonce, hash_chain=slot.hash_chain, block_height=block_height,
+            timestamp_ms=slot.timestamp, message=scheduled, epoch=slot.epoch, exclude=exclude,
+        )  # fmt: skip
+        item = DataItem.create(b"", signer=signer, tags=tags, anchor=anchor)
+        assignment_id, assignment = item.id, item.to_bytes()
+    else:
+        values = (process_id, str(slot.epoch), str(slot.nonce), slot.hash_chain, height, str(slot.timestamp))
+        assignment_id, assignment = signed_assignment(signer, values, scheduled, anchor)
     return ScheduleEntry(
         process_id=process_id,
         nonce=slot.nonce,
@@ -177,13 +181,68 @@ def build_entry(
         timestamp=slot.timestamp,
         block_height=block_height,
         hash_chain=slot.hash_chain,
-        assignment_id=assignment.id,
+        assignment_id=assignment_id,
         message_id=message_id,
         kind=kind,
-        assignment=assignment.to_bytes(),
+        assignment=assignment,
         message=message,
         deep_hash=deep_hash,
     )
+
+
+# The assignment is the SU's one fixed-shape item, built for every slot: its Avro
+# tags and its bytes are written here directly, byte for byte what
+# ``DataItem.create(b"", tags=ao.assignment_tags(...), anchor=anchor)`` writes
+# (tests hold the two together), without the general builder's normalising.
+_VARIABLE_NAMES = (b"Process", b"Epoch", b"Nonce", b"Hash-Chain", b"Block-Height", b"Timestamp")
+_CONSTANT_TAGS = ((ao.DATA_PROTOCOL, ao.AO), ("Type", "Assignment"), ("Variant", ao.VARIANT))
+_U16 = struct.Struct("<H")
+_U64_PAIR = struct.Struct("<QQ")
+
+
+def _avro_bytes(raw: bytes) -> bytes:
+    """An Avro ``bytes``: zigzag varint length, then the bytes."""
+    n, head = len(raw) << 1, bytearray()
+    while n > 0x7F:
+        head.append((n & 0x7F) | 0x80)
+        n >>= 7
+    head.append(n)
+    return bytes(head) + raw
+
+
+_NAME_PREFIXES = tuple(_avro_bytes(name) for name in _VARIABLE_NAMES)
+_CONSTANT_BYTES = b"".join(_avro_bytes(n.encode()) + _avro_bytes(v.encode()) for n, v in _CONSTANT_TAGS)
+_MESSAGE_PREFIX = _avro_bytes(b"Message")
+
+
+def signed_assignment(signer: Signer, values: tuple[str, ...], message: str | None, anchor: bytes) -> tuple[str, bytes]:
+    """(id, bytes) of the assignment item, signed by ``signer``: ``values`` are Process, Epoch, Nonce,
+    Hash-Chain, Block-Height (12 digits) and Timestamp, and ``message`` the Message tag (None: none)."""
+    parts = [b"\x12" if message is None else b"\x14"]  # zigzag(9) or zigzag(10) tags, in one block
+    for prefix, value in zip(_NAME_PREFIXES, values, strict=True):
+        parts += (prefix, _avro_bytes(value.encode()))
+    parts.append(_CONSTANT_BYTES)
+    if message is not None:
+        parts += (_MESSAGE_PREFIX, _avro_bytes(message.encode()))
+    parts.append(b"\x00")
+    tag_bytes = b"".join(parts)
+    kind, owner = signer.signature_type, signer.owner
+    signed = item_signature_data(kind, owner, b"", anchor, tag_bytes, b"")
+    signature = signer.sign(signed)
+    if len(signature) != scheme_for(kind).signature_length:
+        raise SignatureError(f"signer made a {len(signature)}-byte signature for type {kind}")
+    raw = b"".join(
+        (
+            _U16.pack(kind),
+            signature,
+            owner,
+            b"\x00\x01",
+            anchor,
+            _U64_PAIR.pack(10 if message else 9, len(tag_bytes)),
+            tag_bytes,
+        )
+    )
+    return b64url_encode(hashlib.sha256(signature).digest()), raw
 
 
 def location_item(signer: Signer, url: str, ttl_ms: int) -> DataItem:
@@ -206,4 +265,5 @@ __all__ = [
     "parse_exclude",
     "pushed_deep_hash",
     "seed_hash_chain",
+    "signed_assignment",
 ]

@@ -1,15 +1,18 @@
 """The schedule store on SQL: one schema and one set of queries, two dialects.
 
 ``open_store(url)`` picks the backend: ``sqlite:///path.db`` (default;
-``sqlite://:memory:`` for tests) or ``postgresql://…``. Each store holds two
-connections: a writer (``latest``, ``existing_*``, ``write_batch``,
-``outbox_done``) and a reader (``page``, ``entry``, ``slot``, ``outbox``,
-``block_height``). The SU calls each group from its own single worker thread,
-so a connection is never used by two threads at once.
+``sqlite://:memory:`` for tests) or ``postgresql://…``. Each store holds three
+connections: a writer (``write_batch``, ``outbox_done``), a checker for the
+sequencer's lookups (``latest``, ``existing_*``) and a reader (``page``,
+``entry``, ``slot``, ``outbox``, ``block_height``). The SU calls each group
+from its own single worker thread, so a connection is never used by two
+threads at once. The checker sees committed rows only, which is what the
+sequencer's lookups ask for (it keeps uncommitted slots in memory).
 
 Durability: SQLite runs in WAL mode with ``synchronous=FULL``; a batch is one
 ``BEGIN IMMEDIATE … COMMIT``. PostgreSQL commits normally (``synchronous_commit``
-on). Any driver error becomes ``StoreError`` after a rollback.
+on); a batch's rows go in by COPY inside its transaction. Any driver error
+becomes ``StoreError`` after a rollback.
 """
 
 from __future__ import annotations
@@ -81,8 +84,9 @@ class SqlScheduleStore(ScheduleStore):
     P = "?"  # parameter placeholder
     driver_errors: tuple[type[BaseException], ...] = ()
 
-    def __init__(self, writer: Any, reader: Any) -> None:
+    def __init__(self, writer: Any, checker: Any, reader: Any) -> None:
         self._w = writer
+        self._c = checker
         self._r = reader
         self._closed = False
 
@@ -121,7 +125,7 @@ class SqlScheduleStore(ScheduleStore):
                 f"SELECT {STATE_COLUMNS} FROM schedule s WHERE {where} AND s.nonce ="
                 " (SELECT max(m.nonce) FROM schedule m WHERE m.process_id = s.process_id)"
             )
-            for row in self._query(self._w, sql, params):
+            for row in self._query(self._c, sql, params):
                 out[row[0]] = _entry(row)
         return out
 
@@ -129,7 +133,7 @@ class SqlScheduleStore(ScheduleStore):
         found: set[str] = set()
         for chunk in _chunks(sorted(set(item_ids))):
             where, params = self._in("message_id", chunk)
-            found.update(r[0] for r in self._query(self._w, f"SELECT message_id FROM schedule WHERE {where}", params))
+            found.update(r[0] for r in self._query(self._c, f"SELECT message_id FROM schedule WHERE {where}", params))
         return found
 
     def existing_pairs(self, pairs: list[tuple[str, str]]) -> set[tuple[str, str]]:
@@ -142,13 +146,18 @@ class SqlScheduleStore(ScheduleStore):
         found: set[tuple[str, str]] = set()
         for chunk in _chunks(sorted(set(pairs))):
             where, params = self._pairs_in(f"process_id, {column}", chunk)
-            rows = self._query(self._w, f"SELECT process_id, {column} FROM schedule WHERE {where}", params)
+            rows = self._query(self._c, f"SELECT process_id, {column} FROM schedule WHERE {where}", params)
             found.update((r[0], r[1]) for r in rows)
         return found
 
+    def _insert_rows(self, cur: Any, rows: list[tuple]) -> None:
+        """The schedule rows of a batch and, in the same order, their outbox records."""
+        p = self.P
+        cur.executemany(f"INSERT INTO schedule ({COLUMNS}) VALUES ({', '.join([p] * 12)})", rows)
+        cur.executemany(f"INSERT INTO outbox (process_id, nonce) VALUES ({p}, {p})", [(r[0], r[1]) for r in rows])
+
     def write_batch(self, entries: list[ScheduleEntry], uploads: list[bytes], block_height: int | None = None) -> None:
         p = self.P
-        insert = f"INSERT INTO schedule ({COLUMNS}) VALUES ({', '.join([p] * 12)})"
         rows = [
             (e.process_id, e.nonce, e.epoch, e.timestamp, e.block_height, e.hash_chain, e.assignment_id,
              e.message_id, e.kind, e.assignment, e.message, e.deep_hash)
@@ -156,11 +165,7 @@ class SqlScheduleStore(ScheduleStore):
         ]  # fmt: skip
         with self._transaction() as cur:
             if rows:
-                cur.executemany(insert, rows)
-                cur.executemany(
-                    f"INSERT INTO outbox (process_id, nonce) VALUES ({p}, {p})",
-                    [(e.process_id, e.nonce) for e in entries],
-                )
+                self._insert_rows(cur, rows)
             if uploads:
                 cur.executemany(f"INSERT INTO outbox (raw) VALUES ({p})", [(raw,) for raw in uploads])
             if block_height is not None:
@@ -284,10 +289,11 @@ class SqliteScheduleStore(SqlScheduleStore):
             writer = self._connect(path)
             writer.execute("PRAGMA journal_mode=WAL")
             writer.executescript(SCHEMA.format(blob="BLOB", serial="INTEGER PRIMARY KEY AUTOINCREMENT"))
+            checker = self._connect(path)
             reader = self._connect(path)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open SQLite schedule store {path}: {exc}") from exc
-        super().__init__(writer, reader)
+        super().__init__(writer, checker, reader)
 
     @staticmethod
     def _connect(path: str) -> sqlite3.Connection:
@@ -323,6 +329,7 @@ class SqliteScheduleStore(SqlScheduleStore):
         if not self._closed:
             self._closed = True
             self._r.close()
+            self._c.close()
             self._w.close()
             if self._tempdir:
                 shutil.rmtree(self._tempdir, ignore_errors=True)
@@ -344,10 +351,16 @@ class PostgresScheduleStore(SqlScheduleStore):
                 for statement in SCHEMA.format(blob="BYTEA", serial="BIGSERIAL PRIMARY KEY").split(";"):
                     if statement.strip():
                         writer.execute(statement)
+            checker = psycopg.connect(dsn, autocommit=True)
             reader = psycopg.connect(dsn, autocommit=True)
+            for conn in (checker, reader):
+                # psycopg prepares a query after 5 runs; PostgreSQL then may keep a generic plan made
+                # while the table was small (a sequential scan for ``message_id = ANY(%s)``), whose cost
+                # grows with the table. Custom plans keep every lookup an index probe.
+                conn.execute("SET plan_cache_mode = force_custom_plan")
         except psycopg.Error as exc:
             raise StoreError(f"cannot open PostgreSQL schedule store: {exc}") from exc
-        super().__init__(writer, reader)
+        super().__init__(writer, checker, reader)
 
     @contextmanager
     def _transaction(self) -> Iterator[Any]:
@@ -358,6 +371,16 @@ class PostgresScheduleStore(SqlScheduleStore):
                 yield cur
         except psycopg.Error as exc:
             raise StoreError(f"schedule store write failed: {exc}") from exc
+
+    def _insert_rows(self, cur: Any, rows: list[tuple]) -> None:
+        """COPY, not INSERTs: a batch streams in two COPY commands, at a third of executemany's
+        client CPU and half its time (measured with 32-row batches)."""
+        with cur.copy(f"COPY schedule ({COLUMNS}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        with cur.copy("COPY outbox (process_id, nonce) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row((row[0], row[1]))
 
     def _in(self, column: str, values: list) -> tuple[str, list]:
         return f"{column} = ANY(%s)", [list(values)]
@@ -370,6 +393,7 @@ class PostgresScheduleStore(SqlScheduleStore):
         if not self._closed:
             self._closed = True
             self._r.close()
+            self._c.close()
             self._w.close()
 
 

@@ -2,26 +2,38 @@
 
 Contract: the sequencer writes an outbox record in the same transaction as each
 slot (and one for the Scheduler-Location record), so after a crash the
-uploader finds exactly what is still owed. It reads the oldest records, wraps
-each slot as the official SU does (a bundle item signed by the SU holding
-``[assignment, item]``, or ``[assignment]`` for an assignment of an existing
-tx), posts it to ``{gateway}/tx/arweave`` with bounded concurrency, and deletes
-the records that arrived. A gateway that is down is retried with exponential
-backoff (0.2 s … 30 s); a gateway that refuses an upload (4xx) will refuse it
-forever, so the record is dropped with an error in the log rather than
-blocking the records behind it. Uploads may repeat after a crash (the record
-is deleted after the upload); the gateway stores an item id once.
+uploader finds exactly what is still owed. It reads the oldest records, packs
+them in bundles signed by the SU (below), posts each to ``{gateway}/tx/arweave``
+with bounded concurrency, and deletes the records that arrived. A gateway that
+is down is retried with exponential backoff (0.2 s … 30 s); a gateway that
+refuses an upload (4xx) will refuse it forever, so the record is dropped with
+an error in the log rather than blocking the records behind it. Uploads may repeat after a crash (the record
+is deleted after the upload); the gateway stores an item id once. Under a
+steady flow the uploader lingers ``linger`` seconds (0.1) between rounds that
+did not fill a read, so records go in few large requests and few deletions.
 
-Several slots go in one request: their bundles are wrapped in one outer bundle
-(ANS-104 nested bundles; gateways unbundle them recursively), at most
-``per_upload`` slots and ``MAX_UPLOAD_BYTES`` per request. Each slot keeps its
-own ``[assignment, item]`` bundle, signed by the SU, inside.
+The shape: one request carries one ANS-104 bundle item signed by the SU,
+holding, in outbox (slot) order, each slot's assignment followed directly by
+the item it schedules: ``[assignment_1, item_1, assignment_2, item_2, …]``
+(an assignment of an existing tx contributes ``[assignment]`` alone), at most
+``per_upload`` slots and ``MAX_UPLOAD_BYTES`` per request. One slot alone is
+exactly the official SU's ``[assignment, item]`` bundle. So the assignment and
+the message are stored as a bundle on the gateway, next to each other, and
+GraphQL's ``bundledIn`` of either is a bundle signed by the SU. (Earlier each
+slot had its own SU-signed ``[assignment, item]`` bundle nested inside the
+request's bundle; no consumer reads a slot bundle's id, and the per-slot
+signature was a third of the SU's crypto per message.) A lone standalone
+record (the Scheduler-Location item) is uploaded as itself.
+
+The bundle is built straight from the stored bytes (ids are the sha256 of each
+item's signature) on a worker thread, so the event loop only posts it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -29,7 +41,7 @@ from typing import Any
 
 from pyao.abc import ScheduleStore, Signer
 from pyao.client import GatewayClient
-from pyao.data import Bundle, DataItem
+from pyao.data import BUNDLE_TAGS, DataItem, scheme_for
 from pyao.errors import RequestError, UnitError
 from pyao.su._core import ScheduleEntry
 
@@ -39,12 +51,35 @@ log = logging.getLogger("pyao.su.uploader")
 MAX_UPLOAD_BYTES = 8 * 1024 * 1024
 
 
+def upload_body(records: list[ScheduleEntry | bytes], signer: Signer) -> bytes:
+    """What one upload request posts: a lone standalone item as itself, else one SU-signed bundle
+    of every record's items in order (a slot gives ``assignment, item``)."""
+    if len(records) == 1 and isinstance(records[0], bytes):
+        return records[0]
+    raws: list[bytes] = []
+    for record in records:
+        if isinstance(record, bytes):
+            raws.append(record)
+        else:
+            raws.append(record.assignment)
+            if record.message is not None:
+                raws.append(record.message)
+    return DataItem.create(bundle_bytes(raws), signer=signer, tags=BUNDLE_TAGS).to_bytes()
+
+
 def entry_bundle(entry: ScheduleEntry, signer: Signer) -> bytes:
-    """The signed bundle item that stores one slot on the gateway."""
-    items = [DataItem.from_bytes(entry.assignment)]
-    if entry.message is not None:
-        items.append(DataItem.from_bytes(entry.message))
-    return Bundle.of(items).to_item(signer).to_bytes()
+    """The signed bundle item that stores one slot on the gateway: ``[assignment, item]``."""
+    return upload_body([entry], signer)
+
+
+def bundle_bytes(raws: list[bytes]) -> bytes:
+    """An ANS-104 binary bundle of already serialised, well-formed items (as ``Bundle.to_bytes``)."""
+    header = [len(raws).to_bytes(32, "little")]
+    for raw in raws:
+        signature_length = scheme_for(raw[0] | raw[1] << 8).signature_length
+        header.append(len(raw).to_bytes(32, "little"))
+        header.append(hashlib.sha256(raw[2 : 2 + signature_length]).digest())
+    return b"".join(header + raws)
 
 
 class Uploader:
@@ -56,9 +91,10 @@ class Uploader:
         *,
         reader: ThreadPoolExecutor,
         writer: ThreadPoolExecutor,
-        batch: int = 256,
-        per_upload: int = 64,
+        batch: int = 512,
+        per_upload: int = 128,
         concurrency: int = 4,
+        linger: float = 0.1,
     ) -> None:
         self.store = store
         self.signer = signer
@@ -67,6 +103,7 @@ class Uploader:
         self._writer = writer
         self._batch = batch
         self._per_upload = per_upload
+        self._linger = linger
         self._limit = asyncio.Semaphore(concurrency)
         self._wake = asyncio.Event()
         self.uploaded = 0
@@ -102,6 +139,8 @@ class Uploader:
                 backoff = min(backoff * 2, 30.0)
             else:
                 backoff = 0.2
+                if len(rows) < self._batch:  # let the next records gather: few large uploads, few deletions
+                    await asyncio.sleep(self._linger)
 
     async def _upload_all(self, rows: list[tuple[int, Any]]) -> tuple[list[int], bool]:
         chunks = _chunks(rows, self._per_upload, MAX_UPLOAD_BYTES)
@@ -110,14 +149,10 @@ class Uploader:
         return done, len(done) < len(rows)
 
     async def _upload_chunk(self, chunk: list[tuple[int, Any]]) -> bool:
-        """Upload records in one request: one record as itself, several wrapped in one outer bundle."""
+        """Upload records in one request (``upload_body``); on a refusal, find the refused record."""
         async with self._limit:
             try:
-                items = [w if isinstance(w, bytes) else entry_bundle(w, self.signer) for _, w in chunk]
-                if len(items) == 1:
-                    raw = items[0]
-                else:
-                    raw = Bundle.of(DataItem.from_bytes(i) for i in items).to_item(self.signer).to_bytes()
+                raw = await self._run_in(self._reader, upload_body, [w for _, w in chunk], self.signer)
                 await self.gateway.upload(raw)
             except RequestError as exc:
                 if len(chunk) > 1:  # find the one the gateway refuses; keep the others

@@ -65,7 +65,7 @@ async def _scenario(su_url: str, gateway_url: str, unit) -> None:
         height = int(tag(nodes[-1]["assignment"]["tags"], "Block-Height"))
         assert height >= 0
 
-        # every slot reaches the gateway as a bundle [assignment, item] signed by the SU
+        # every slot reaches the gateway: its assignment and its item side by side in a bundle signed by the SU
         deadline = time.monotonic() + 20
         while unit.store.counts()[1] and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
@@ -79,9 +79,21 @@ async def _scenario(su_url: str, gateway_url: str, unit) -> None:
         found = (await gw.post("/graphql", json={"query": query, "variables": {"ids": ids}})).json()
         edges = found["data"]["transactions"]["edges"]
         assert {e["node"]["id"] for e in edges} == set(ids)
-        parent = edges[0]["node"]["bundledIn"]["id"]
-        inner = Bundle.from_bytes((await gw.get(f"/raw/{parent}")).content, verify=True)
-        assert len(inner.items) == 2 and inner.items[0].tag("Type") == "Assignment"
+        parents = {e["node"]["bundledIn"]["id"] for e in edges}  # every assignment and item is bundled
+        owner = "query($ids:[ID!]){transactions(ids:$ids){edges{node{id owner{address} tags{name value}}}}}"
+        found = (await gw.post("/graphql", json={"query": owner, "variables": {"ids": sorted(parents)}})).json()
+        for edge in found["data"]["transactions"]["edges"]:  # ... in a bundle signed by the SU
+            assert edge["node"]["owner"]["address"] == address
+            assert {"name": "Bundle-Format", "value": "binary"} in edge["node"]["tags"]
+        scheduled = []
+        for parent in sorted(parents):
+            pairs = slot_pairs(Bundle.from_bytes((await gw.get(f"/raw/{parent}")).content, verify=True).items)
+            assert all(a.tag("Process") == pid for a, _ in pairs)
+            nonces = [int(a.tag("Nonce")) for a, _ in pairs]
+            assert nonces == sorted(nonces)  # in slot order
+            scheduled += [(int(a.tag("Nonce")), a.id, item.id) for a, item in pairs]
+        expected = [(n, node["assignment"]["id"], node["message"]["id"]) for n, node in enumerate(nodes)]
+        assert sorted(scheduled) == expected  # each slot once, with its own item
         location = (
             'query($o:[String!]){transactions(owners:$o, tags:[{name:"Type", values:["Scheduler-Location"]}])'
             "{edges{node{id tags{name value}}}}}"
@@ -91,8 +103,21 @@ async def _scenario(su_url: str, gateway_url: str, unit) -> None:
         assert {"name": "Url", "value": unit.url} in tags
 
 
+def slot_pairs(items) -> list:
+    """The (assignment, item) pairs of an upload bundle, checking its shape: each assignment is
+    directly followed by the item it schedules (the process item at nonce 0, else its Message)."""
+    pairs, items = [], list(items)
+    while items:
+        assignment = items.pop(0)
+        assert assignment.tag("Type") == "Assignment", assignment.tag("Type")
+        scheduled = assignment.tag("Message") or assignment.tag("Process")
+        assert items and items[0].id == scheduled  # the slot's item comes right after its assignment
+        pairs.append((assignment, items.pop(0)))
+    return pairs
+
+
 def test_bundle_shape(rsa_wallet):
-    """What the uploader sends: a bundle item signed by the SU holding [assignment, item]."""
+    """What the uploader sends for one slot: a bundle item signed by the SU holding [assignment, item]."""
     from pyao.su._core import MESSAGE, build_entry, next_slot
     from pyao.su._uploader import entry_bundle
 
@@ -104,3 +129,30 @@ def test_bundle_shape(rsa_wallet):
     item = DataItem.from_bytes(entry_bundle(entry, rsa_wallet), verify=True)
     assert item.owner == rsa_wallet.owner and isinstance(rsa_wallet, Wallet)
     assert Bundle.from_item(item, verify=True).ids == [entry.assignment_id, msg.id]
+
+
+def test_upload_body_shape():
+    """Several records in one upload: ONE bundle signed by the SU holding, in order, each slot's
+    assignment followed by its item (an assignment of an existing tx alone), and standalone items;
+    a lone standalone item goes as itself."""
+    from pyao.su._core import ASSIGNED, MESSAGE, PROCESS, build_entry, location_item, next_slot
+    from pyao.su._uploader import bundle_bytes, upload_body
+
+    su = Ed25519Signer.from_seed(bytes([4]) * 32)
+    process = DataItem.create(b"p", signer=USER, tags=ao.process_tags("m" * 43, su.address))
+    pid = process.id
+    msg = DataItem.create(b"m", signer=USER, tags=ao.message_tags(), target=pid)
+    first = build_entry(su, next_slot(None, pid, 1), process_id=pid, block_height=1, kind=PROCESS, message_id=pid,
+                        message=process.to_bytes())  # fmt: skip
+    second = build_entry(su, next_slot(first, pid, 2), process_id=pid, block_height=1, kind=MESSAGE,
+                         message_id=msg.id, message=msg.to_bytes())  # fmt: skip
+    third = build_entry(su, next_slot(second, pid, 3), process_id=pid, block_height=1, kind=ASSIGNED,
+                        message_id="t" * 43)  # fmt: skip
+    location = location_item(su, "http://su", 1000).to_bytes()
+    body = DataItem.from_bytes(upload_body([first, second, location, third], su), verify=True)
+    assert body.owner == su.owner and body.tag("Bundle-Format") == "binary"
+    items = Bundle.from_item(body, verify=True).items
+    assert [i.id for i in items] == [first.assignment_id, pid, second.assignment_id, msg.id,
+                                     DataItem.from_bytes(location).id, third.assignment_id]  # fmt: skip
+    assert upload_body([location], su) == location
+    assert bundle_bytes([i.to_bytes() for i in items]) == Bundle.of(items).to_bytes()

@@ -20,6 +20,7 @@ from pyao.su._core import (
     parse_exclude,
     pushed_deep_hash,
     seed_hash_chain,
+    signed_assignment,
 )
 from tests._su import verify_chain
 
@@ -71,6 +72,28 @@ def test_assignment_tags_and_message_tag(signers):
     )
     names = [t.name for t in DataItem.from_bytes(assigned.assignment).tags]
     assert names[-2:] == ["Message", "Exclude"] and assigned.message is None
+
+
+@pytest.mark.parametrize("message", [None, "M" * 43], ids=["process slot", "message slot"])
+@pytest.mark.parametrize(
+    "nonce, timestamp, height", [(0, 0, 0), (12345, 1_700_000_000_000, 1_500_000), (10**15, 2**62, 10**13)]
+)
+def test_assignment_bytes_are_what_the_general_builder_writes(signer, message, nonce, timestamp, height):
+    """The SU writes its assignments directly; they must be DataItem.create's bytes exactly."""
+    anchor = bytes(range(32))
+    values = (PID, "0", str(nonce), "H" * 43, str(height).zfill(12), str(timestamp))
+    assignment_id, raw = signed_assignment(signer, values, message, anchor)
+    tags = ao.assignment_tags(
+        process=PID, nonce=nonce, hash_chain="H" * 43, block_height=height, timestamp_ms=timestamp, message=message
+    )
+    general = DataItem.create(b"", signer=signer, tags=tags, anchor=anchor)
+    mine = DataItem.from_bytes(raw, verify=True)
+    assert mine.id == assignment_id
+    assert mine.signature_data() == general.signature_data()
+    if signer.signature_type in (2, 4):  # deterministic signatures: the very same bytes
+        assert raw == general.to_bytes()
+    else:
+        assert raw == general.to_bytes().replace(general.signature, mine.signature)
 
 
 def _item(signer, tags, target=""):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 
 import httpx
 import pytest
@@ -262,6 +263,70 @@ def test_failed_commit_answers_503_and_leaves_no_gap(tmp_path):
             nodes = await walk_schedule(http, process.id)
             verify_chain(process.id, nodes)
             assert len(nodes) == 6
+
+    asyncio.run(scenario())
+
+
+def test_failed_commit_under_a_slotted_batch_leaves_no_gap(db, tmp_path):
+    """A batch is slotted on top of the one committing; when that commit fails, the next batch is
+    slotted again from what is stored, so it commits without a gap and only the failed batch fails."""
+
+    async def scenario():
+        async with running_su(db, tmp_path) as (unit, http, _):
+            process = spawn()
+            assert (await post(http, process)).status_code == 200
+            real = unit.store.write_batch
+            calls = []
+
+            def slow_then_failing(entries, uploads, height=None):
+                calls.append(len(entries))
+                if len(calls) == 1:
+                    time.sleep(0.3)  # the next batch is slotted meanwhile, on top of this one
+                    raise StoreError("disk full")
+                return real(entries, uploads, height)
+
+            unit.store.write_batch = slow_then_failing
+            first = [asyncio.create_task(post(http, message(process.id, n))) for n in range(3)]
+            await asyncio.sleep(0.1)
+            dup = message(process.id, 0)  # a duplicate of a message in the failing batch: not refused
+            second = [asyncio.create_task(post(http, message(process.id, n))) for n in range(3, 6)]
+            second.append(asyncio.create_task(post(http, dup)))
+            assert {r.status_code for r in await asyncio.gather(*first)} == {503}
+            assert {r.status_code for r in await asyncio.gather(*second)} == {200}
+            assert len(calls) >= 2 and calls[0] == 3
+            nodes = await walk_schedule(http, process.id)
+            verify_chain(process.id, nodes)
+            assert sorted(n["message"]["id"] for n in nodes[1:]) == sorted(
+                message(process.id, n).id for n in (3, 4, 5, 0)
+            )
+
+    asyncio.run(scenario())
+
+
+def test_lean_post_answers_as_the_routed_post(tmp_path):
+    """``POST /`` runs on a bare ASGI handler; with a query it goes through Starlette's route.
+    Both give the same answers for the same bodies."""
+
+    async def scenario():
+        async with running_su(f"sqlite:///{tmp_path}/su.db", tmp_path, max_item_bytes=4096) as (_, http, __):
+            process = spawn()
+            assert (await post(http, process)).status_code == 200
+            good = message(process.id, 1).to_bytes()
+            bodies = [b"", b"\x01\x00garbage", good[:100], good[:-1] + bytes([good[-1] ^ 1]), b"x" * 5000]
+            bodies.append(DataItem.create(b"x", signer=USER, tags=[("A", "b")], target=process.id).to_bytes())
+            bodies.append(message(b64url_encode(bytes([3]) * 32), 1).to_bytes())
+            for n, body in enumerate(bodies):
+                lean = await http.post("/", content=body)
+                routed = await http.post("/", content=body, params={"n": str(n)})
+                assert lean.status_code == routed.status_code and lean.status_code >= 400, n
+                assert lean.json() == routed.json() and lean.headers["content-type"] == "application/json", n
+            ok = await http.post("/", content=good)
+            dup = await http.post("/", content=good, params={"n": "x"})
+            assert ok.status_code == 200 and ok.content == b'{"timestamp":%d,"id":"%s"}' % (
+                ok.json()["timestamp"],
+                message(process.id, 1).id.encode(),
+            )
+            assert dup.status_code == 400 and "already exists" in dup.json()["error"]
 
     asyncio.run(scenario())
 
