@@ -127,10 +127,10 @@ class ScheduleStore(ABC):
     nonce, timestamp, block height and hash chain copied out for queries. Slot 0
     of a process is the process item itself.
 
-    The methods block; the SU calls them from worker threads (one writer
-    thread, one reader thread). ``write_batch`` is the only writer of slots and
-    commits its rows and outbox records in ONE transaction, durably (SQLite WAL
-    with ``synchronous=FULL``; PostgreSQL a normal commit), or raises
+    The methods block; the SU calls them from its worker threads (the writer,
+    the sequencer's lookups and the reader each use their own connection).
+    ``write_batch`` is the only writer of slots and commits its rows and outbox
+    records in ONE transaction, durably (SQLite WAL with ``synchronous=FULL``; PostgreSQL a normal commit), or raises
     ``StoreError`` having changed nothing. Backends: ``pyao.su.open_store``
     picks SQLite or PostgreSQL from a URL; one test suite runs against both.
     """
@@ -170,6 +170,10 @@ class ScheduleStore(ABC):
     @abstractmethod
     def slot(self, process_id: str, nonce: int) -> object | None:
         """The slot with this nonce (0: the process itself)."""
+
+    @abstractmethod
+    def holds_item(self, item_id: str) -> bool:
+        """Whether ``item_id`` was posted here (a process or message whose bytes this SU keeps)."""
 
     @abstractmethod
     def outbox(self, limit: int) -> list[tuple[int, object]]:

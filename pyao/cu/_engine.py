@@ -46,6 +46,9 @@ from pyao.data import Tag, b64url_decode, b64url_encode
 from pyao.errors import NotFound, ParseError, ScheduleError, UnitError
 from pyao.vm import limits_for, vm_for
 
+#: how long the CU waits for an assigned item to reach the gateway before it gives up (503)
+ASSIGNED_ITEM_WAIT_S = 10.0
+
 log = logging.getLogger("pyao.cu")
 
 
@@ -309,7 +312,7 @@ class Engine:
         wanted = [sm.msg["Message"] for sm in scheduled if sm.is_assignment]
         if not wanted:
             return scheduled
-        metas = await self.locator.items(wanted)
+        metas = await self._assigned_items(wanted)
         out = []
         for sm in scheduled:
             if sm.is_assignment:
@@ -322,6 +325,18 @@ class Engine:
                 sm = hydrate(sm, meta, data)
             out.append(sm)
         return out
+
+    async def _assigned_items(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Gateway metadata of assigned items. An SU may assign an item it scheduled itself
+        a moment ago and has not uploaded yet, so missing items are waited for, boundedly."""
+        found = await self.locator.items(ids)
+        delay, waited = 0.05, 0.0
+        while len(found) < len(set(ids)) and waited < ASSIGNED_ITEM_WAIT_S:
+            await asyncio.sleep(delay)
+            waited += delay
+            delay = min(delay * 2, 1.0)
+            found.update(await self.locator.items([i for i in ids if i not in found]))
+        return found
 
     async def _with_crons(self, p: LiveProcess, scheduled: list[ScheduledMessage]) -> list[_Pending]:
         """The page's messages with the cron ticks due between consecutive ones."""

@@ -175,10 +175,15 @@ async def _assign(request: Request, unit: Any, pid: str, tx: str) -> Response:
     exclude = parse_exclude(request.query_params.get("exclude"))
     if "base-layer" in request.query_params:
         await _check_settled(unit, tx)
-    elif not await unit.gateway.exists(tx):
+    elif not await _known_tx(unit, tx):
         raise RequestError(f"Invalid gateway tx for assigning: {tx} is not on the gateway")
     entry = await unit.sequencer.submit_assign(AssignRequest(pid, tx, exclude))
     return JSONResponse({"timestamp": entry.timestamp, "id": entry.assignment_id})
+
+
+async def _known_tx(unit: Any, tx: str) -> bool:
+    """An item this SU scheduled itself counts before its upload reaches the gateway."""
+    return await unit.read(lambda: unit.store.holds_item(tx)) or await unit.gateway.exists(tx)
 
 
 async def _check_settled(unit: Any, tx: str) -> None:

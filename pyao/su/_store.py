@@ -27,7 +27,7 @@ from typing import Any
 
 from pyao.abc import ScheduleStore
 from pyao.errors import StoreError
-from pyao.su._core import ScheduleEntry
+from pyao.su._core import ASSIGNED, ScheduleEntry
 
 COLUMNS = (
     "process_id, nonce, epoch, timestamp, block_height, hash_chain, assignment_id, message_id, kind,"
@@ -228,6 +228,13 @@ class SqlScheduleStore(ScheduleStore):
             (process_id, tx_id, tx_id),
         )
         return _entry(rows[0]) if rows else None
+
+    def holds_item(self, item_id: str) -> bool:
+        p = self.P
+        rows = self._query(
+            self._r, f"SELECT 1 FROM schedule WHERE message_id = {p} AND kind <> {p} LIMIT 1", (item_id, ASSIGNED)
+        )
+        return bool(rows)
 
     def slot(self, process_id: str, nonce: int) -> ScheduleEntry | None:
         p = self.P

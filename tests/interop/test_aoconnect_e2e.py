@@ -90,11 +90,9 @@ def _wait_for_banner(proc: subprocess.Popen, log_path: Path) -> str:
     pytest.fail("pyao up did not start:\n" + log_path.read_text())
 
 
-def run_scenario(network, name: str, *, allow_race: bool = True) -> dict:
-    """Run one scenario; check the requests it made; return what it observed.
-
-    ``allow_race``: let a CU read meet the race that test_result_right_after_spawn_is_not_a_404
-    shows (the scenario retries it and lists it in ``retried``)."""
+def run_scenario(network, name: str) -> dict:
+    """Run one scenario; check the requests it made (each documented and answered as aoconnect
+    expects, none retried); return what it observed."""
     config = network["config"]
     done = subprocess.run(
         ["node", SCRIPT, name, "-"],
@@ -109,7 +107,8 @@ def run_scenario(network, name: str, *, allow_race: bool = True) -> dict:
     assert out["blocked"] == [], out["blocked"]
     assert out["ok"], f"{out['error']}\n--- pyao up log:\n{network['log'].read_text()[-4000:]}"
     for request in out["requests"]:
-        assert _documented(config, request) or (allow_race and _gateway_race(config, request)), request
+        assert _documented(config, request), request
+    assert out["retried"] == [], out["retried"]
     out["requests_by_kind"] = [_kind(config, r) for r in out["requests"]]
     return out
 
@@ -147,12 +146,6 @@ DOCUMENTED = {
 
 def _documented(config: dict, request: dict) -> bool:
     return request["status"] in DOCUMENTED.get(_kind(config, request), set())
-
-
-def _gateway_race(config: dict, request: dict) -> bool:
-    """An answer of the race the xfail test below shows (retried by the scenarios)."""
-    kind, body = _kind(config, request), request.get("body", "")
-    return kind == "POST mu/assign" and request["status"] == 400 and "is not on the gateway" in body
 
 
 def _is_id(value) -> bool:
@@ -300,21 +293,14 @@ def test_a_process_spawns_another_and_gets_spawned(network):
 def test_result_right_after_spawn_is_not_a_404(network):
     """Regression: the CU once found a process only through the gateway, so a result asked for
     before the SU had uploaded the process answered 404. It now asks the SUs (as a router would)."""
-    out = run_scenario(network, "result-right-after-spawn", allow_race=False)
+    out = run_scenario(network, "result-right-after-spawn")
     rounds = out["observed"]["rounds"]
     assert rounds == [{"output": "42", "error": None}] * 40
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "SU race: aoconnect's assign({process, message}) right after message() gets "
-        '400 {"error":"scheduler unit refused POST /: Invalid gateway tx for assigning: <id> is not on '
-        'the gateway"} (POST {MU}?process-id=&assign=): the SU checks the gateway for the message it '
-        "scheduled itself a moment earlier, before its own uploader has put it there."
-    ),
-)
 def test_assign_right_after_message_is_accepted(network):
-    out = run_scenario(network, "assign-right-after-message", allow_race=False)
+    """Regression: the SU once checked only the gateway for a message it had just scheduled
+    itself (not yet uploaded) and refused to assign it. It now checks its own store first."""
+    out = run_scenario(network, "assign-right-after-message")
     rounds = out["observed"]["rounds"]
     assert rounds == [{"assigned": True, "error": None}] * 40
