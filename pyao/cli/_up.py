@@ -18,6 +18,8 @@ import asyncio
 import contextlib
 import json
 import os
+import socket
+import sys
 from pathlib import Path
 
 import httpx
@@ -67,9 +69,25 @@ def _configs(args: argparse.Namespace) -> tuple[GatewayConfig, SchedulerConfig, 
     return gateway, su, cu, mu
 
 
-async def _start(server, task_list: list[asyncio.Task]) -> None:
-    """Start one uvicorn server and wait until it listens (or fails)."""
-    task = asyncio.create_task(server.serve())
+def _bind(host: str, port: int) -> socket.socket:
+    """Bind a unit's port before anything starts, so a busy port is a clear error, not a hang."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise PortInUse(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    return sock
+
+
+class PortInUse(Exception):
+    """A unit's port is taken: ``pyao up`` says which and exits 1."""
+
+
+async def _start(server, sock: socket.socket, task_list: list[asyncio.Task]) -> None:
+    """Start one uvicorn server on its bound socket and wait until it listens (or fails)."""
+    task = asyncio.create_task(server.serve(sockets=[sock]))
     task_list.append(task)
     while not server.started:
         if task.done():
@@ -109,6 +127,14 @@ async def run_network(args: argparse.Namespace) -> None:
     from pyao.data import Wallet
 
     gateway_config, su_config, cu_config, mu_config = _configs(args)
+    sockets = []
+    try:
+        for config in (gateway_config, su_config, cu_config, mu_config):
+            sockets.append(_bind(config.host, config.port))
+    except PortInUse:
+        for sock in sockets:
+            sock.close()
+        raise
     for config in (gateway_config, su_config, cu_config, mu_config):
         config.data_dir.mkdir(parents=True, exist_ok=True)
     wallet = Wallet.load_or_create(args.wallet)
@@ -129,8 +155,9 @@ async def run_network(args: argparse.Namespace) -> None:
     ]
     tasks: list[asyncio.Task] = []
     try:
-        for server in servers:  # in order: the SU and CU read the gateway when they start
-            await _start(server, tasks)
+        # in order: the SU and CU read the gateway when they start
+        for server, sock in zip(servers, sockets, strict=True):
+            await _start(server, sock, tasks)
         async with in_process_gateway() as gateway:
             module_id = await ensure_aos_module(gateway, wallet, args.data_dir)
         print("pyao network is up")
@@ -156,6 +183,11 @@ async def run_network(args: argparse.Namespace) -> None:
 
 
 def up(args: argparse.Namespace) -> int:
-    with contextlib.suppress(KeyboardInterrupt):
+    try:
         asyncio.run(run_network(args))
+    except KeyboardInterrupt:
+        pass
+    except PortInUse as exc:
+        print(f"pyao up: {exc}", file=sys.stderr)
+        return 1
     return 0

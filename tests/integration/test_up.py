@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import httpx
 import pytest
 
 from pyao.data import DataItem, Wallet, ao
-from pyao.testing.postgres import free_port
+from pyao.testing.postgres import free_ports
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
 def network(tmp_path):
-    gateway_port, su_port, cu_port, mu_port = free_port(), free_port(), free_port(), free_port()
+    gateway_port, su_port, cu_port, mu_port = free_ports(4)
     wallet = tmp_path / "wallet.json"
     proc = subprocess.Popen(
         [
@@ -45,18 +47,7 @@ def network(tmp_path):
         stderr=subprocess.STDOUT,
         text=True,
     )
-    lines = []
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        if line.startswith("Press Ctrl-C"):
-            break
-    else:  # pragma: no cover
-        proc.kill()
-        pytest.fail("pyao up did not start: " + "".join(lines))
+    lines = _read_banner(proc, timeout=30)
     assert any("pyao network is up" in line for line in lines), "".join(lines)
     yield {
         "gateway": f"http://127.0.0.1:{gateway_port}",
@@ -68,6 +59,59 @@ def network(tmp_path):
     }
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=20) == 0
+
+
+def _read_banner(proc, timeout):
+    """The lines ``pyao up`` prints until it is ready; fails (never hangs) if it is not ready in time."""
+    pending: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [pending.put(line) for line in proc.stdout], daemon=True).start()
+    lines = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            line = pending.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            break
+        lines.append(line)
+        if line.startswith("Press Ctrl-C"):
+            return lines
+    proc.kill()
+    pytest.fail("pyao up did not start: " + "".join(lines))
+
+
+def test_up_refuses_a_busy_port_with_a_clear_error(tmp_path):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        gateway, cu, mu = free_ports(3)
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pyao.cli",
+                "up",
+                "--data-dir",
+                str(tmp_path),
+                "--wallet",
+                str(tmp_path / "w.json"),
+                "--gateway-port",
+                str(gateway),
+                "--su-port",
+                str(port),
+                "--cu-port",
+                str(cu),
+                "--mu-port",
+                str(mu),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
 
 
 def _graphql(gateway, query, variables):

@@ -24,7 +24,7 @@ import httpx
 import pytest
 
 from pyao.data import Wallet
-from pyao.testing.postgres import free_port
+from pyao.testing.postgres import free_ports
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow]
 
@@ -36,7 +36,7 @@ ID = re.compile(r"^[A-Za-z0-9_-]{43}$")
 def network(node_harness, tmp_path_factory):
     """``pyao up`` as a subprocess; its output goes to a file (a full pipe would stall it)."""
     root = tmp_path_factory.mktemp("aoconnect-e2e")
-    ports = {name: free_port() for name in ("gateway", "su", "cu", "mu")}
+    ports = dict(zip(("gateway", "su", "cu", "mu"), free_ports(4), strict=True))
     wallet = root / "wallet.json"
     log_path = root / "up.log"
     env = {**os.environ, "PYAO_MU_CRON_INTERVAL_S": "1"}
