@@ -73,3 +73,11 @@ def require_data(body: bytes) -> bytes:
     if not body:
         raise DataError("the request body must be a raw ANS-104 data item")
     return body
+
+
+async def serve_app(app, host: str, port: int) -> None:
+    """Run an ASGI app with uvicorn on ``host:port`` (its lifespan included) until cancelled."""
+    import uvicorn
+
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on", access_log=False)
+    await uvicorn.Server(config).serve()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pyao._http import serve_app
 from pyao.abc import ResultStore, Signer
 from pyao.client import GatewayClient, SchedulerClient
 from pyao.config import CUConfig
@@ -27,24 +28,14 @@ from pyao.cu._engine import Engine
 from pyao.cu._locate import Locator
 from pyao.cu._server import build_app
 from pyao.cu._store import open_result_store
-from pyao.data import Ed25519Signer, Wallet, load_signer, save_signer
-from pyao.errors import WalletError
+from pyao.data import load_or_create_signer
 
 __all__ = ["ComputeUnit", "create_app", "load_wallet", "open_result_store", "serve"]
 
 
 def load_wallet(config: CUConfig) -> Signer:
     """The CU's key from ``config.wallet``, created with ``config.wallet_type`` if missing."""
-    if config.wallet.exists():
-        return load_signer(config.wallet)
-    if config.wallet_type == "arweave":
-        signer: Signer = Wallet.generate()
-    elif config.wallet_type == "ed25519":
-        signer = Ed25519Signer.generate()
-    else:
-        raise WalletError(f"unknown wallet type {config.wallet_type!r}: use arweave or ed25519")
-    save_signer(signer, config.wallet)
-    return signer
+    return load_or_create_signer(config.wallet, config.wallet_type)
 
 
 def store_url(config: CUConfig) -> str:
@@ -98,10 +89,4 @@ def create_app(
 
 async def serve(config: CUConfig) -> None:
     """Run the CU on ``config.host:config.port`` until cancelled."""
-    import uvicorn
-
-    app = create_app(config)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host=config.host, port=config.port, log_level="warning", lifespan="on", access_log=False)
-    )
-    await server.serve()
+    await serve_app(create_app(config), config.host, config.port)

@@ -17,7 +17,7 @@ from pyao.data.signing import (
     scheme_for,
 )
 from pyao.data.tags import Tag, decode_tags, encode_tags
-from pyao.data.wallet import Wallet, load_signer, save_signer, signer_from_jwk
+from pyao.data.wallet import Wallet, load_or_create_signer, load_signer, save_signer, signer_from_jwk
 
 __all__ = [
     "BUNDLE_TAGS",
@@ -39,6 +39,7 @@ __all__ = [
     "encode_tags",
     "is_bundle",
     "is_id",
+    "load_or_create_signer",
     "load_signer",
     "save_signer",
     "scheme_for",

@@ -154,6 +154,22 @@ def save_signer(signer: Signer, path: str | os.PathLike[str]) -> None:
     _write_private(Path(path), jwk)
 
 
+def load_or_create_signer(path: str | os.PathLike[str], key_type: str = "ed25519") -> Signer:
+    """A unit's key: the one at ``path``, or a new ``key_type`` key ("arweave" RSA or
+    "ed25519") saved there first."""
+    path = Path(path)
+    if path.exists():
+        return load_signer(path)
+    if key_type == "arweave":
+        signer: Signer = Wallet.generate()
+    elif key_type == "ed25519":
+        signer = Ed25519Signer.generate()
+    else:
+        raise WalletError(f"unknown wallet type {key_type!r}: use arweave or ed25519")
+    save_signer(signer, path)
+    return signer
+
+
 def _write_private(path: Path, jwk: dict[str, str]) -> None:
     """Write a key file readable by its owner only, atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -76,8 +76,6 @@ def create_app(source: GatewayConfig | GatewayStore, config: GatewayConfig | Non
 
 async def serve(config: GatewayConfig) -> None:
     """Run the gateway on ``config.host``:``config.port`` until cancelled."""
-    import uvicorn
+    from pyao._http import serve_app
 
-    app = create_app(config)
-    server = uvicorn.Server(uvicorn.Config(app, host=config.host, port=config.port, log_level="info"))
-    await server.serve()
+    await serve_app(create_app(config), config.host, config.port)

@@ -27,11 +27,12 @@ import logging
 import time
 from typing import Any
 
+from pyao._http import serve_app
 from pyao.abc import MessengerStore, Signer
 from pyao.client import ComputeClient, GatewayClient, SchedulerClient, SchedulerLocator
 from pyao.config import MUConfig
-from pyao.data import DataItem, Ed25519Signer, Wallet, load_signer, save_signer
-from pyao.errors import NotFound, RequestError, WalletError
+from pyao.data import DataItem, load_or_create_signer
+from pyao.errors import NotFound, RequestError
 from pyao.mu import _core as core
 from pyao.mu._core import Job
 from pyao.mu._crank import AsyncStore, Cranker, Processes
@@ -46,16 +47,7 @@ log = logging.getLogger("pyao.mu")
 
 def load_wallet(config: MUConfig) -> Signer:
     """The MU's key from ``config.wallet``, created with ``config.wallet_type`` if missing."""
-    if config.wallet.exists():
-        return load_signer(config.wallet)
-    if config.wallet_type == "arweave":
-        signer: Signer = Wallet.generate()
-    elif config.wallet_type == "ed25519":
-        signer = Ed25519Signer.generate()
-    else:
-        raise WalletError(f"unknown wallet type {config.wallet_type!r}: use arweave or ed25519")
-    save_signer(signer, config.wallet)
-    return signer
+    return load_or_create_signer(config.wallet, config.wallet_type)
 
 
 def store_url(config: MUConfig) -> str:
@@ -200,10 +192,4 @@ def create_app(
 
 async def serve(config: MUConfig) -> None:
     """Run the MU on ``config.host:config.port`` until cancelled."""
-    import uvicorn
-
-    app = create_app(config)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host=config.host, port=config.port, log_level="warning", lifespan="on", access_log=False)
-    )
-    await server.serve()
+    await serve_app(create_app(config), config.host, config.port)

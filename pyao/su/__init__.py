@@ -23,11 +23,12 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from pyao._http import serve_app
 from pyao.abc import ScheduleStore, Signer
 from pyao.client import GatewayClient
 from pyao.config import SchedulerConfig
-from pyao.data import Ed25519Signer, Wallet, load_signer, save_signer
-from pyao.errors import PyaoError, WalletError
+from pyao.data import load_or_create_signer
+from pyao.errors import PyaoError
 from pyao.su._core import ScheduleEntry, location_item, next_hash_chain, seed_hash_chain
 from pyao.su._sequencer import Sequencer
 from pyao.su._server import build_app, refresh_height
@@ -51,16 +52,7 @@ log = logging.getLogger("pyao.su")
 
 def load_wallet(config: SchedulerConfig) -> Signer:
     """The SU's key from ``config.wallet``, created with ``config.wallet_type`` if missing."""
-    if config.wallet.exists():
-        return load_signer(config.wallet)
-    if config.wallet_type == "arweave":
-        signer: Signer = Wallet.generate()
-    elif config.wallet_type == "ed25519":
-        signer = Ed25519Signer.generate()
-    else:
-        raise WalletError(f"unknown wallet type {config.wallet_type!r}: use arweave or ed25519")
-    save_signer(signer, config.wallet)
-    return signer
+    return load_or_create_signer(config.wallet, config.wallet_type)
 
 
 def store_url(config: SchedulerConfig) -> str:
@@ -163,10 +155,4 @@ def create_app(
 
 async def serve(config: SchedulerConfig) -> None:
     """Run the SU on ``config.host:config.port`` until cancelled."""
-    import uvicorn
-
-    app = create_app(config)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host=config.host, port=config.port, log_level="warning", lifespan="on", access_log=False)
-    )
-    await server.serve()
+    await serve_app(create_app(config), config.host, config.port)

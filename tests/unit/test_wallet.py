@@ -83,3 +83,14 @@ def test_other_key_types():
     assert SolanaSigner.from_secret_key(secret.seed + secret.owner).owner == secret.owner
     with pytest.raises(WalletError, match="does not match"):
         SolanaSigner.from_secret_key(secret.seed + b"\x00" * 32)
+
+
+def test_load_or_create_signer_for_units(tmp_path):
+    from pyao.data import load_or_create_signer
+
+    first = load_or_create_signer(tmp_path / "unit.json")
+    assert isinstance(first, Ed25519Signer)
+    assert load_or_create_signer(tmp_path / "unit.json", "arweave").owner == first.owner  # an existing key wins
+    assert isinstance(load_or_create_signer(tmp_path / "rsa.json", "arweave"), Wallet)
+    with pytest.raises(WalletError, match="unknown wallet type"):
+        load_or_create_signer(tmp_path / "x.json", "dsa")
