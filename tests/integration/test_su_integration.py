@@ -33,10 +33,9 @@ def su_db(request, tmp_path):
 
 
 @pytest.mark.parametrize("wallet_type", ["ed25519", "arweave"])
-def test_schedule_over_http_reaches_the_gateway(gateway_url, su_db, tmp_path, wallet_type, rsa_wallet):
-    if wallet_type == "arweave" and not su_db.startswith("sqlite"):
-        pytest.skip("RSA SU wallet: one backend is enough")
-    signer = rsa_wallet if wallet_type == "arweave" else None
+def test_schedule_over_http_reaches_the_gateway(gateway_url, su_db, tmp_path, wallet_type):
+    # A fresh key per case: the cases share one gateway, and owner queries must see only their own items.
+    signer = Wallet.generate() if wallet_type == "arweave" else None
     config = SchedulerConfig(db=su_db, gateway_url=gateway_url, wallet=tmp_path / "su.json", wallet_type=wallet_type)
     app = create_app(config, signer=signer)
     with serve_app(app) as su_url:
