@@ -118,15 +118,15 @@ class SqlScheduleStore(ScheduleStore):
     # ---------------------------------------------------------- writer side
 
     def latest(self, process_ids: list[str]) -> dict[str, ScheduleEntry]:
+        # One index probe per process (newest nonce of the primary key): O(log n) however long
+        # the process is; a correlated max() over an IN list would scan every row of each.
         out: dict[str, ScheduleEntry] = {}
-        for chunk in _chunks(sorted(set(process_ids))):
-            where, params = self._in("s.process_id", chunk)
-            sql = (
-                f"SELECT {STATE_COLUMNS} FROM schedule s WHERE {where} AND s.nonce ="
-                " (SELECT max(m.nonce) FROM schedule m WHERE m.process_id = s.process_id)"
-            )
-            for row in self._query(self._c, sql, params):
-                out[row[0]] = _entry(row)
+        p = self.P
+        sql = f"SELECT {STATE_COLUMNS} FROM schedule WHERE process_id = {p} ORDER BY nonce DESC LIMIT 1"
+        for process_id in sorted(set(process_ids)):
+            rows = self._query(self._c, sql, (process_id,))
+            if rows:
+                out[process_id] = _entry(rows[0])
         return out
 
     def existing_ids(self, item_ids: list[str]) -> set[str]:
