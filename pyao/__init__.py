@@ -4,6 +4,7 @@ The public face is deliberately small; ``tests/unit/test_public_api.py`` guards 
 """
 
 from pyao.abc import Signer
+from pyao.client.connect import AsyncConnection, Connection, connect, connect_async
 from pyao.data import Bundle, DataItem, Ed25519Signer, EthereumSigner, SolanaSigner, Tag, Wallet
 from pyao.errors import (
     AoTagError,
@@ -20,7 +21,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AoTagError",
+    "AsyncConnection",
     "Bundle",
+    "Connection",
     "DataError",
     "DataItem",
     "Ed25519Signer",
@@ -36,4 +39,6 @@ __all__ = [
     "Wallet",
     "WalletError",
     "__version__",
+    "connect",
+    "connect_async",
 ]

@@ -4,6 +4,7 @@
 from pyao.client.cu import ComputeClient
 from pyao.client.gateway import GatewayClient
 from pyao.client.locate import SchedulerLocator
+from pyao.client.messenger import MessengerClient
 from pyao.client.scheduler import SchedulerClient
 
-__all__ = ["ComputeClient", "GatewayClient", "SchedulerClient", "SchedulerLocator"]
+__all__ = ["ComputeClient", "GatewayClient", "MessengerClient", "SchedulerClient", "SchedulerLocator"]

@@ -8,7 +8,9 @@ def test_top_level_api():
     assert sorted(pyao.__all__) == sorted(
         [
             "AoTagError",
+            "AsyncConnection",
             "Bundle",
+            "Connection",
             "DataError",
             "DataItem",
             "Ed25519Signer",
@@ -24,6 +26,8 @@ def test_top_level_api():
             "Wallet",
             "WalletError",
             "__version__",
+            "connect",
+            "connect_async",
         ]
     )
     for name in pyao.__all__:
