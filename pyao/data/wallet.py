@@ -102,7 +102,7 @@ class Wallet(Signer):
     @classmethod
     def load_or_create(cls, path: str | os.PathLike[str]) -> Wallet:
         """Load the wallet at ``path``, or generate one there (as aos does with ~/.aos.json)."""
-        path = Path(path)
+        path = Path(path).expanduser()
         if path.exists():
             return cls.load(path)
         wallet = cls.generate()
@@ -134,7 +134,7 @@ def signer_from_jwk(jwk: dict[str, Any]) -> Signer:
 
 def load_signer(path: str | os.PathLike[str]) -> Signer:
     try:
-        text = Path(path).read_text()
+        text = Path(path).expanduser().read_text()
     except OSError as exc:
         raise WalletError(f"cannot read key file {path}: {exc.strerror}") from exc
     try:
@@ -157,7 +157,7 @@ def save_signer(signer: Signer, path: str | os.PathLike[str]) -> None:
 def load_or_create_signer(path: str | os.PathLike[str], key_type: str = "ed25519") -> Signer:
     """A unit's key: the one at ``path``, or a new ``key_type`` key ("arweave" RSA or
     "ed25519") saved there first."""
-    path = Path(path)
+    path = Path(path).expanduser()
     if path.exists():
         return load_signer(path)
     if key_type == "arweave":
@@ -172,6 +172,7 @@ def load_or_create_signer(path: str | os.PathLike[str], key_type: str = "ed25519
 
 def _write_private(path: Path, jwk: dict[str, str]) -> None:
     """Write a key file readable by its owner only, atomically."""
+    path = path.expanduser()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

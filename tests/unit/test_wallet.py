@@ -94,3 +94,10 @@ def test_load_or_create_signer_for_units(tmp_path):
     assert isinstance(load_or_create_signer(tmp_path / "rsa.json", "arweave"), Wallet)
     with pytest.raises(WalletError, match="unknown wallet type"):
         load_or_create_signer(tmp_path / "x.json", "dsa")
+
+
+def test_key_paths_expand_the_home_directory(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    created = Wallet.load_or_create("~/.aos.json")
+    assert (tmp_path / ".aos.json").exists()
+    assert load_signer("~/.aos.json").address == created.address
