@@ -6,12 +6,17 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from pyao.cli import _data, _units, _up
+from pyao.cli import _console, _data, _units, _up
 from pyao.errors import PyaoError
 
 # verb -> (help, add_arguments, run)
 VERBS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
     "up": ("start the embedded ao network in one process", _up.up_arguments, _up.up),
+    "console": (
+        "an aos-like REPL on a named process",
+        _console.console_arguments,
+        _console.console,
+    ),
     "wallet": ("create or show a wallet (JWK key file)", _data.wallet_arguments, _data.wallet),
     "item": ("parse, verify and show an ANS-104 data item or bundle file", _data.item_arguments, _data.item),
     "gateway": ("run the gateway (permanent store) alone", _units.gateway_arguments, _units.gateway),
