@@ -22,8 +22,9 @@ the message are stored as a bundle on the gateway, next to each other, and
 GraphQL's ``bundledIn`` of either is a bundle signed by the SU. (Earlier each
 slot had its own SU-signed ``[assignment, item]`` bundle nested inside the
 request's bundle; no consumer reads a slot bundle's id, and the per-slot
-signature was a third of the SU's crypto per message.) A lone standalone
-record (the Scheduler-Location item) is uploaded as itself.
+signature was a third of the SU's crypto per message.) A standalone record
+(the Scheduler-Location item) rides in the same bundle as itself when slots
+are pending, and alone is uploaded as itself.
 
 The bundle is built straight from the stored bytes (ids are the sha256 of each
 item's signature) on a worker thread, so the event loop only posts it.

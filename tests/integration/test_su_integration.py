@@ -104,8 +104,9 @@ async def _scenario(su_url: str, gateway_url: str, unit) -> None:
 
 def slot_pairs(items) -> list:
     """The (assignment, item) pairs of an upload bundle, checking its shape: each assignment is
-    directly followed by the item it schedules (the process item at nonce 0, else its Message)."""
-    pairs, items = [], list(items)
+    directly followed by the item it schedules (the process item at nonce 0, else its Message).
+    The SU's own Scheduler-Location record may share an upload with slots; it stands alone."""
+    pairs, items = [], [i for i in items if i.tag("Type") != "Scheduler-Location"]
     while items:
         assignment = items.pop(0)
         assert assignment.tag("Type") == "Assignment", assignment.tag("Type")
