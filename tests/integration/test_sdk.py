@@ -5,19 +5,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import queue
-import signal
-import subprocess
-import sys
 import threading
-import time
 
-import httpx
 import pytest
 
 import pyao
-from pyao.data import Wallet, b64url_encode
+from pyao.data import b64url_encode
 from pyao.errors import NotFound, RequestError, UnitError
+from pyao.testing.network import running_network
 from pyao.testing.postgres import free_ports
 
 pytestmark = pytest.mark.slow
@@ -28,69 +23,17 @@ P, A, B, M, S = (b64url_encode(bytes([n]) * 32) for n in range(1, 6))
 
 @pytest.fixture(scope="module")
 def network(tmp_path_factory):
-    tmp_path = tmp_path_factory.mktemp("sdk")
-    gateway_port, su_port, cu_port, mu_port = free_ports(4)
-    wallet = tmp_path / "wallet.json"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pyao.cli",
-            "up",
-            "--data-dir",
-            str(tmp_path / "data"),
-            "--wallet",
-            str(wallet),
-            "--gateway-port",
-            str(gateway_port),
-            "--su-port",
-            str(su_port),
-            "--cu-port",
-            str(cu_port),
-            "--mu-port",
-            str(mu_port),
-            "--block-seconds",
-            "0.5",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    lines = _read_banner(proc, timeout=30)
-    assert any("pyao network is up" in line for line in lines), "".join(lines)
-    urls = {
-        "gateway": f"http://127.0.0.1:{gateway_port}",
-        "su": f"http://127.0.0.1:{su_port}",
-        "cu": f"http://127.0.0.1:{cu_port}",
-        "mu": f"http://127.0.0.1:{mu_port}",
-    }
-    yield {
-        **urls,
-        "wallet": Wallet.load(wallet),
-        "module": next(line.split()[2] for line in lines if "aos module" in line),
-        "scheduler": httpx.get(urls["su"] + "/").json()["address"],
-        "mu_address": httpx.get(urls["mu"] + "/", params={"debug": "1"}).json()["address"],
-    }
-    proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=20) == 0
-
-
-def _read_banner(proc, timeout):
-    """The lines ``pyao up`` prints until it is ready; fails (never hangs) if it is not ready in time."""
-    pending: queue.Queue = queue.Queue()
-    threading.Thread(target=lambda: [pending.put(line) for line in proc.stdout], daemon=True).start()
-    lines = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            line = pending.get(timeout=max(0.0, deadline - time.monotonic()))
-        except queue.Empty:
-            break
-        lines.append(line)
-        if line.startswith("Press Ctrl-C"):
-            return lines
-    proc.kill()
-    pytest.fail("pyao up did not start: " + "".join(lines))
+    with running_network(tmp_path_factory.mktemp("sdk")) as net:
+        yield {
+            "gateway": net.gateway,
+            "su": net.su,
+            "cu": net.cu,
+            "mu": net.mu,
+            "wallet": net.wallet,
+            "module": net.module_id,
+            "scheduler": net.scheduler_address(),
+            "mu_address": net.mu_address(),
+        }
 
 
 @pytest.fixture

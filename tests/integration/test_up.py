@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import queue
-import signal
 import subprocess
 import sys
-import threading
 import time
 
 import httpx
 import pytest
 
-from pyao.data import DataItem, Wallet, ao
+from pyao.data import DataItem, ao
+from pyao.testing.network import running_network
 from pyao.testing.postgres import free_ports
 
 pytestmark = pytest.mark.slow
@@ -20,63 +18,15 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def network(tmp_path):
-    gateway_port, su_port, cu_port, mu_port = free_ports(4)
-    wallet = tmp_path / "wallet.json"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pyao.cli",
-            "up",
-            "--data-dir",
-            str(tmp_path / "data"),
-            "--wallet",
-            str(wallet),
-            "--gateway-port",
-            str(gateway_port),
-            "--su-port",
-            str(su_port),
-            "--cu-port",
-            str(cu_port),
-            "--mu-port",
-            str(mu_port),
-            "--block-seconds",
-            "0.5",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    lines = _read_banner(proc, timeout=30)
-    assert any("pyao network is up" in line for line in lines), "".join(lines)
-    yield {
-        "gateway": f"http://127.0.0.1:{gateway_port}",
-        "su": f"http://127.0.0.1:{su_port}",
-        "cu": f"http://127.0.0.1:{cu_port}",
-        "mu": f"http://127.0.0.1:{mu_port}",
-        "wallet": Wallet.load(wallet),
-        "banner": "".join(lines),
-    }
-    proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=20) == 0
-
-
-def _read_banner(proc, timeout):
-    """The lines ``pyao up`` prints until it is ready; fails (never hangs) if it is not ready in time."""
-    pending: queue.Queue = queue.Queue()
-    threading.Thread(target=lambda: [pending.put(line) for line in proc.stdout], daemon=True).start()
-    lines = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            line = pending.get(timeout=max(0.0, deadline - time.monotonic()))
-        except queue.Empty:
-            break
-        lines.append(line)
-        if line.startswith("Press Ctrl-C"):
-            return lines
-    proc.kill()
-    pytest.fail("pyao up did not start: " + "".join(lines))
+    with running_network(tmp_path) as net:
+        yield {
+            "gateway": net.gateway,
+            "su": net.su,
+            "cu": net.cu,
+            "mu": net.mu,
+            "wallet": net.wallet,
+            "banner": net.banner,
+        }
 
 
 def test_up_refuses_a_busy_port_with_a_clear_error(tmp_path):

@@ -11,20 +11,13 @@ asserts on it field by field, and that every request is one aoconnect is documen
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
 import subprocess
-import sys
-import time
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-import httpx
 import pytest
 
-from pyao.data import Wallet
-from pyao.testing.postgres import free_ports
+from pyao.testing.network import running_network
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow]
 
@@ -34,60 +27,24 @@ ID = re.compile(r"^[A-Za-z0-9_-]{43}$")
 
 @pytest.fixture(scope="module")
 def network(node_harness, tmp_path_factory):
-    """``pyao up`` as a subprocess; its output goes to a file (a full pipe would stall it)."""
+    """``pyao up`` as a subprocess, with a 1 s MU cron poll."""
     root = tmp_path_factory.mktemp("aoconnect-e2e")
-    ports = dict(zip(("gateway", "su", "cu", "mu"), free_ports(4), strict=True))
-    wallet = root / "wallet.json"
-    log_path = root / "up.log"
-    env = {**os.environ, "PYAO_MU_CRON_INTERVAL_S": "1"}
-    command = [sys.executable, "-m", "pyao.cli", "up", "--data-dir", str(root / "data"), "--wallet", str(wallet)]
-    for name in ("gateway", "su", "cu", "mu"):
-        command += [f"--{name}-port", str(ports[name])]
-    command += ["--block-seconds", "0.5"]
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, text=True)
-    try:
-        banner = _wait_for_banner(proc, log_path)
-        urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
-        user = Wallet.load(wallet)
+    with running_network(root, env={"PYAO_MU_CRON_INTERVAL_S": "1"}) as net:
         config = {
-            "gateway": urls["gateway"],
-            "graphql": urls["gateway"] + "/graphql",
-            "mu": urls["mu"],
-            "cu": urls["cu"],
-            "su": urls["su"],
-            "wallet": str(wallet),
-            "owner": user.address,
-            "module": next(line.split()[2] for line in banner.splitlines() if "aos module" in line),
-            "scheduler": httpx.get(urls["su"] + "/", timeout=10).json()["address"],
-            "mu_address": httpx.get(urls["mu"] + "/", params={"debug": "1"}, timeout=10).json()["address"],
+            "gateway": net.gateway,
+            "graphql": net.gateway + "/graphql",
+            "mu": net.mu,
+            "cu": net.cu,
+            "su": net.su,
+            "wallet": str(net.wallet_path),
+            "owner": net.wallet.address,
+            "module": net.module_id,
+            "scheduler": net.scheduler_address(),
+            "mu_address": net.mu_address(),
             "timeout_ms": 20000,
         }
-        assert config["scheduler"] in banner and config["mu_address"] in banner, banner
-        yield {"config": config, "js": node_harness, "log": log_path}
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-        try:
-            code = proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:  # pragma: no cover
-            proc.kill()
-            raise
-    assert code == 0, log_path.read_text()[-4000:]
-
-
-def _wait_for_banner(proc: subprocess.Popen, log_path: Path) -> str:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        text = log_path.read_text()
-        if "Press Ctrl-C" in text:
-            assert "pyao network is up" in text, text
-            return text
-        if proc.poll() is not None:
-            break
-        time.sleep(0.1)
-    proc.kill()
-    pytest.fail("pyao up did not start:\n" + log_path.read_text())
+        assert config["scheduler"] in net.banner and config["mu_address"] in net.banner, net.banner
+        yield {"config": config, "js": node_harness, "log": net.log_path}
 
 
 def run_scenario(network, name: str) -> dict:
