@@ -16,9 +16,9 @@ import json
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
-from pathlib import Path
 from typing import Any
 
+from pyao._sql import is_postgres, open_postgres, open_sqlite, sqlite_path
 from pyao.abc import Evaluation, ResultStore
 from pyao.errors import StoreError
 
@@ -150,18 +150,7 @@ class SqliteResultStore(SqlResultStore):
     insert_sql = "INSERT OR IGNORE INTO cu_evaluations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
     def __init__(self, path: str) -> None:
-        if path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        try:
-            conn = sqlite3.connect(path, check_same_thread=False, isolation_level="DEFERRED")
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            for statement in SCHEMA:
-                conn.execute(statement)
-            conn.commit()
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open result store {path!r}: {exc}") from exc
-        super().__init__(conn)
+        super().__init__(open_sqlite(path, SCHEMA, "result store"))
 
 
 class PostgresResultStore(SqlResultStore):
@@ -172,23 +161,14 @@ class PostgresResultStore(SqlResultStore):
         import psycopg
 
         self.driver_errors = (psycopg.Error,)
-        try:
-            conn = psycopg.connect(dsn)
-            for statement in SCHEMA:
-                conn.execute(statement)
-            conn.commit()
-        except psycopg.Error as exc:
-            raise StoreError(f"cannot open result store: {exc}") from exc
-        super().__init__(conn)
+        super().__init__(open_postgres(dsn, SCHEMA, "result store"))
 
 
 def open_result_store(url: str) -> ResultStore:
     """A result store for ``sqlite:///path`` (``sqlite://:memory:``) or ``postgresql://…``."""
-    if url.startswith("sqlite://"):
-        path = url[len("sqlite://") :]
-        if path in (":memory:", "/:memory:", ""):
-            return SqliteResultStore(":memory:")
-        return SqliteResultStore(path[1:] if path.startswith("//") else path)
-    if url.startswith(("postgresql://", "postgres://")):
+    path = sqlite_path(url)
+    if path is not None:
+        return SqliteResultStore(path)
+    if is_postgres(url):
         return PostgresResultStore(url)
     raise StoreError(f"unknown result store URL {url!r} (sqlite:///… or postgresql://…)")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pyao._sql import is_postgres, sqlite_path
 from pyao.abc import GatewayStore
 from pyao.config import GatewayConfig
 from pyao.errors import StoreError
@@ -43,14 +44,12 @@ def default_db(config: GatewayConfig) -> str:
 
 def open_store(db_url: str) -> GatewayStore:
     """A store for ``sqlite:///path`` (``sqlite://:memory:``), ``postgresql://…`` or ``http(s)://…`` (read-only)."""
-    if db_url.startswith("sqlite://"):
+    path = sqlite_path(db_url)
+    if path is not None:
         from pyao.gateway._sqlite import SqliteStore
 
-        path = db_url[len("sqlite://") :]  # sqlite:///abs, sqlite:////abs, sqlite://relative
-        if path in (":memory:", "/:memory:", ""):
-            return SqliteStore(":memory:")
-        return SqliteStore(path[1:] if path.startswith("//") else path)
-    if db_url.startswith(("postgresql://", "postgres://")):
+        return SqliteStore(path)
+    if is_postgres(db_url):
         from pyao.gateway._postgres import PostgresStore
 
         return PostgresStore(db_url)

@@ -18,9 +18,9 @@ import sqlite3
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
-from pathlib import Path
 from typing import Any
 
+from pyao._sql import is_postgres, open_postgres, open_sqlite, sqlite_path
 from pyao.abc import MessengerStore
 from pyao.errors import StoreError
 from pyao.mu._core import Job
@@ -190,18 +190,7 @@ class SqliteMessengerStore(SqlMessengerStore):
     driver_errors = (sqlite3.Error,)
 
     def __init__(self, path: str) -> None:
-        if path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        try:
-            conn = sqlite3.connect(path, check_same_thread=False, isolation_level="DEFERRED")
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            for statement in SCHEMA:
-                conn.execute(statement)
-            conn.commit()
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open messenger store {path!r}: {exc}") from exc
-        super().__init__(conn)
+        super().__init__(open_sqlite(path, SCHEMA, "messenger store"))
 
 
 class PostgresMessengerStore(SqlMessengerStore):
@@ -213,23 +202,14 @@ class PostgresMessengerStore(SqlMessengerStore):
         import psycopg
 
         self.driver_errors = (psycopg.Error,)
-        try:
-            conn = psycopg.connect(dsn)
-            for statement in SCHEMA:
-                conn.execute(statement)
-            conn.commit()
-        except psycopg.Error as exc:
-            raise StoreError(f"cannot open messenger store: {exc}") from exc
-        super().__init__(conn)
+        super().__init__(open_postgres(dsn, SCHEMA, "messenger store"))
 
 
 def open_store(url: str) -> MessengerStore:
     """A messenger store for ``sqlite:///path`` (``sqlite://:memory:``) or ``postgresql://…``."""
-    if url.startswith("sqlite://"):
-        path = url[len("sqlite://") :]
-        if path in (":memory:", "/:memory:", ""):
-            return SqliteMessengerStore(":memory:")
-        return SqliteMessengerStore(path[1:] if path.startswith("//") else path)
-    if url.startswith(("postgresql://", "postgres://")):
+    path = sqlite_path(url)
+    if path is not None:
+        return SqliteMessengerStore(path)
+    if is_postgres(url):
         return PostgresMessengerStore(url)
     raise StoreError(f"unknown messenger store URL {url!r} (sqlite:///… or postgresql://…)")

@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from pyao._sql import is_postgres, sqlite_path
 from pyao.abc import ScheduleStore
 from pyao.errors import StoreError
 from pyao.su._core import ASSIGNED, ScheduleEntry
@@ -406,11 +407,9 @@ class PostgresScheduleStore(SqlScheduleStore):
 
 def open_store(url: str) -> SqlScheduleStore:
     """``sqlite:///abs/path.db``, ``sqlite://relative.db``, ``sqlite://:memory:`` or ``postgresql://…``."""
-    if url.startswith(("postgresql://", "postgres://")):
+    if is_postgres(url):
         return PostgresScheduleStore(url)
-    if url.startswith("sqlite://"):
-        path = url[len("sqlite://") :]
-        if path.startswith("/") and path[1:2] == "/":  # sqlite:////abs → /abs
-            path = path[1:]
-        return SqliteScheduleStore(path[1:] if path.startswith("/:memory:") else path)
+    path = sqlite_path(url)
+    if path is not None:
+        return SqliteScheduleStore(path)
     raise StoreError(f"unknown schedule store URL {url!r}: use sqlite:///path.db or postgresql://…")

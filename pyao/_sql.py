@@ -1,0 +1,61 @@
+"""What every unit's SQL store shares: database URLs and opening a durable connection.
+
+URLs: ``sqlite:///abs/path.db``, ``sqlite:////abs/path.db``, ``sqlite://relative.db``,
+``sqlite://:memory:`` (also ``sqlite:///:memory:`` or ``sqlite://``), ``postgresql://…``.
+SQLite connections run in WAL mode with ``synchronous=FULL``: a commit is durable.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from pyao.errors import StoreError
+
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+def sqlite_path(url: str) -> str | None:
+    """The file path of a ``sqlite://`` URL (``":memory:"`` for an in-memory one), else None."""
+    if not url.startswith("sqlite://"):
+        return None
+    path = url[len("sqlite://") :]
+    if path in (":memory:", "/:memory:", ""):
+        return ":memory:"
+    return path[1:] if path.startswith("//") else path
+
+
+def is_postgres(url: str) -> bool:
+    return url.startswith(POSTGRES_SCHEMES)
+
+
+def open_sqlite(path: str, schema: Iterable[str], what: str) -> sqlite3.Connection:
+    """A durable SQLite connection with ``schema`` applied; StoreError if it cannot be opened."""
+    if path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        conn = sqlite3.connect(path, check_same_thread=False, isolation_level="DEFERRED")
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        for statement in schema:
+            conn.execute(statement)
+        conn.commit()
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot open {what} {path!r}: {exc}") from exc
+    return conn
+
+
+def open_postgres(dsn: str, schema: Iterable[str], what: str) -> Any:
+    """A PostgreSQL connection (psycopg 3) with ``schema`` applied; StoreError if it cannot be opened."""
+    import psycopg
+
+    try:
+        conn = psycopg.connect(dsn)
+        for statement in schema:
+            conn.execute(statement)
+        conn.commit()
+    except psycopg.Error as exc:
+        raise StoreError(f"cannot open {what}: {exc}") from exc
+    return conn
