@@ -290,7 +290,10 @@ class ProcessInstance(ABC):
 
 
 class VM(ABC):
-    """A process VM, selected by the module's ``Module-Format`` (see ``pyao.vm.VMS``)."""
+    """A process VM, selected by the module's ``Module-Format`` (see ``pyao.vm.VMS``).
+
+    Constructed as ``cls(devices=...)`` by ``pyao.vm.vm_for``: the devices
+    (``Devices``, below) its processes may reach."""
 
     #: the Module-Format values this VM serves
     formats: tuple[str, ...] = ()
@@ -301,6 +304,54 @@ class VM(ABC):
 
 
 # ==================================================================== end vm
+
+
+# ==================================================================== devices
+# (services a process reaches from inside its VM, keyed by ``name@version``:
+#  ``weavedrive@1.0`` (files from the permanent store), ``llm@1.0`` (inference).
+#  A VM gets a ``Devices`` mapping at construction; ``pyao.vm.vm_for`` passes it.)
+
+
+class DriveFile(ABC):
+    """One opened WeaveDrive file: read by byte range, never loaded whole."""
+
+    #: the file's size in bytes
+    size: int
+
+    @abstractmethod
+    def read(self, offset: int, length: int) -> bytes:
+        """Up to ``length`` bytes from ``offset`` (fewer at the end of the file, ``b""`` past it)."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release what the file holds."""
+
+
+class Device(ABC):  # noqa: B024 - a device kind names its own methods
+    """A device: its ``name@version`` is its key in a ``Devices`` mapping."""
+
+    name: str = ""
+
+
+class FileDrive(Device):
+    """``weavedrive@1.0``: opens ``/data/<id>``, ``/tx/<id>`` and ``/block/<height>`` for a process.
+
+    ``open`` decides access from the process and the message being evaluated
+    (attestations count only at or below the message's ``Block-Height``, so
+    the answer is deterministic); a file that may not be read raises
+    ``DeviceAccessDenied``, a missing one ``NotFound``, never data."""
+
+    name = "weavedrive@1.0"
+
+    @abstractmethod
+    def open(self, path: str, process: ProcessContext, msg: dict) -> DriveFile:
+        """The file at ``path`` as the process may read it while handling ``msg``."""
+
+
+#: the devices a VM may use, by ``name@version``
+Devices = dict[str, Device]
+
+
+# ==================================================================== end devices
 
 
 # ==================================================================== compute unit

@@ -21,10 +21,12 @@ to 4xx answers. Anything else escaping pyao is a bug.
     ├── StoreError                 a storage backend failed (the operation changed nothing)
     ├── UnitError                  another unit is down or answered badly (client side)
     │   └── ScheduleError          an SU's schedule breaks the protocol (a broken hash chain, a gap)
-    └── VMError                    a module, limit or state snapshot a VM cannot use
-        ├── UnknownModuleFormat    no VM is registered for the module's Module-Format
-        ├── ModuleError            the module cannot be loaded (bad source, bad limit tags, boot failed)
-        └── SnapshotError          snapshot bytes that are damaged or belong to another module or library
+    ├── VMError                    a module, limit or state snapshot a VM cannot use
+    │   ├── UnknownModuleFormat    no VM is registered for the module's Module-Format
+    │   ├── ModuleError            the module cannot be loaded (bad source, bad limit tags, boot failed)
+    │   └── SnapshotError          snapshot bytes that are damaged or belong to another module or library
+    └── DeviceError                a device (weavedrive@1.0, llm@1.0) cannot do what a process asked
+        └── DeviceAccessDenied     the device's rules forbid it (an unattested file)
 
 A message that fails inside a VM (a Lua error, a limit hit) is not an exception:
 it is an ``Error`` in the evaluation result.
@@ -56,6 +58,8 @@ __all__ = [
     "UnknownModuleFormat",
     "ModuleError",
     "SnapshotError",
+    "DeviceError",
+    "DeviceAccessDenied",
 ]
 
 
@@ -142,3 +146,11 @@ class ModuleError(VMError):
 
 class SnapshotError(VMError):
     """Snapshot bytes that are damaged or were made for another module or library."""
+
+
+class DeviceError(PyaoError):
+    """A device (``weavedrive@1.0``, ``llm@1.0``…) that cannot do what a process asked."""
+
+
+class DeviceAccessDenied(DeviceError):
+    """A process asked a device for something its rules do not allow (an unattested file)."""

@@ -12,7 +12,7 @@ Registered now:
 
 from __future__ import annotations
 
-from pyao.abc import VM
+from pyao.abc import VM, Devices
 from pyao.errors import UnknownModuleFormat
 from pyao.vm._limits import limits_for, parse_compute, parse_memory
 from pyao.vm.lua import LUA_NATIVE_FORMAT, LuaVM
@@ -24,10 +24,11 @@ VMS: dict[str, type[VM]] = {
 }
 
 
-def vm_for(module_format: str) -> VM:
-    """A VM for ``module_format``; raises UnknownModuleFormat listing the known formats."""
+def vm_for(module_format: str, devices: Devices | None = None) -> VM:
+    """A VM for ``module_format`` that may use ``devices`` (``name@version`` -> Device);
+    raises UnknownModuleFormat listing the known formats."""
     try:
         cls = VMS[module_format]
     except KeyError:
         raise UnknownModuleFormat(module_format, sorted(VMS)) from None
-    return cls()
+    return cls(devices=devices or {})

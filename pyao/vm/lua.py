@@ -34,7 +34,7 @@ from importlib import resources
 
 import lupa.lua53 as lupa
 
-from pyao.abc import VM, EvalResult, Limits, ModuleSource, ProcessContext, ProcessInstance
+from pyao.abc import VM, Devices, EvalResult, Limits, ModuleSource, ProcessContext, ProcessInstance
 from pyao.errors import ModuleError, SnapshotError
 
 LUA_NATIVE_FORMAT = "lua53-pyao-native-1"
@@ -239,8 +239,9 @@ class LuaVM(VM):
 
     formats = (LUA_NATIVE_FORMAT,)
 
-    def __init__(self, compact_every: int = COMPACT_EVERY) -> None:
+    def __init__(self, compact_every: int = COMPACT_EVERY, devices: Devices | None = None) -> None:
         self.compact_every = compact_every
+        self.devices: Devices = devices or {}
 
     def instantiate(self, module: ModuleSource, process: ProcessContext, limits: Limits) -> LuaProcess:
         return LuaProcess(module, process, limits, compact_every=self.compact_every)
