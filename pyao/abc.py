@@ -288,6 +288,10 @@ class ProcessInstance(ABC):
     def restore(self, data: bytes) -> None:
         """Replace the state by one made by ``snapshot`` (same module and VM); raises SnapshotError."""
 
+    def footprint(self) -> int:
+        """Host memory the instance holds, in bytes (an estimate; the CU's LRU of hot processes uses it)."""
+        return 0
+
 
 class VM(ABC):
     """A process VM, selected by the module's ``Module-Format`` (see ``pyao.vm.VMS``).

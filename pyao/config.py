@@ -106,8 +106,20 @@ class CUConfig:
     max_memory: int = 1024 * MiB
     #: schedule page size asked of the SU (official LOAD_MESSAGES_PAGE_SIZE)
     page_size: int = 1000
-    #: threads that run VM calls (one evaluation at a time per process)
+    #: VM worker processes (each a core's worth of evaluation): -1 = one per CPU core,
+    #: 0 = no worker processes, evaluate on ``vm_threads`` threads of the CU's own process
+    workers: int = -1
+    #: threads that run VM calls when ``workers`` is 0 (one evaluation at a time per process)
     vm_threads: int = 4
+    #: process checkpoints: a process is checkpointed after this many evaluations since its last
+    #: checkpoint (and when it leaves memory, and when the CU stops); 0 = never
+    checkpoint_every: int = 2000
+    #: checkpoint directory ("" = ``data_dir/checkpoints``)
+    checkpoint_dir: str = ""
+    #: hot processes are kept in memory up to this many bytes in all (least recently used leave first)
+    live_memory: int = 4096 * MiB
+    #: and up to this many processes
+    max_live: int = 10_000
     #: trailing cron ticks are generated up to the SU's clock minus this, so a message still
     #: being committed with an earlier timestamp is not overtaken
     cron_lag_ms: int = 1000
@@ -117,6 +129,15 @@ class CUConfig:
     @classmethod
     def from_env(cls, **overrides: Any) -> CUConfig:
         return _from_env(cls, "PYAO_CU_", **overrides)
+
+    @property
+    def worker_count(self) -> int:
+        """VM worker processes to start (0 = evaluate on threads of this process)."""
+        return (os.cpu_count() or 1) if self.workers < 0 else self.workers
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return Path(self.checkpoint_dir) if self.checkpoint_dir else self.data_dir / "checkpoints"
 
 
 @dataclass(frozen=True)

@@ -112,6 +112,7 @@ class Network:
     def cu(self, db: str | None = None, name: str = "cu", **config: Any) -> Iterator[httpx.Client]:
         """A CU served over HTTP, and an httpx client on it."""
         db = db or f"sqlite:///{self.tmp / (name + '.db')}"
+        config.setdefault("data_dir", self.tmp / name)
         cfg = CUConfig(db=db, gateway_url=self.gateway, wallet=self.tmp / f"{name}-wallet.json", **config)
         with serve_app(cu_app(cfg)) as url, httpx.Client(base_url=url, timeout=60) as client:
             yield client

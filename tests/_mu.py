@@ -179,7 +179,9 @@ def mu_config(tmp: Path, gateway: str, cu: str, **overrides: Any) -> MUConfig:
 @contextlib.contextmanager
 def mu_network(tmp: Path, **mu_overrides: Any) -> Iterator[MuNet]:
     with network(tmp) as net:
-        cu_cfg = CUConfig(db=f"sqlite:///{tmp / 'cu.db'}", gateway_url=net.gateway, wallet=tmp / "cu-wallet.json")
+        cu_cfg = CUConfig(
+            db=f"sqlite:///{tmp / 'cu.db'}", data_dir=tmp / "cu", gateway_url=net.gateway, wallet=tmp / "cu-wallet.json"
+        )
         with serve_app(cu_app(cu_cfg)) as cu:
             cfg = mu_config(tmp, net.gateway, cu, **mu_overrides)
             with serve_app(mu_app(cfg)) as mu:

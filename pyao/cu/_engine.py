@@ -14,17 +14,21 @@ Contract
   runs each message through ``ProcessInstance.handle`` on a worker thread.
   Every evaluation, errored ones included, goes to the result store.
 * One evaluation at a time per process (an asyncio lock each); processes do
-  not block each other: VM calls run on a thread pool. If anything fails
-  half-way (an SU or gateway error, a store failure), the in-memory process is
-  dropped, so the next call rebuilds it by a full replay; the store is
-  idempotent per (process, seq), so nothing is stored twice.
-* Dry runs run on a fork (a fresh instance restored from a snapshot); the live
-  instance and the store are untouched.
-
-Seams for later slices: ``_load`` is where a checkpoint would be restored
-instead of replaying from nonce 0; ``_run`` is the single place VM work is
-handed to threads (a process pool or per-core workers later); ``evaluate_to``
-is the hot path for the 20k msg/s work (batching, pipelined paging).
+  not block each other: instances live on VM workers (``_workers``: OS
+  processes, one per core by default, or threads), each process pinned to one.
+  If anything fails half-way (an SU or gateway error, a store failure, a lost
+  worker), the in-memory process is dropped, so the next call rebuilds it from
+  its newest checkpoint; the store is idempotent per (process, seq), so
+  nothing is stored twice.
+* Checkpoints (``_checkpoints``): after ``checkpoint_every`` evaluations, when
+  a process leaves memory and when the CU stops, the VM snapshot and the
+  position go to disk; ``_load`` restores the newest one the VM accepts and
+  that the result store has caught up with, so a restarted CU goes on from
+  there instead of replaying from nonce 0.
+* Hot processes stay loaded, least recently used first out once their
+  footprints pass ``live_memory`` bytes or their number ``max_live``.
+* Dry runs run on a fork made by the worker (a fresh instance restored from a
+  snapshot); the live instance and the store are untouched.
 """
 
 from __future__ import annotations
@@ -32,19 +36,22 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+from collections import OrderedDict
 from collections.abc import Iterable
 from concurrent.futures import Executor, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
-from pyao.abc import VM, EvalResult, Evaluation, Limits, ProcessContext, ProcessInstance, ResultStore
+from pyao.abc import EvalResult, Evaluation, Limits, ProcessContext, ResultStore
 from pyao.config import CUConfig
+from pyao.cu._checkpoints import Checkpoint, CheckpointStore, Position
 from pyao.cu._cron import Block, Cron, CronTick, cron_ticks_between, parse_crons
 from pyao.cu._locate import Locator, ModuleMeta, ProcessMeta, pairs
 from pyao.cu._messages import ScheduledMessage, evaluation_tags, first_tag, from_schedule_entry, hydrate
+from pyao.cu._workers import WorkerLost, WorkerPool
 from pyao.data import Tag, b64url_decode, b64url_encode
-from pyao.errors import NotFound, ParseError, ScheduleError, UnitError
-from pyao.vm import limits_for, vm_for
+from pyao.errors import NotFound, ParseError, ScheduleError, SnapshotError, UnitError
+from pyao.vm import limits_for
 
 #: how long the CU waits for an assigned item to reach the gateway before it gives up (503)
 ASSIGNED_ITEM_WAIT_S = 10.0
@@ -77,13 +84,11 @@ class _Pending:
 
 @dataclass
 class LiveProcess:
-    """A process's hot instance and the position it has been evaluated to."""
+    """A process loaded on a VM worker, and the position it has been evaluated to."""
 
     meta: ProcessMeta
     module: ModuleMeta
-    vm: VM
     limits: Limits
-    instance: ProcessInstance
     env: dict[str, Any]
     crons: tuple[Cron, ...]
     origin: Block
@@ -98,14 +103,35 @@ class LiveProcess:
     #: every cron tick with a timestamp below this has been evaluated
     cron_until: int = 0
     last: Evaluation | None = None
+    #: next_seq when the last checkpoint was written (or restored)
+    checkpointed_seq: int = 0
+    #: host memory of the instance, as its worker last reported it
+    footprint: int = 0
 
     @property
     def context(self) -> ProcessContext:
         return ProcessContext(self.meta.id, self.meta.owner, pairs(self.meta.tags))
 
+    def position(self) -> Position:
+        return Position(
+            self.next_seq,
+            self.next_nonce,
+            self.cursor,
+            self.expected_chain,
+            None if self.left is None else self.left.height,
+            None if self.left is None else self.left.timestamp_ms,
+            self.left_ordinate,
+            self.cron_until,
+            None if self.last is None else asdict(self.last),
+        )
 
-def _handle_all(instance: ProcessInstance, msgs: list[dict[str, Any]], env: dict[str, Any]) -> list[EvalResult]:
-    return [instance.handle(msg, env) for msg in msgs]
+    def resume_at(self, pos: Position) -> None:
+        self.next_seq, self.next_nonce, self.cursor = pos.next_seq, pos.next_nonce, pos.cursor
+        self.expected_chain, self.left_ordinate, self.cron_until = pos.expected_chain, pos.left_ordinate, pos.cron_until
+        if pos.left_height is not None and pos.left_timestamp is not None:
+            self.left = Block(pos.left_height, pos.left_timestamp)
+        self.last = None if pos.last is None else Evaluation(**pos.last)
+        self.checkpointed_seq = pos.next_seq
 
 
 class Engine:
@@ -115,14 +141,25 @@ class Engine:
         self.locator = locator
         self.store = store
         self.config = config
-        self._vm_pool: Executor = ThreadPoolExecutor(max(1, config.vm_threads), thread_name_prefix="pyao-cu-vm")
+        self.workers = WorkerPool(config)
+        self.checkpoints = CheckpointStore(config.checkpoint_path) if config.checkpoint_every > 0 else None
         self._store_pool: Executor = ThreadPoolExecutor(1, thread_name_prefix="pyao-cu-store")
-        self._live: dict[str, LiveProcess] = {}
+        self._disk_pool: Executor = ThreadPoolExecutor(1, thread_name_prefix="pyao-cu-disk")
+        #: hot processes, least recently used first
+        self._live: OrderedDict[str, LiveProcess] = OrderedDict()
         self._locks: dict[str, asyncio.Lock] = {}
+        self._evicting = asyncio.Lock()
 
     async def close(self) -> None:
-        self._vm_pool.shutdown(wait=True)
+        """Checkpoint every process that moved since its last checkpoint, then stop the workers."""
+        for pid in list(self._live):
+            async with self._lock(pid):
+                p = self._live.get(pid)
+                if p is not None:
+                    await self._checkpoint_quietly(p)
+        self.workers.close()
         self._store_pool.shutdown(wait=True)
+        self._disk_pool.shutdown(wait=True)
 
     # ------------------------------------------------------------ plumbing
 
@@ -130,8 +167,8 @@ class Engine:
         """Run a blocking result-store call on the store thread."""
         return await asyncio.get_running_loop().run_in_executor(self._store_pool, lambda: fn(*args, **kwargs))
 
-    async def _on_vm(self, fn: Any, *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._vm_pool, fn, *args)
+    async def _on_disk(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._disk_pool, fn, *args)
 
     def _lock(self, process_id: str) -> asyncio.Lock:
         return self._locks.setdefault(process_id, asyncio.Lock())
@@ -150,6 +187,7 @@ class Engine:
                 if last is not None and last.ordinate >= nonce:
                     return
             await self._guarded(process_id, lambda p: self._catch_up(p, timestamp))
+        await self._evict()
 
     async def live(self, process_id: str, *, trailing_crons: bool = False) -> LiveProcess:
         """The process evaluated to the SU's latest (and its cron ticks up to the SU's clock, if asked)."""
@@ -160,7 +198,9 @@ class Engine:
                 if trailing_crons:
                     await self._trailing_crons(p)
 
-            return await self._guarded(process_id, work)
+            p = await self._guarded(process_id, work)
+        await self._evict()
+        return p
 
     async def latest_nonce(self, process_id: str) -> tuple[int, int]:
         """The SU's latest (nonce, timestamp) for the process."""
@@ -188,52 +228,60 @@ class Engine:
 
     async def snapshot(self, process_id: str) -> tuple[bytes, Evaluation | None]:
         """The state after the SU's latest message, and the evaluation it ends with."""
-        p = await self.live(process_id)
+        await self.live(process_id)
         async with self._lock(process_id):
-            return await self._on_vm(p.instance.snapshot), p.last
+            p = await self._guarded(process_id, _nothing)
+            return await self.workers.call("snapshot", process_id), p.last
 
     async def dry_run(self, process_id: str, message: dict[str, Any]) -> EvalResult:
         """Evaluate ``message`` (a read-only msg, built by the caller) on a fork of the latest state."""
-        p = await self.live(process_id)
+        await self.live(process_id)
         async with self._lock(process_id):
-            state = await self._on_vm(p.instance.snapshot)
+            p = await self._guarded(process_id, _nothing)
             last = p.last
-        msg = {
-            "Timestamp": last.timestamp if last else p.meta.timestamp,
-            "Block-Height": last.block_height if last else p.meta.block_height,
-            "Cron": False,
-            "Target": process_id,
-            **message,
-            "Read-Only": True,
-        }
-        return await self._on_vm(self._fork_and_handle, p, state, evaluation_tags(msg))
+            msg = {
+                "Timestamp": last.timestamp if last else p.meta.timestamp,
+                "Block-Height": last.block_height if last else p.meta.block_height,
+                "Cron": False,
+                "Target": process_id,
+                **message,
+                "Read-Only": True,
+            }
+            return await self.workers.call("fork_handle", process_id, evaluation_tags(msg), p.env)
 
-    @staticmethod
-    def _fork_and_handle(p: LiveProcess, state: bytes, msg: dict[str, Any]) -> EvalResult:
-        fork = p.vm.instantiate(p.module.source, p.context, p.limits)
-        fork.restore(state)
-        return fork.handle(msg, p.env)
+    def stats(self) -> dict[str, int]:
+        """Hot processes and their memory, for ``GET /``."""
+        return {"hot_processes": len(self._live), "hot_bytes": sum(p.footprint for p in self._live.values())}
 
-    # ------------------------------------------------------------ loading
+    # ------------------------------------------------------------ loading, checkpoints, eviction
 
     async def _guarded(self, process_id: str, work: Any) -> LiveProcess:
-        """Run ``work`` on the live process; on any failure drop it, so the next call replays."""
-        p = self._live.get(process_id)
-        if p is None:
-            p = await self._load(process_id)
-            self._live[process_id] = p
-        try:
-            await work(p)
-        except BaseException:
-            self._live.pop(process_id, None)
-            raise
-        return p
+        """Run ``work`` on the live process; on any failure drop it, so the next call reloads it.
+        A lost worker (a crashed OS process) is retried once on a fresh load."""
+        for attempt in (1, 2):
+            p = self._live.get(process_id)
+            if p is None:
+                p = await self._load(process_id)
+                self._live[process_id] = p
+            self._live.move_to_end(process_id)
+            try:
+                await work(p)
+                return p
+            except WorkerLost:
+                self._live.pop(process_id, None)
+                if attempt == 2:
+                    raise
+                log.warning("process %s: its VM worker was lost; reloading it", process_id)
+            except BaseException:
+                self._live.pop(process_id, None)
+                await self.workers.drop(process_id)
+                raise
+        raise AssertionError("unreachable")
 
     async def _load(self, process_id: str) -> LiveProcess:
-        """A fresh instance at nonce 0 (a checkpoint restore joins here later)."""
+        """The process restored from its newest usable checkpoint, or a fresh instance at nonce 0."""
         meta = await self.locator.process_meta(process_id)
         module = await self.locator.module(meta.module_id)
-        vm = vm_for(module.format)
         limits = limits_for(
             pairs(module.tags),
             pairs(meta.tags),
@@ -241,16 +289,85 @@ class Engine:
             max_memory=self.config.max_memory,
         )
         crons = parse_crons(Tag(t["name"], t["value"]) for t in meta.tags)
-        context = ProcessContext(meta.id, meta.owner, pairs(meta.tags))
-        instance = await self._on_vm(vm.instantiate, module.source, context, limits)
         env = {
             "Process": {"Id": meta.id, "Owner": meta.owner, "Tags": meta.tags},
             "Module": {"Id": module.source.id, "Owner": module.source.owner, "Tags": module.tags},
         }
         origin = Block(meta.block_height, meta.timestamp)
-        return LiveProcess(
-            meta, module, vm, limits, instance, env, crons, origin, expected_chain=seed_hash_chain(meta.id)
-        )
+        p = LiveProcess(meta, module, limits, env, crons, origin, expected_chain=seed_hash_chain(meta.id))
+        for checkpoint in await self._usable_checkpoints(p):
+            try:
+                p.footprint = await self._load_on_worker(p, checkpoint.snapshot)
+            except SnapshotError as exc:
+                log.warning("process %s: checkpoint at seq %s refused (%s)", process_id,
+                            checkpoint.position.next_seq - 1, exc)  # fmt: skip
+                continue
+            p.resume_at(checkpoint.position)
+            log.info("process %s: restored from checkpoint at nonce %s", process_id, p.next_nonce - 1)
+            return p
+        p.footprint = await self._load_on_worker(p, None)
+        return p
+
+    async def _load_on_worker(self, p: LiveProcess, snapshot: bytes | None) -> int:
+        return await self.workers.call("load", p.meta.id, p.module.format, p.module.source, p.context, p.limits,
+                                       snapshot)  # fmt: skip
+
+    async def _usable_checkpoints(self, p: LiveProcess) -> list[Checkpoint]:
+        """Checkpoints of this process and module that the result store has caught up with, newest first."""
+        if self.checkpoints is None:
+            return []
+        found = await self._on_disk(lambda: list(self.checkpoints.latest(p.meta.id)))
+        if not found:
+            return []
+        last = await self.stored(self.store.last, p.meta.id)
+        stored_to = -1 if last is None else last.seq
+        return [
+            c
+            for c in found
+            if c.module_id == p.module.source.id
+            and c.module_format == p.module.format
+            and c.position.next_seq - 1 <= stored_to
+        ]
+
+    async def _checkpoint(self, p: LiveProcess) -> None:
+        if self.checkpoints is None or p.next_seq == p.checkpointed_seq:
+            return
+        snapshot = await self.workers.call("snapshot", p.meta.id)
+        checkpoint = Checkpoint(p.meta.id, p.module.source.id, p.module.format, p.position(), snapshot)
+        await self._on_disk(self.checkpoints.save, checkpoint)
+        p.checkpointed_seq = p.next_seq
+
+    async def _checkpoint_quietly(self, p: LiveProcess) -> None:
+        """A checkpoint that may fail (a lost worker, a full disk) without failing the caller."""
+        try:
+            await self._checkpoint(p)
+        except Exception as exc:  # the process can still be replayed; say so and go on
+            log.warning("process %s: checkpoint failed: %r", p.meta.id, exc)
+
+    async def _evict(self) -> None:
+        """Checkpoint and unload least recently used processes while over ``live_memory`` / ``max_live``."""
+        if not self._over_budget() or self._evicting.locked():
+            return
+        async with self._evicting:
+            for pid in list(self._live)[:-1]:  # never the most recently used
+                if not self._over_budget():
+                    return
+                lock = self._lock(pid)
+                if lock.locked():
+                    continue
+                async with lock:
+                    p = self._live.get(pid)
+                    if p is None:
+                        continue
+                    await self._checkpoint_quietly(p)
+                    self._live.pop(pid, None)
+                    await self.workers.drop(pid)
+                    log.info("process %s left memory (least recently used)", pid)
+
+    def _over_budget(self) -> bool:
+        if len(self._live) > self.config.max_live:
+            return True
+        return sum(p.footprint for p in self._live.values()) > self.config.live_memory
 
     # ------------------------------------------------------------ evaluation
 
@@ -281,9 +398,8 @@ class Engine:
         if valid:
             valid = await self._hydrated(valid)
             work = await self._with_crons(p, valid)
+            p.cursor = valid[-1].timestamp_ms  # before _run: a checkpoint there records it
             await self._run(p, work)
-            last = valid[-1]
-            p.cursor = last.timestamp_ms
         if broken is not None:
             raise broken
 
@@ -394,10 +510,10 @@ class Engine:
         await self._run(p, work)
 
     async def _run(self, p: LiveProcess, work: list[_Pending]) -> None:
-        """Evaluate ``work`` in order on a VM thread, then store every result."""
+        """Evaluate ``work`` in order on the process's worker, store every result, checkpoint when due."""
         if not work:
             return
-        results = await self._on_vm(_handle_all, p.instance, [w.msg for w in work], p.env)
+        results, p.footprint = await self.workers.call("handle", p.meta.id, [w.msg for w in work], p.env)
         rows = [
             Evaluation(p.meta.id, p.next_seq + i, w.message_id, w.ordinate, w.cron, w.timestamp, w.block_height,
                        r.to_json())
@@ -406,6 +522,12 @@ class Engine:
         p.next_seq += len(rows)
         p.last = rows[-1]
         await self.stored(self.store.put, rows)
+        if self.config.checkpoint_every and p.next_seq - p.checkpointed_seq >= self.config.checkpoint_every:
+            await self._checkpoint_quietly(p)
+
+
+async def _nothing(p: LiveProcess) -> None:
+    """Work for ``_guarded`` that only makes sure the process is loaded."""
 
 
 def _map_entry(node: dict[str, Any]) -> ScheduledMessage:

@@ -196,6 +196,10 @@ class LuaProcess(ProcessInstance):
 
     # ----------------------------------------------------------- snapshots
 
+    def footprint(self) -> int:
+        log_bytes = sum(len(m) + len(e) for m, e in self._log)
+        return self._rt.lua.get_memory_used(total=True) + len(self._base) + log_bytes
+
     def snapshot(self) -> bytes:
         header = _dumps({"format": LUA_NATIVE_FORMAT, "digest": self._digest, "log": len(self._log)})
         parts = [_MAGIC, struct.pack(">I", len(header)), header, struct.pack(">Q", len(self._base)), self._base]

@@ -62,7 +62,12 @@ def spawn(net, module, mu_address, name) -> str:
 def test_sigkill_mid_crank_loses_nothing_and_duplicates_nothing(tmp_path, rsa_wallet):
     save_signer(rsa_wallet, tmp_path / "mu-wallet.json")
     with network(tmp_path) as net:
-        cu_cfg = CUConfig(db=f"sqlite:///{tmp_path / 'cu.db'}", gateway_url=net.gateway, wallet=tmp_path / "cu.json")
+        cu_cfg = CUConfig(
+            db=f"sqlite:///{tmp_path / 'cu.db'}",
+            data_dir=tmp_path / "cu",
+            gateway_url=net.gateway,
+            wallet=tmp_path / "cu.json",
+        )
         with serve_app(cu_app(cu_cfg)) as cu:
             module = net.module(MU_MODULE)
             sender = spawn(net, module, rsa_wallet.address, "sender")

@@ -43,19 +43,19 @@ def _chain(prev_assignment: str, prev_chain: str) -> str:
 class FakeSU:
     """Schedule pages as an SU answers them (timestamp cursors, from exclusive, to inclusive)."""
 
-    def __init__(self, process_tags, messages, *, t0=1_000_000):
+    def __init__(self, process_tags, messages, *, t0=1_000_000, pid=PID):
         self.nodes = []
-        chain = base64.urlsafe_b64encode(hashlib.sha256(base64.urlsafe_b64decode(PID + "=")).digest())
+        chain = base64.urlsafe_b64encode(hashlib.sha256(base64.urlsafe_b64decode(pid + "=")).digest())
         chain = chain.rstrip(b"=").decode()
-        entries = [(PID, process_tags, "", t0), *messages]
+        entries = [(pid, process_tags, "", t0), *messages]
         for nonce, (mid, tags, data, ts) in enumerate(entries):
             a_id = _id(1000 + nonce)
-            a_tags = [("Process", PID), ("Epoch", "0"), ("Nonce", str(nonce)), ("Hash-Chain", chain),
+            a_tags = [("Process", pid), ("Epoch", "0"), ("Nonce", str(nonce)), ("Hash-Chain", chain),
                       ("Block-Height", "000000000005"), ("Timestamp", str(ts))]  # fmt: skip
             if nonce:
                 a_tags.append(("Message", mid))
             message = {"id": mid, "owner": OWNER_JSON, "data": data, "signature": "c2ln", "anchor": None,
-                       "tags": [{"name": n, "value": v} for n, v in tags], "target": PID}  # fmt: skip
+                       "tags": [{"name": n, "value": v} for n, v in tags], "target": pid}  # fmt: skip
             assignment = {"id": a_id, "owner": OWNER_JSON, "tags": [{"name": n, "value": v} for n, v in a_tags]}
             self.nodes.append({"message": message, "assignment": assignment, "ts": ts})
             chain = _chain(a_id, chain)
@@ -102,7 +102,8 @@ PROCESS_TAGS = [("Data-Protocol", "ao"), ("Type", "Process"), ("Module", MODULE)
 
 def _engine(su, tags=PROCESS_TAGS, **kw):
     store = open_result_store("sqlite://:memory:")
-    return Engine(FakeLocator(su, tags, **kw), store, CUConfig(page_size=3, cron_lag_ms=0)), store
+    config = CUConfig(page_size=3, cron_lag_ms=0, workers=0, checkpoint_every=0)
+    return Engine(FakeLocator(su, tags, **kw), store, config), store
 
 
 def _msgs(n, t0=1_000_000, step=10, action="Ping"):

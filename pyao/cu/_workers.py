@@ -1,0 +1,245 @@
+"""Where process instances live and run: VM workers, in threads or in their own OS processes.
+
+Contract
+--------
+* Assumes: the engine gives each request a process id and never sends two
+  requests for the same process at once (its per-process lock).
+* Produces: ``WorkerPool.call(pid, op, *args)`` runs one ``VMHost`` operation
+  (``load``, ``handle``, ``snapshot``, ``fork_handle``, ``drop``) on the worker
+  that holds the process. A process is pinned to one worker from ``load`` to
+  ``drop`` (its instance lives there); a new process goes to the worker with
+  the fewest processes, so independent processes spread over all workers.
+* Two transports, one ``VMHost``: ``workers=0`` runs hosts on threads of this
+  process (cheap to start: unit tests, one-core machines); ``workers=N`` starts
+  N OS processes (``spawn``), so Lua and WASM run on N cores without the GIL
+  serialising them. Requests to one worker run one at a time; a long evaluation
+  delays only the processes that share its worker.
+* Failure: a worker process that dies (killed, out of memory, a crash inside
+  a native library) is restarted; the call that saw it, and any later call for
+  a process it held, raise ``WorkerLost`` (a ``UnitError``), so the engine
+  drops those processes and reloads them from their checkpoints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from pyao.abc import Devices, ProcessInstance
+from pyao.config import CUConfig
+from pyao.errors import PyaoError, UnitError
+from pyao.vm import vm_for
+
+log = logging.getLogger("pyao.cu")
+
+
+class WorkerLost(UnitError):
+    """The worker that held a process is gone; the process must be loaded again."""
+
+
+def build_devices(config: CUConfig) -> Devices:
+    """The devices a CU's VMs may use (``name@version`` -> Device), built inside each worker."""
+    try:
+        from pyao.devices import devices_for  # the device package may not be installed yet
+    except ImportError:
+        return {}
+    return devices_for(config)
+
+
+class VMHost:
+    """The instances of the processes held by one worker, and the operations on them."""
+
+    def __init__(self, config: CUConfig) -> None:
+        self.config = config
+        self.devices = build_devices(config)
+        self.instances: dict[str, ProcessInstance] = {}
+        self._args: dict[str, tuple] = {}
+
+    def dispatch(self, op: str, pid: str, args: tuple) -> Any:
+        fn = getattr(self, f"op_{op}", None)
+        if fn is None:
+            raise UnitError(f"unknown VM worker operation {op!r}")
+        return fn(pid, *args)
+
+    def _instance(self, pid: str) -> ProcessInstance:
+        try:
+            return self.instances[pid]
+        except KeyError:
+            raise WorkerLost(f"process {pid} is not loaded on this worker") from None
+
+    def op_load(self, pid: str, fmt: str, module: Any, context: Any, limits: Any, snapshot: bytes | None) -> int:
+        instance = vm_for(fmt, self.devices).instantiate(module, context, limits)
+        if snapshot is not None:
+            instance.restore(snapshot)
+        self.instances[pid] = instance
+        self._args[pid] = (fmt, module, context, limits)
+        return instance.footprint()
+
+    def op_handle(self, pid: str, msgs: list[dict], env: dict) -> tuple[list, int]:
+        instance = self._instance(pid)
+        return [instance.handle(msg, env) for msg in msgs], instance.footprint()
+
+    def op_snapshot(self, pid: str) -> bytes:
+        return self._instance(pid).snapshot()
+
+    def op_fork_handle(self, pid: str, msg: dict, env: dict) -> Any:
+        """Evaluate ``msg`` on a copy of the process (a dry run); the live instance is untouched."""
+        state = self._instance(pid).snapshot()
+        fmt, module, context, limits = self._args[pid]
+        fork = vm_for(fmt, self.devices).instantiate(module, context, limits)
+        fork.restore(state)
+        return fork.handle(msg, env)
+
+    def op_drop(self, pid: str) -> None:
+        self.instances.pop(pid, None)
+        self._args.pop(pid, None)
+
+
+# ------------------------------------------------------------------ transports
+
+
+class _ThreadWorker:
+    """A VMHost on one thread of this process."""
+
+    def __init__(self, config: CUConfig, index: int) -> None:
+        self.host = VMHost(config)
+        self.generation = 0
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix=f"pyao-cu-vm{index}")
+
+    async def call(self, op: str, pid: str, args: tuple) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, self.host.dispatch, op, pid, args)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+
+def _worker_main(conn: Any, config: CUConfig) -> None:
+    """A worker process: answer ``(op, pid, args)`` requests until the pipe closes."""
+    host = VMHost(config)
+    while True:
+        try:
+            op, pid, args = conn.recv()
+        except (EOFError, OSError, KeyboardInterrupt):
+            return
+        try:
+            reply = ("ok", host.dispatch(op, pid, args))
+        except PyaoError as exc:
+            reply = ("error", (type(exc), str(exc)))
+        except Exception as exc:  # a VM bug: report it typed, keep the worker alive
+            reply = ("error", (UnitError, f"VM worker failed on {op}: {exc!r}"))
+        conn.send(reply)
+
+
+def _rebuilt(cls: type[PyaoError], message: str) -> PyaoError:
+    """The worker's error, re-made here (some errors take other constructor arguments)."""
+    exc = cls.__new__(cls)
+    Exception.__init__(exc, message)
+    return exc
+
+
+class _ProcessWorker:
+    """A VMHost in its own OS process, reached over a pipe (one request at a time)."""
+
+    def __init__(self, config: CUConfig, index: int) -> None:
+        self.config, self.index = config, index
+        self.generation = 0
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix=f"pyao-cu-worker{index}")
+        self._start()
+
+    def _start(self) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self.process = ctx.Process(
+            target=_worker_main, args=(child, self.config), name=f"pyao-cu-worker{self.index}", daemon=True
+        )
+        self.process.start()
+        child.close()
+
+    def _roundtrip(self, op: str, pid: str, args: tuple) -> Any:
+        try:
+            self._conn.send((op, pid, args))
+            status, value = self._conn.recv()
+        except (EOFError, OSError, BrokenPipeError) as exc:
+            self._restart()
+            raise WorkerLost(f"VM worker {self.index} died during {op} of process {pid} ({exc!r})") from None
+        if status == "error":
+            raise _rebuilt(*value)
+        return value
+
+    def _restart(self) -> None:
+        log.warning("VM worker %s died (exit code %s); starting a new one", self.index, self.process.exitcode)
+        try:
+            self._conn.close()
+        finally:
+            self.process.join(timeout=1)
+            self.generation += 1
+            self._start()
+
+    async def call(self, op: str, pid: str, args: tuple) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, self._roundtrip, op, pid, args)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        self._conn.close()
+        self.process.join(timeout=5)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+
+
+class WorkerPool:
+    """The CU's VM workers and which process is held by which (see the module docstring)."""
+
+    def __init__(self, config: CUConfig) -> None:
+        in_processes = config.worker_count > 0
+        count = config.worker_count if in_processes else max(1, config.vm_threads)
+        kind = _ProcessWorker if in_processes else _ThreadWorker
+        self.workers = [kind(config, i) for i in range(count)]
+        #: pid -> (worker index, that worker's generation when the process was loaded)
+        self._placement: dict[str, tuple[int, int]] = {}
+        self._lock = threading.Lock()
+
+    def _place(self, pid: str) -> int:
+        with self._lock:
+            if pid not in self._placement:
+                load = [0] * len(self.workers)
+                for index, _gen in self._placement.values():
+                    load[index] += 1
+                index = load.index(min(load))
+                self._placement[pid] = (index, self.workers[index].generation)
+            return self._placement[pid][0]
+
+    async def call(self, op: str, pid: str, *args: Any) -> Any:
+        """Run ``op`` for ``pid`` on its worker (``load`` places a new process first)."""
+        if op == "load":
+            self._placement.pop(pid, None)
+            index = self._place(pid)
+        else:
+            placed = self._placement.get(pid)
+            if placed is None or placed[1] != self.workers[placed[0]].generation:
+                self._placement.pop(pid, None)
+                raise WorkerLost(f"process {pid} is not loaded (its worker was restarted or it was dropped)")
+            index = placed[0]
+        try:
+            return await self.workers[index].call(op, pid, args)
+        except WorkerLost:
+            self._placement.pop(pid, None)
+            raise
+
+    async def drop(self, pid: str) -> None:
+        if pid in self._placement:
+            with contextlib.suppress(WorkerLost):
+                await self.call("drop", pid)
+            self._placement.pop(pid, None)
+
+    def close(self) -> None:
+        for worker in self.workers:
+            worker.close()
+
+
+__all__ = ["VMHost", "WorkerLost", "WorkerPool", "build_devices"]
