@@ -11,9 +11,10 @@ stored in the result store (SQLite or PostgreSQL). See ``_locate`` (metadata),
 Public face: ``ComputeUnit`` (``async with`` it, or let ``create_app``'s lifespan
 do it), ``create_app``, ``serve``, ``open_result_store``, ``load_wallet``.
 
-Not yet (later slices): state checkpoints (a restarted CU replays a process
-from nonce 0 the first time it must evaluate it; stored results are answered
-without replay), multi-core workers, the batched hot path, WASM modules.
+VM work runs on worker OS processes (``_workers``; ``workers``: one per core by
+default); processes are checkpointed to ``data_dir/checkpoints``
+(``_checkpoints``), so a restarted CU restores them instead of replaying their
+history; hot processes are kept in memory up to ``live_memory`` bytes.
 """
 
 from __future__ import annotations
