@@ -179,10 +179,15 @@ class LuaProcess(ProcessInstance):
             return result
         self._log.append((msg_json, env_json))
         if len(self._log) >= self.compact_every:
+            self._compact()
+        return result
+
+    def _compact(self) -> None:
+        """Fold the log into the base when the state can be written (not while a Receive is parked)."""
+        if self._log:
             base = self._rt.serialize()
             if base is not None:
                 self._base, self._log = base, []
-        return result
 
     def _rebuild(self) -> None:
         """A fresh runtime holding base + log: the state before the failed message."""
@@ -201,6 +206,7 @@ class LuaProcess(ProcessInstance):
         return self._rt.lua.get_memory_used(total=True) + len(self._base) + log_bytes
 
     def snapshot(self) -> bytes:
+        self._compact()  # canonical bytes: equal states give equal snapshots, whatever the history
         header = _dumps({"format": LUA_NATIVE_FORMAT, "digest": self._digest, "log": len(self._log)})
         parts = [_MAGIC, struct.pack(">I", len(header)), header, struct.pack(">Q", len(self._base)), self._base]
         for msg_json, env_json in self._log:

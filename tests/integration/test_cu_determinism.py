@@ -143,10 +143,9 @@ def test_sqlite_and_postgres_cus_and_a_restarted_cu_agree_on_10000_messages(tmp_
             _evaluate(first_life, pid, middle)
         checkpoints = list((tmp_path / "restarted" / "checkpoints" / pid).glob("*.ckpt"))
         assert checkpoints
-        with caplog.at_level(logging.INFO, logger="pyao.cu"):
-            with net.cu(name="restarted", checkpoint_every=1000) as second_life:
-                assert _evaluate(second_life, pid, last) == final
-                re_stream, re_state = _results(second_life, pid), _state_digest(second_life, pid)
+        with caplog.at_level(logging.INFO, logger="pyao.cu"), net.cu(name="restarted", checkpoint_every=1000) as again:
+            assert _evaluate(again, pid, last) == final
+            re_stream, re_state = _results(again, pid), _state_digest(again, pid)
         assert any("restored from checkpoint" in r.getMessage() for r in caplog.records)
 
     assert len(lite_stream) > MESSAGES - MESSAGES // 97 - 2  # errors are stored but not listed
