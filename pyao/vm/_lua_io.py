@@ -41,7 +41,7 @@ class LuaDriveBridge:
         except NotFound:
             return False, f"WeaveDrive: {text}: not found on the gateway"
         except (PyaoError, ValueError, TypeError, OverflowError) as exc:
-            return False, f"WeaveDrive: {text}: {exc}"
+            return False, f"WeaveDrive: {text}: {str(exc).removeprefix('WeaveDrive: ')}"
         return False, f"WeaveDrive: unknown operation {op!r}"
 
     def _open(self, path: str, height: object) -> DriveFile:
