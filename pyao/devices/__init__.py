@@ -6,9 +6,10 @@ Contract
   builds the device from the CU's ``CUConfig``. Registered now:
   ``weavedrive@1.0`` (``pyao.devices.weavedrive``: items on the permanent store
   opened as files).
-* ``build_devices(config)`` (also ``devices_for``, as the CU's workers call it) builds the devices ``config.devices`` names (a
-  comma-separated list; ``""`` for none) and raises ``DeviceError`` for an unknown
-  name. The result is the ``Devices`` mapping a VM gets (``pyao.vm.vm_for``).
+* ``build_devices(config)`` (also ``devices_for``, as the CU's VM workers call
+  it, once per worker) builds the devices ``config.devices`` names (a
+  comma-separated list; ``""`` for none) and raises ``DeviceError`` for an
+  unknown name. The result is the ``Devices`` mapping a VM gets (``pyao.vm.vm_for``).
 * Side effects: a device may hold connections (``close_devices`` releases them).
 """
 
