@@ -117,6 +117,18 @@ class BlockCache:
         if offset >= end:
             return b""
         first, last = offset // self.block, (end - 1) // self.block
+        if first == last:  # the hot path: a hit inside one block, without the lock (dict ops are atomic)
+            key = (item_id, first)
+            piece = self._blocks.get(key)
+            if piece is not None:
+                # evicted meanwhile by another thread: the bytes are still ours (try/except: the hot path)
+                try:  # noqa: SIM105
+                    self._blocks.move_to_end(key)
+                except KeyError:
+                    pass
+                self.hits += 1
+                skip = offset - first * self.block
+                return piece[skip : skip + end - offset]
         pieces = self._lookup(item_id, first, last)
         if any(p is None for p in pieces):
             self._fill(item_id, size, first, last, pieces, ahead)
