@@ -452,8 +452,11 @@ local function read_line(f, keep)
 end
 
 local function read_one(f, fmt)
-  if mtype(fmt) == "integer" or (type(fmt) == "number" and fmt == math.floor(fmt)) then
+  if type(fmt) == "number" then
     local n = math.tointeger(fmt)
+    if n == nil then
+      error("bad argument to 'read' (number has no integer representation)", 3)
+    end
     if n <= 0 then
       return (f._pos < f._size) and "" or nil
     end

@@ -131,6 +131,9 @@ def test_gating_over_http(net, module_id):
         assert "not admissible" in result(cu, pid, m_none)["Error"]
         assert reply(result(cu, pid_indiv, m_indiv))["Data"] == "indiv"
         assert reply(result(cu, pid, m_after))["Data"] == "late"
+        first = {m["id"]: result(cu, pid, m) for m in (m_ok, m_early, m_none, m_after)}
+    with net.cu(name="cu2") as cu2:  # a second CU with its own store replays and gives the same answers
+        assert {m: result(cu2, pid, {"id": m}) for m in first} == first
 
 
 def test_seek_and_read_beyond_the_end_over_http(net, module_id):

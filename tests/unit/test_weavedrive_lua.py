@@ -6,7 +6,7 @@ import pytest
 
 from pyao.abc import Limits, ModuleSource, ProcessContext
 from pyao.devices import GatewayReader, WeaveDrive
-from pyao.vm import LUA_NATIVE_FORMAT, vm_for
+from pyao.vm import LUA_NATIVE_FORMAT, _lua_io, vm_for
 from tests._weavedrive import ATTESTOR, SCHEDULER, UPLOADER, attestation, gateway, item, sample_bytes
 from tests.unit._lua import message
 
@@ -209,3 +209,23 @@ def test_on_boot_tx_runs_the_item(net):
     r = p.instance.handle(first, p.env)
     assert r.error is None, r.error
     assert p.value("return BootRan") == "1"
+
+
+def test_numeric_formats_must_be_integers(p):
+    path = p.path("text")
+    assert p.value(f"return io.open('{path}'):read(5.0)") == "first"
+    assert "integer representation" in p.eval(f"io.open('{path}'):read(1e300)").error
+    assert "integer representation" in p.eval(f"io.open('{path}'):read(2.5)").error
+    assert "invalid format" in p.eval(f"io.open('{path}'):read('n')").error
+
+
+def test_the_host_keeps_a_bounded_set_of_open_files(net, monkeypatch):
+    monkeypatch.setattr(_lua_io, "MAX_OPEN", 2)
+    p = Proc(net)
+    keys = ("text", "big", "empty")
+    p.value("Files = {" + ",".join(f"io.open('{p.path(k)}')" for k in keys) + "}")
+    bridge = p.instance._drive
+    assert list(bridge.files) == [p.path("big"), p.path("empty")]
+    # the dropped one reopens on its next read, the others still read where they were
+    assert p.value("return Files[1]:read('l') .. '|' .. tostring(Files[3]:read(1))") == "first line|nil"
+    assert p.path("text") in bridge.files and len(bridge.files) == 2
