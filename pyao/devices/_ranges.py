@@ -17,6 +17,7 @@ Contract
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -36,54 +37,97 @@ MAX_FETCH_BYTES = 4 * MiB
 
 
 class GatewayReader:
-    """Blocking reads from a gateway (``url``), mapping failures to ``NotFound`` / ``DeviceError``."""
+    """Blocking reads from a gateway, mapping failures to ``NotFound`` / ``DeviceError``.
+
+    ``url`` may list several gateways, comma-separated (as the official CU passes
+    ``ARWEAVE_URL`` and its fallbacks to WeaveDrive): each request goes to them in
+    turn and the first success answers; if none succeeds, the first one's failure
+    is raised."""
 
     def __init__(self, url: str, *, timeout: float = 60.0, transport: httpx.BaseTransport | None = None) -> None:
-        self.url = url.rstrip("/")
-        self._http = httpx.Client(base_url=self.url, timeout=timeout, transport=transport)
+        self.urls = [u.strip().rstrip("/") for u in url.split(",") if u.strip()]
+        if not self.urls:
+            raise DeviceError("WeaveDrive needs a gateway URL")
+        self.url = self.urls[0]
+        self._clients = [httpx.Client(base_url=u, timeout=timeout, transport=transport) for u in self.urls]
 
     def close(self) -> None:
-        self._http.close()
+        for client in self._clients:
+            client.close()
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    def _response(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """The first successful (2xx) response among the gateways, its body not yet read (close it)."""
+        first: Exception | None = None
+        for url, client in zip(self.urls, self._clients, strict=True):
+            try:
+                response = client.send(client.build_request(method, path, **kwargs), stream=True)
+            except httpx.HTTPError as exc:
+                first = first or DeviceError(f"gateway at {url} is unreachable: {exc}")
+                continue
+            if response.status_code < 300:
+                return response
+            response.close()
+            if response.status_code == 404:
+                first = first or NotFound(f"the gateway has no {path}")
+            else:
+                first = first or DeviceError(f"gateway at {url} answered {method} {path} with {response.status_code}")
+        raise first  # type: ignore[misc]
+
+    def _body(self, method: str, path: str, **kwargs: Any) -> bytes:
+        response = self._response(method, path, **kwargs)
         try:
-            response = self._http.request(method, path, **kwargs)
+            return response.read()
         except httpx.HTTPError as exc:
-            raise DeviceError(f"gateway at {self.url} is unreachable: {exc}") from exc
-        if response.status_code == 404:
-            raise NotFound(f"the gateway has no {path}")
-        if response.status_code >= 400:
-            raise DeviceError(f"gateway answered {method} {path} with {response.status_code}")
-        return response
+            raise DeviceError(f"gateway failed while sending {path}: {exc}") from exc
+        finally:
+            response.close()
 
     def size(self, item_id: str) -> int:
         """The length of an item's data (``HEAD /raw/{id}``)."""
-        response = self._request("HEAD", f"/raw/{item_id}", headers={"accept-encoding": "identity"})
+        response = self._response("HEAD", f"/raw/{item_id}", headers={"accept-encoding": "identity"})
+        response.close()
         try:
             return int(response.headers["content-length"])
         except (KeyError, ValueError):
             raise DeviceError(f"gateway gave no Content-Length for {item_id}") from None
 
     def read(self, item_id: str, start: int, end: int) -> bytes:
-        """Bytes ``start..end`` (inclusive) of an item's data, exactly."""
+        """Bytes ``start..end`` (inclusive) of an item's data, exactly. A gateway that ignores
+        ``Range`` (200) is read only up to ``end``, never to the end of a large item."""
+        want = end - start + 1
         headers = {"range": f"bytes={start}-{end}", "accept-encoding": "identity"}
-        response = self._request("GET", f"/raw/{item_id}", headers=headers)
-        body = response.content
-        if response.status_code == 200:  # a gateway that ignores Range: take our span
-            body = body[start : end + 1]
-        if len(body) != end - start + 1:
+        response = self._response("GET", f"/raw/{item_id}", headers=headers)
+        at = 0 if response.status_code == 200 else start  # the offset of the next byte of the stream
+        parts: list[bytes] = []
+        try:
+            for piece in response.iter_bytes():
+                if at + len(piece) > start:  # bytes before ``start`` (a 200) are dropped as they pass
+                    parts.append(piece[max(0, start - at) :])
+                at += len(piece)
+                if at > end:
+                    break
+        except httpx.HTTPError as exc:
+            raise DeviceError(f"gateway failed while sending {item_id}: {exc}") from exc
+        finally:
+            response.close()
+        body = b"".join(parts)[:want]
+        if len(body) != want:
             raise DeviceError(f"gateway sent {len(body)} bytes for range {start}-{end} of {item_id}")
         return body
 
     def text(self, path: str) -> bytes:
         """The body of ``GET path`` (``/tx/{id}``, ``/block/height/{h}``)."""
-        return self._request("GET", path).content
+        return self._body("GET", path)
 
     def graphql(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
-        body = self._request("POST", "/graphql", json={"query": query, "variables": variables}).json()
-        if body.get("errors"):
-            raise DeviceError(f"gateway GraphQL error: {body['errors'][0].get('message')}")
-        return body["data"]
+        raw = self._body("POST", "/graphql", json={"query": query, "variables": variables})
+        try:
+            body = json.loads(raw)
+            if body.get("errors"):
+                raise DeviceError(f"gateway GraphQL error: {body['errors'][0].get('message')}")
+            return body["data"]
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+            raise DeviceError(f"gateway GraphQL answer is not usable: {exc}") from None
 
 
 class BlockCache:

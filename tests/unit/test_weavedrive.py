@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import random
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -293,3 +296,65 @@ def test_unreachable_gateway_is_a_device_error():
     with pytest.raises(DeviceError, match="unreachable"):
         d.open(f"/tx/{'a' * 43}", proc("m" * 43, ("Extension", "WeaveDrive")), at(1))
     d.close()
+
+
+def _range_ignoring_gateway(payload: bytes):
+    """A real HTTP server that answers every /raw request with the whole item (200), ignoring Range."""
+    from starlette.applications import Starlette
+    from starlette.responses import Response, StreamingResponse
+    from starlette.routing import Route
+
+    async def raw(request):
+        if request.method == "HEAD":
+            return Response(b"", headers={"content-length": str(len(payload))})
+
+        async def body():
+            for at in range(0, len(payload), 8192):
+                yield payload[at : at + 8192]
+
+        return StreamingResponse(body(), headers={"content-length": str(len(payload))})
+
+    return Starlette(routes=[Route("/raw/{id}", raw, methods=["GET", "HEAD"])])
+
+
+def test_a_gateway_that_ignores_range_is_read_only_as_far_as_needed():
+    from pyao.testing.servers import serve_app
+
+    payload = sample_bytes(1 << 20)
+    with serve_app(_range_ignoring_gateway(payload)) as url:
+        reader = GatewayReader(url)
+        assert reader.size("x") == len(payload)
+        for start, end in [(0, 9), (100_000, 165_535), (len(payload) - 5, len(payload) - 1)]:
+            assert reader.read("x", start, end) == payload[start : end + 1]
+        with pytest.raises(DeviceError, match="sent 5 bytes"):
+            reader.read("x", len(payload) - 5, len(payload) + 10)
+        reader.close()
+
+
+@contextlib.contextmanager
+def serve_app_empty_gateway():
+    with tempfile.TemporaryDirectory() as tmp, gateway(Path(tmp)) as g:
+        yield g.url
+
+
+def test_fallback_gateways_answer_in_turn(gw, data, modules):
+    """As the official drive: each request tries the gateways in order and takes the first success."""
+    data_id, payload = data
+    gw.upload(attestation(data_id))
+    h = gw.mine()
+    dead = "http://127.0.0.1:9"
+    d = WeaveDrive(GatewayReader(f"{dead}, {gw.url}"))
+    f = d.open(f"/data/{data_id}", proc(modules["ext"], ("Attestor", ATTESTOR.address)), at(h))
+    assert f.read(1000, 50) == payload[1000:1050]
+    d.close()
+    with serve_app_empty_gateway() as empty:  # a real gateway without the item: its 404s fall through
+        booted = proc("m" * 43, ("On-Boot", data_id))  # admitted without a GraphQL answer
+        d = WeaveDrive(GatewayReader(f"{empty},{gw.url}"))
+        assert d.open(f"/data/{data_id}", booted, at(h)).read(5, 5) == payload[5:10]
+        d.close()
+        only_bad = WeaveDrive(GatewayReader(f"{dead},{empty}"))
+        with pytest.raises(DeviceError, match="unreachable"):  # none answers: the first one's failure
+            only_bad.open(f"/data/{data_id}", booted, at(h))
+        only_bad.close()
+    with pytest.raises(DeviceError, match="needs a gateway"):
+        GatewayReader(" , ")
