@@ -75,7 +75,8 @@ def attestors_of(process_tags: Tags) -> tuple[str, ...]:
     return tuple(dict.fromkeys(a for a in found if a))
 
 
-def _height(msg: dict) -> int:
+def message_height(msg: dict) -> int:
+    """The message's Block-Height; DeviceAccessDenied if it has none (the module's boot)."""
     raw = msg.get("Block-Height")
     try:
         height = int(raw)  # type: ignore[arg-type]
@@ -106,7 +107,7 @@ class Admissions:
         mode = mode_of(process_tags, module_tags)
         if mode == "Library":
             raise DeviceError("Availability-Type Library is not supported by this WeaveDrive implementation")
-        height = _height(msg)
+        height = message_height(msg)
         attestors = attestors_of(process_tags)
         key = (item_id, attestors, mode)
         with self._lock:

@@ -16,7 +16,9 @@ Contract
   - ``/block/<height>``: the gateway's ``GET /block/height/<h>`` body.
 
   ``/tx`` and ``/block`` need the Extension tag but no attestation (as the
-  official code). A file that may not be read raises ``DeviceAccessDenied``, one
+  official code). Unlike the official drive, ``/block/<h>`` above the
+  message's ``Block-Height`` is refused: whether it exists yet depends on when
+  a CU evaluates the message, and the answer must not. A file that may not be read raises ``DeviceAccessDenied``, one
   the gateway does not have ``NotFound``, a bad path ``DeviceError``; never data.
 * Side effects: HTTP to the gateway; memory bounded by the cache (``cache_bytes``)
   plus small memos (item sizes, module tags, headers).
@@ -33,7 +35,7 @@ from typing import Any
 
 from pyao.abc import DriveFile, FileDrive, ProcessContext
 from pyao.data import b64url_decode, b64url_encode
-from pyao.devices._access import NOT_ENABLED, Admissions, Tags, has_extension, tag_value
+from pyao.devices._access import NOT_ENABLED, Admissions, Tags, has_extension, message_height, tag_value
 from pyao.devices._ranges import BLOCK_BYTES, MAX_FETCH_BYTES, BlockCache, GatewayReader, MiB
 from pyao.errors import DeviceAccessDenied, DeviceError
 
@@ -143,6 +145,8 @@ class WeaveDrive(FileDrive):
             raise DeviceAccessDenied(NOT_ENABLED)
         if kind == "tx":
             return BytesFile(self._header(f"/tx/{value}", _with_owner_address))
+        if int(value) > message_height(msg):  # a later block may not exist yet on another CU: refused
+            raise DeviceAccessDenied(f"/block/{value} is above the message's Block-Height {message_height(msg)}")
         return BytesFile(self._header(f"/block/height/{value}", bytes))
 
     def size(self, item_id: str) -> int:

@@ -407,7 +407,7 @@ local function checkfile(f, level)
   end
   local pos = f._pos
   if mtype(pos) ~= "integer" or pos < 0 then
-    f._pos = 0
+    error("file position is not a non-negative integer (was _pos changed?)", level + 1)
   end
 end
 

@@ -214,7 +214,11 @@ def test_tx_and_block_headers(gw, drive, data, modules):
     block = json.loads(drive.open(f"/block/{h}", p, at(h)).read(0, 1 << 20))
     assert block["height"] == h
     with pytest.raises(NotFound):
-        drive.open(f"/block/{h + 1000}", p, at(h))
+        drive.open(f"/block/{h + 1000}", p, at(h + 1000))
+    with pytest.raises(DeviceAccessDenied, match="above the message's Block-Height"):
+        drive.open(f"/block/{h}", p, at(h - 1))  # it exists, but not yet as far as that message knows
+    with pytest.raises(DeviceAccessDenied, match="no Block-Height"):
+        drive.open(f"/block/{h}", p, {})
     with pytest.raises(NotFound):
         drive.open(f"/tx/{'A' * 43}", p, at(h))
 
@@ -358,3 +362,26 @@ def test_fallback_gateways_answer_in_turn(gw, data, modules):
         only_bad.close()
     with pytest.raises(DeviceError, match="needs a gateway"):
         GatewayReader(" , ")
+
+
+def test_block_cache_under_concurrent_readers():
+    import threading
+
+    source = sample_bytes(2 << 20, seed=9)
+    cache = BlockCache(lambda _i, a, b: source[a : b + 1], capacity=8 * 65536, block=65536)
+    errors = []
+
+    def reader(seed: int) -> None:
+        rng = random.Random(seed)
+        for _ in range(400):
+            off, n = rng.randrange(0, len(source)), rng.choice([1, 4096, 70_000])
+            if cache.read("x", len(source), off, n, ahead=rng.choice([0, 131072])) != source[off : off + n]:
+                errors.append((off, n))
+
+    threads = [threading.Thread(target=reader, args=(s,)) for s in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and cache.held <= cache.capacity
+    assert cache.held == sum(len(b) for b in cache._blocks.values())

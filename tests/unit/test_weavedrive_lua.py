@@ -160,6 +160,9 @@ def test_refused_files_are_errors_and_change_nothing(p):
         (f"local f = io.open('{p.path('text')}') f:close() f:read(1)", "closed file"),
         (f"io.open('/data/{'A' * 43}')", "not"),
         ("io.open(42)", "string expected"),
+        (f"local f = io.open('{p.path('text')}') f._pos = -1 f:read(1)", "non-negative integer"),
+        (f"local f = io.open('{p.path('text')}') f._pos = 'x' f:seek()", "non-negative integer"),
+        (f"io.open('/block/{p.height + 1}')", "above the message's Block-Height"),
         ("io.popen('ls')", "popen"),
         ("io.lines('/etc/passwd')", "lines"),
     ]:
