@@ -133,17 +133,23 @@ class GatewayReader:
 class BlockCache:
     """Aligned ``block``-byte pieces of item data, LRU, at most ``capacity`` bytes in all.
 
-    ``fetch(item_id, start, end)`` supplies bytes ``start..end`` on a miss. Thread
+    ``fetch(item_id, start, end)`` supplies bytes ``start..end`` on a miss, at most
+    ``max_fetch`` bytes per call (a long miss is several calls). Thread
     safe: the map is guarded by a lock; fetches run outside it (two threads may
     fetch the same block once each; the second store is a no-op).
     """
 
     def __init__(
-        self, fetch: Callable[[str, int, int], bytes], *, capacity: int = 64 * MiB, block: int = BLOCK_BYTES
+        self,
+        fetch: Callable[[str, int, int], bytes],
+        *,
+        capacity: int = 64 * MiB,
+        block: int = BLOCK_BYTES,
+        max_fetch: int = MAX_FETCH_BYTES,
     ) -> None:
         if capacity < block:
             raise ValueError("the cache must hold at least one block")
-        self.fetch, self.capacity, self.block = fetch, capacity, block
+        self.fetch, self.capacity, self.block, self.max_fetch = fetch, capacity, block, max_fetch
         self._blocks: OrderedDict[tuple[str, int], bytes] = OrderedDict()
         self._held = 0
         self._lock = threading.Lock()
@@ -196,16 +202,18 @@ class BlockCache:
         return out
 
     def _fill(self, item_id: str, size: int, first: int, last: int, pieces: list, ahead: int) -> None:
-        """Fetch each run of missing blocks in one request (the last run extended by ``ahead``)."""
+        """Fetch each run of missing blocks in one request of at most ``max_fetch`` bytes (the
+        last run extended by ``ahead``)."""
+        per_request = max(1, self.max_fetch // self.block)
         n = first
         while n <= last:
             if pieces[n - first] is not None:
                 n += 1
                 continue
             run_end = n
-            while run_end + 1 <= last and pieces[run_end + 1 - first] is None:
+            while run_end + 1 <= last and run_end + 1 - n < per_request and pieces[run_end + 1 - first] is None:
                 run_end += 1
-            extra = ahead // self.block if run_end == last else 0
+            extra = min(ahead // self.block, per_request - 1 - (run_end - n)) if run_end == last else 0
             top = min(run_end + extra, (size - 1) // self.block)
             start, stop = n * self.block, min(size, (top + 1) * self.block)
             raw = self.fetch(item_id, start, stop - 1)

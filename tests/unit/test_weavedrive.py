@@ -293,6 +293,16 @@ def test_block_cache_is_bounded_and_lru():
     assert calls == [(2 * 65536, 3 * 65536 - 1), (0, 2 * 65536 - 1), (3 * 65536, 5 * 65536 - 1)]
     with pytest.raises(ValueError):
         BlockCache(fetch, capacity=10, block=65536)
+    # a long miss is split into requests of at most max_fetch bytes, read-ahead included
+    calls.clear()
+    cache3 = BlockCache(fetch, capacity=1 << 20, block=65536, max_fetch=3 * 65536)
+    assert cache3.read("x", len(source), 10, 7 * 65536, ahead=10 * 65536) == source[10 : 10 + 7 * 65536]
+    assert [(a // 65536, (b + 1) // 65536) for a, b in calls] == [
+        (0, 3),
+        (3, 6),
+        (6, 9),
+    ]  # the last with one block ahead
+    assert max(b - a + 1 for a, b in calls) <= 3 * 65536
 
 
 def test_unreachable_gateway_is_a_device_error():
