@@ -132,6 +132,11 @@ def test_gating_over_http(net, module_id):
         assert reply(result(cu, pid_indiv, m_indiv))["Data"] == "indiv"
         assert reply(result(cu, pid, m_after))["Data"] == "late"
         first = {m["id"]: result(cu, pid, m) for m in (m_ok, m_early, m_none, m_after)}
+        # a dry run reads at the height of the last message: the late attestation counts there
+        body = {"Target": pid, "Owner": USER.address, "Tags": [{"name": "Action", "value": "Read"},
+                                                              {"name": "File", "value": data_late}]}  # fmt: skip
+        dry = cu.post("/dry-run", params={"process-id": pid}, json=body, timeout=120)
+        assert dry.status_code == 200 and reply(dry.json())["Data"] == "late"
     with net.cu(name="cu2") as cu2:  # a second CU with its own store replays and gives the same answers
         assert {m: result(cu2, pid, {"id": m}) for m in first} == first
 
