@@ -390,10 +390,19 @@ local FILE = {}
 local FILE_MT = { __index = FILE, __name = "FILE*", __metatable = "file" }
 S.file_mt = FILE_MT
 
+-- Bytes read count against the compute budget (one instruction per 64 bytes), so a
+-- loop of large reads cannot spend host time the budget does not see.
 local function drive(op, path, offset, length)
   local ok, value = drive_call(op, path, msg_height, offset, length)
   if not ok then
     error(value, 0)
+  end
+  if metering then
+    used = used + (#value >> 6)
+    if used > limit then
+      exceeded = true
+      error("compute limit exceeded", 0)
+    end
   end
   return value
 end

@@ -39,7 +39,7 @@ def net(tmp_path_factory):
 
 
 class Proc:
-    def __init__(self, net, *, tags=(), devices=True, source="", boot=True):
+    def __init__(self, net, *, tags=(), devices=True, source="", boot=True, compute=10**8):
         _gw, ids, self.height, drive = net
         self.ids = ids
         module = ModuleSource(
@@ -55,7 +55,7 @@ class Proc:
         vm = vm_for(LUA_NATIVE_FORMAT, {"weavedrive@1.0": drive} if devices else {})
         vm.compact_every = 1
         ctx = ProcessContext(id="P" * 43, owner=UPLOADER.address, tags=self.tags)
-        self.instance = vm.instantiate(module, ctx, Limits(compute=10**8, memory=64 << 20))
+        self.instance = vm.instantiate(module, ctx, Limits(compute=compute, memory=64 << 20))
         self.env = {
             "Process": {"Id": ctx.id, "Owner": ctx.owner, "Tags": [{"name": n, "value": v} for n, v in self.tags]},
             "Module": {"Id": module.id, "Owner": module.owner, "Tags": []},
@@ -232,3 +232,14 @@ def test_the_host_keeps_a_bounded_set_of_open_files(net, monkeypatch):
     # the dropped one reopens on its next read, the others still read where they were
     assert p.value("return Files[1]:read('l') .. '|' .. tostring(Files[3]:read(1))") == "first line|nil"
     assert p.path("text") in bridge.files and len(bridge.files) == 2
+
+
+def test_bytes_read_count_against_the_compute_limit(net):
+    p = Proc(net, compute=200_000)
+    path = p.path("big")  # ~3 MiB: ~49,000 instructions' worth per full read
+    small = p.eval(f"local f = io.open('{path}') return #f:read(4096)")
+    assert small.error is None and small.output["data"] == "4096"
+    once = p.eval(f"local f = io.open('{path}') return #f:read('a')")
+    assert once.error is None and once.gas_used > BIG // 64 > small.gas_used
+    r = p.eval(f"local f = io.open('{path}') for i = 1, 5 do f:seek('set', 0) f:read('a') end")
+    assert r.error is not None and "compute limit" in r.error
