@@ -36,24 +36,29 @@ __all__ = [
 ]
 
 
-def _weavedrive(config: CUConfig) -> Device:
+def _weavedrive(config: CUConfig, built: Devices) -> Device:
     url = config.weavedrive_gateway_url or config.gateway_url
     return WeaveDrive(GatewayReader(url), cache_bytes=config.weavedrive_cache_bytes)
 
 
-#: every device a CU can offer, by ``name@version``
-DEVICES: dict[str, Callable[[CUConfig], Device]] = {
+#: every device a CU can offer, by ``name@version``: a factory of (config, the devices built
+#: before it, in ``config.devices`` order), so a device can use another (llm@1.0 reads models
+#: through weavedrive@1.0)
+DEVICES: dict[str, Callable[[CUConfig, Devices], Device]] = {
     "weavedrive@1.0": _weavedrive,
 }
 
 
 def build_devices(config: CUConfig) -> Devices:
-    """The devices ``config.devices`` names, built from ``config``."""
+    """The devices ``config.devices`` names, built from ``config`` in that order."""
     names = [n.strip() for n in config.devices.split(",") if n.strip()]
     unknown = [n for n in names if n not in DEVICES]
     if unknown:
         raise DeviceError(f"unknown device {unknown[0]!r}; known: {', '.join(sorted(DEVICES))}")
-    return {name: DEVICES[name](config) for name in dict.fromkeys(names)}
+    built: Devices = {}
+    for name in dict.fromkeys(names):
+        built[name] = DEVICES[name](config, dict(built))
+    return built
 
 
 #: the name the CU's VM workers call (``pyao.cu._workers.build_devices``)
