@@ -568,6 +568,30 @@ local function io_open(path, mode)
   return setmetatable({ _path = path, _size = value, _pos = 0, _closed = false }, FILE_MT)
 end
 
+-- io.lines(path, ...): the lines (or formats) of a WeaveDrive file; closed at its end
+local function io_lines(path, ...)
+  if path == nil then
+    error("bad argument #1 to 'lines' (io.lines needs a WeaveDrive path: there is no default input)", 2)
+  end
+  local f = io_open(path)
+  local fmts = table.pack(...)
+  return function()
+    if f._closed then
+      return nil
+    end
+    local r
+    if fmts.n == 0 then
+      r = table.pack(FILE.read(f))
+    else
+      r = table.pack(FILE.read(f, tunpack(fmts, 1, fmts.n)))
+    end
+    if r[1] == nil then
+      f._closed = true
+    end
+    return tunpack(r, 1, r.n)
+  end
+end
+
 local function io_type(f)
   if type(f) == "table" and d_getmetatable(f) == FILE_MT then
     return f._closed and "closed file" or "file"
@@ -663,7 +687,7 @@ local function build_env()
     end,
   }
   if drive_call then -- io exists only where WeaveDrive is offered
-    E.io = { open = io_open, type = io_type }
+    E.io = { open = io_open, lines = io_lines, type = io_type }
   end
   E.package = { loaded = {} }
   E.require = function(name)

@@ -9,7 +9,7 @@ Contract
 * Produces: per message an ``EvalResult`` mapping 1:1 to the CU result JSON.
 * Side effects: none outside the instance. The sandbox has no os (only a
   deterministic ``os.time``), debug or binary ``load``, and no io unless the
-  VM was given a ``weavedrive@1.0`` device: then ``io.open``/``io.type`` open
+  VM was given a ``weavedrive@1.0`` device: then ``io.open``/``io.lines``/``io.type`` open
   WeaveDrive paths only (``/data/<id>``…, read-only; see ``_lua_io``);
   ``require`` serves the bundled modules only (the library, ``decimal`` and the
   blueprints, see ``BLUEPRINTS``); lupa's ``python`` table is gone.

@@ -95,6 +95,16 @@ def test_read_formats(p):
         f"local t = {{}} for l in io.open('{path}'):lines() do t[#t+1] = '[' .. l .. ']' end return table.concat(t)"
     )
     assert lines == "[first line][second line][][fourth, no newline]"
+    assert p.value(f"local t = {{}} for l in io.lines('{path}') do t[#t+1] = l end return #t .. t[4]") == (
+        "4fourth, no newline"
+    )
+    assert (
+        p.value(
+            f"local t = {{}} for a, b in io.lines('{path}', 3, 'l') do t[#t+1] = a .. '|' .. b end "
+            "return table.concat(t, ',')"
+        )
+        == "fir|st line,sec|ond line,\nfo|urth, no newline"
+    )
     assert p.value(f"local f = io.open('{path}', 'rb') return f:read('L') .. f:read('l')") == "first line\nsecond line"
     assert p.value(f"local f = io.open('{path}') return table.concat({{f:read(5, 1, '*l')}}, '|')") == "first| |line"
     assert p.value(f"return io.type(io.open('{path}'))") == "file"
@@ -164,7 +174,9 @@ def test_refused_files_are_errors_and_change_nothing(p):
         (f"local f = io.open('{p.path('text')}') f._pos = 'x' f:seek()", "non-negative integer"),
         (f"io.open('/block/{p.height + 1}')", "above the message's Block-Height"),
         ("io.popen('ls')", "popen"),
-        ("io.lines('/etc/passwd')", "lines"),
+        ("io.lines('/etc/passwd')", "not a WeaveDrive path"),
+        ("io.lines()", "no default input"),
+        ("io.read()", "read"),
     ]:
         r = p.eval(code)
         assert r.error is not None and why in r.error, (code, r.error)
