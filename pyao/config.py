@@ -125,6 +125,12 @@ class CUConfig:
     cron_lag_ms: int = 1000
     #: largest accepted dry-run body, bytes
     max_dry_run_bytes: int = 1 * MiB
+    #: devices processes may use (``pyao.devices.DEVICES``), comma-separated; "" for none
+    devices: str = "weavedrive@1.0"
+    #: bytes of item data WeaveDrive keeps in memory (an LRU of 64 KiB blocks, shared by all processes)
+    weavedrive_cache_bytes: int = 64 * MiB
+    #: where WeaveDrive reads data, headers and attestations ("" = gateway_url)
+    weavedrive_gateway_url: str = ""
 
     @classmethod
     def from_env(cls, **overrides: Any) -> CUConfig:

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from pyao.cli import _console, _data, _units, _up
+from pyao.cli import _attest, _console, _data, _units, _up
 from pyao.errors import PyaoError
 
 # verb -> (help, add_arguments, run)
@@ -19,6 +19,11 @@ VERBS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[
     ),
     "wallet": ("create or show a wallet (JWK key file)", _data.wallet_arguments, _data.wallet),
     "item": ("parse, verify and show an ANS-104 data item or bundle file", _data.item_arguments, _data.item),
+    "attest": (
+        "attest a stored item for WeaveDrive (sign and post an Attestation)",
+        _attest.attest_arguments,
+        _attest.attest,
+    ),
     "gateway": ("run the gateway (permanent store) alone", _units.gateway_arguments, _units.gateway),
     "su": ("run the scheduler unit alone", _units.su_arguments, _units.su),
     "cu": ("run the compute unit alone", _units.cu_arguments, _units.cu),

@@ -136,7 +136,14 @@ local function boot_handler(msg)
   if boot == "Data" then
     run_lua(msg.Data or "")
   elseif boot then
-    print("On-Boot=" .. boot .. " is not supported by the native Lua VM (no WeaveDrive)")
+    if not io then -- the CU offers no WeaveDrive
+      print("On-Boot=" .. boot .. " needs WeaveDrive, which this compute unit does not offer")
+      return
+    end
+    local f = io.open("/data/" .. boot) -- aos boot loader: the On-Boot item is always admissible
+    local source = f:read("a")
+    f:close()
+    run_lua(source)
   end
 end
 

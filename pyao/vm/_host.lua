@@ -11,6 +11,7 @@
 --   host.handle(msg_json, env_json, budget) -> ok, result_json | error, gas_used
 --   host.serialize() -> bytes | nil, reason     canonical bytes of the state
 --   host.deserialize(bytes)                      state back, in place
+--   host.attach_drive(bridge)                    WeaveDrive behind io.open (pyao.vm._lua_io), before boot
 -- Determinism: `pairs`/`next` iterate in a canonical key order, `tostring` of
 -- objects shows a stable id, `math.random` is our own seeded generator,
 -- `os.time` returns the message's Timestamp.
@@ -375,6 +376,233 @@ local function metered(budget, f, ...)
   return ok, res
 end
 
+-- ----------------------------------------------------------- io (WeaveDrive)
+-- io.open serves only WeaveDrive paths, read-only, through the host bridge
+-- (pyao.vm._lua_io): bridge(op, path, height, offset, length); any other path,
+-- a write mode or a refused file is a Lua error. Without a bridge there is no io. A file is a plain
+-- table {_path, _size, _pos, _closed} whose metatable lives in S, so open files
+-- survive snapshots; every read asks the host for bytes at _pos.
+local drive_call -- the bridge (set before boot), or nil when the CU offers no WeaveDrive
+local msg_height -- Block-Height of the message being handled (nil while booting)
+local READ_PIECE = 1048576
+local LINE_PIECE = 65536
+local FILE = {}
+local FILE_MT = { __index = FILE, __name = "FILE*", __metatable = "file" }
+S.file_mt = FILE_MT
+
+-- Bytes read count against the compute budget (one instruction per 64 bytes), so a
+-- loop of large reads cannot spend host time the budget does not see.
+local function drive(op, path, offset, length)
+  local ok, value = drive_call(op, path, msg_height, offset, length)
+  if not ok then
+    error(value, 0)
+  end
+  if metering then
+    used = used + (#value >> 6)
+    if used > limit then
+      exceeded = true
+      error("compute limit exceeded", 0)
+    end
+  end
+  return value
+end
+
+local function checkfile(f, level)
+  if type(f) ~= "table" or d_getmetatable(f) ~= FILE_MT then
+    error("bad argument #1 (file expected, got " .. type(f) .. ")", level + 1)
+  end
+  if f._closed then
+    error("attempt to use a closed file", level + 1)
+  end
+  local pos = f._pos
+  if mtype(pos) ~= "integer" or pos < 0 then
+    error("file position is not a non-negative integer (was _pos changed?)", level + 1)
+  end
+end
+
+-- up to n bytes from the position, in host pieces of at most READ_PIECE
+local function pull(f, n)
+  local parts, got = {}, 0
+  while got < n do
+    local want = n - got
+    if want > READ_PIECE then
+      want = READ_PIECE
+    end
+    local data = drive("read", f._path, f._pos, want)
+    if #data == 0 then
+      break
+    end
+    parts[#parts + 1] = data
+    got = got + #data
+    f._pos = f._pos + #data
+  end
+  return tconcat(parts)
+end
+
+local function read_line(f, keep)
+  local parts = {}
+  while true do
+    local data = drive("read", f._path, f._pos, LINE_PIECE)
+    if #data == 0 then
+      if #parts == 0 then
+        return nil
+      end
+      return tconcat(parts)
+    end
+    local nl = string.find(data, "\n", 1, true)
+    if nl then
+      f._pos = f._pos + nl
+      parts[#parts + 1] = ssub(data, 1, keep and nl or nl - 1)
+      return tconcat(parts)
+    end
+    f._pos = f._pos + #data
+    parts[#parts + 1] = data
+  end
+end
+
+local function read_one(f, fmt)
+  if type(fmt) == "number" then
+    local n = math.tointeger(fmt)
+    if n == nil then
+      error("bad argument to 'read' (number has no integer representation)", 3)
+    end
+    if n <= 0 then
+      return (f._pos < f._size) and "" or nil
+    end
+    local data = pull(f, n)
+    return #data > 0 and data or nil
+  end
+  if type(fmt) ~= "string" then
+    error("bad argument to 'read' (invalid format)", 3)
+  end
+  local c = ssub(fmt, 1, 1) == "*" and ssub(fmt, 2, 2) or ssub(fmt, 1, 1)
+  if c == "a" then
+    return pull(f, f._size > f._pos and f._size - f._pos or 0)
+  elseif c == "l" or c == "L" then
+    return read_line(f, c == "L")
+  end
+  error("bad argument to 'read' (invalid format '" .. fmt .. "'; WeaveDrive files read n, 'a', 'l', 'L')", 3)
+end
+
+function FILE.read(f, ...)
+  checkfile(f, 2)
+  local n = select("#", ...)
+  if n == 0 then
+    return read_line(f, false)
+  end
+  local out = {}
+  for i = 1, n do
+    local v = read_one(f, (select(i, ...)))
+    out[i] = v
+    if v == nil then
+      return tunpack(out, 1, i)
+    end
+  end
+  return tunpack(out, 1, n)
+end
+
+function FILE.seek(f, whence, offset)
+  checkfile(f, 2)
+  whence = whence or "cur"
+  offset = offset or 0
+  if mtype(offset) ~= "integer" then
+    offset = math.tointeger(offset)
+    if offset == nil then
+      error("bad argument #2 to 'seek' (number has no integer representation)", 2)
+    end
+  end
+  local base
+  if whence == "set" then
+    base = 0
+  elseif whence == "cur" then
+    base = f._pos
+  elseif whence == "end" then
+    base = f._size
+  else
+    error("bad argument #1 to 'seek' (invalid option '" .. tostring(whence) .. "')", 2)
+  end
+  local pos = base + offset
+  if pos < 0 then
+    return nil, "Invalid argument", 22
+  end
+  f._pos = pos
+  return pos
+end
+
+function FILE.lines(f, ...)
+  checkfile(f, 2)
+  local fmts = table.pack(...)
+  return function()
+    if fmts.n == 0 then
+      return FILE.read(f)
+    end
+    return FILE.read(f, tunpack(fmts, 1, fmts.n))
+  end
+end
+
+function FILE.close(f)
+  checkfile(f, 2)
+  f._closed = true
+  return true
+end
+
+function FILE.write()
+  error("WeaveDrive files are read-only", 2)
+end
+
+FILE_MT.__tostring = function(f)
+  return f._closed and "file (closed)" or ("file (" .. tostring(f._path) .. ")")
+end
+
+local function io_open(path, mode)
+  if type(path) ~= "string" then
+    error("bad argument #1 to 'open' (string expected, got " .. type(path) .. ")", 2)
+  end
+  if mode ~= nil and mode ~= "r" and mode ~= "rb" then
+    error("io.open: " .. path .. ": WeaveDrive files are read-only (mode 'r')", 2)
+  end
+  local ok, value = drive_call("open", path, msg_height, 0, 0)
+  if not ok then
+    error(value, 0)
+  end
+  return setmetatable({ _path = path, _size = value, _pos = 0, _closed = false }, FILE_MT)
+end
+
+-- io.lines(path, ...): the lines (or formats) of a WeaveDrive file; closed at its end
+local function io_lines(path, ...)
+  if path == nil then
+    error("bad argument #1 to 'lines' (io.lines needs a WeaveDrive path: there is no default input)", 2)
+  end
+  local f = io_open(path)
+  local fmts = table.pack(...)
+  return function()
+    if f._closed then
+      return nil
+    end
+    local r
+    if fmts.n == 0 then
+      r = table.pack(FILE.read(f))
+    else
+      r = table.pack(FILE.read(f, tunpack(fmts, 1, fmts.n)))
+    end
+    if r[1] == nil then
+      f._closed = true
+    end
+    return tunpack(r, 1, r.n)
+  end
+end
+
+local function io_type(f)
+  if type(f) == "table" and d_getmetatable(f) == FILE_MT then
+    return f._closed and "closed file" or "file"
+  end
+  return nil
+end
+
+function host.attach_drive(bridge)
+  drive_call = bridge
+end
+
 -- ------------------------------------------------------------------ sandbox
 local function copy(t, drop)
   local c = {}
@@ -458,6 +686,9 @@ local function build_env()
       return S.now
     end,
   }
+  if drive_call then -- io exists only where WeaveDrive is offered
+    E.io = { open = io_open, lines = io_lines, type = io_type }
+  end
   E.package = { loaded = {} }
   E.require = function(name)
     if type(name) ~= "string" then
@@ -531,6 +762,7 @@ function host.handle(msg_json, env_json, budget)
       det_randomseed(tostring(msg["Block-Height"]) .. tostring(msg.Owner) .. tostring(mod) .. tostring(msg.Id))
     end
     S.now = msg.Timestamp
+    msg_height = math.tointeger(tonumber(msg["Block-Height"]))
     return host_json.encode(lib_handle(msg, env, host))
   end)
   return ok, ok and res or det_tostring(res), used

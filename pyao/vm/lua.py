@@ -8,7 +8,9 @@ Contract
   called on the process's env (so ``ao.id`` is known at the top level).
 * Produces: per message an ``EvalResult`` mapping 1:1 to the CU result JSON.
 * Side effects: none outside the instance. The sandbox has no os (only a
-  deterministic ``os.time``), io, debug, file access or binary ``load``;
+  deterministic ``os.time``), debug or binary ``load``, and no io unless the
+  VM was given a ``weavedrive@1.0`` device: then ``io.open``/``io.lines``/``io.type`` open
+  WeaveDrive paths only (``/data/<id>``…, read-only; see ``_lua_io``);
   ``require`` serves the bundled modules only (the library, ``decimal`` and the
   blueprints, see ``BLUEPRINTS``); lupa's ``python`` table is gone.
 
@@ -34,8 +36,9 @@ from importlib import resources
 
 import lupa.lua53 as lupa
 
-from pyao.abc import VM, Devices, EvalResult, Limits, ModuleSource, ProcessContext, ProcessInstance
+from pyao.abc import VM, Devices, EvalResult, FileDrive, Limits, ModuleSource, ProcessContext, ProcessInstance
 from pyao.errors import ModuleError, SnapshotError
+from pyao.vm._lua_io import LuaDriveBridge
 
 LUA_NATIVE_FORMAT = "lua53-pyao-native-1"
 LIBRARY_MODULES = ("json", "utils", "handlers", "ao", "process")
@@ -72,7 +75,9 @@ def _dumps(value: object) -> bytes:
 class _Runtime:
     """One lupa runtime with our host code booted in it."""
 
-    def __init__(self, module_source: bytes, limits: Limits, env_json: bytes = b"") -> None:
+    def __init__(
+        self, module_source: bytes, limits: Limits, env_json: bytes = b"", drive: LuaDriveBridge | None = None
+    ) -> None:
         self.limits = limits
         self.lua = lupa.LuaRuntime(
             encoding=None,
@@ -83,6 +88,8 @@ class _Runtime:
         )
         self.lua.set_max_memory(0)  # boot unbounded; the cap applies from the first message
         self.host = self.lua.execute(_HOST, name="=pyao-host")
+        if drive is not None:
+            self.host.attach_drive(drive)
         ok, err = self.host.boot(self.lua.table_from(_SOURCES), module_source, BOOT_BUDGET, env_json)
         if not ok:
             raise ModuleError(f"module failed to load: {err.decode(errors='replace')}")
@@ -155,13 +162,19 @@ class LuaProcess(ProcessInstance):
     """A process running in the native Lua VM (see the module docstring)."""
 
     def __init__(
-        self, module: ModuleSource, process: ProcessContext, limits: Limits, compact_every: int = COMPACT_EVERY
+        self,
+        module: ModuleSource,
+        process: ProcessContext,
+        limits: Limits,
+        compact_every: int = COMPACT_EVERY,
+        drive: FileDrive | None = None,
     ) -> None:
         self.module, self.process, self.limits = module, process, limits
+        self._drive = LuaDriveBridge(drive, process) if drive is not None else None
         self.compact_every = max(1, compact_every)
         self._digest = hashlib.sha256(_LIBRARY_DIGEST.encode() + b"\0" + module.data).hexdigest()
         self._boot_env = _dumps(_boot_env(module, process))
-        self._rt = _Runtime(module.data, limits, self._boot_env)
+        self._rt = _Runtime(module.data, limits, self._boot_env, self._drive)
         base = self._rt.serialize()
         if base is None:
             raise ModuleError("the module's top level left state that cannot be serialised (a coroutine?)")
@@ -191,7 +204,7 @@ class LuaProcess(ProcessInstance):
 
     def _rebuild(self) -> None:
         """A fresh runtime holding base + log: the state before the failed message."""
-        rt = _Runtime(self.module.data, self.limits, self._boot_env)
+        rt = _Runtime(self.module.data, self.limits, self._boot_env, self._drive)
         rt.deserialize(self._base)
         for msg_json, env_json in self._log:
             ok, payload, _ = rt.handle(msg_json, env_json)
@@ -254,4 +267,6 @@ class LuaVM(VM):
         self.devices: Devices = devices or {}
 
     def instantiate(self, module: ModuleSource, process: ProcessContext, limits: Limits) -> LuaProcess:
-        return LuaProcess(module, process, limits, compact_every=self.compact_every)
+        drive = self.devices.get("weavedrive@1.0")
+        drive = drive if isinstance(drive, FileDrive) else None
+        return LuaProcess(module, process, limits, compact_every=self.compact_every, drive=drive)
