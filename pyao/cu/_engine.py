@@ -37,7 +37,7 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from pyao.abc import VM, EvalResult, Evaluation, Limits, ProcessContext, ProcessInstance, ResultStore
+from pyao.abc import VM, Devices, EvalResult, Evaluation, Limits, ProcessContext, ProcessInstance, ResultStore
 from pyao.config import CUConfig
 from pyao.cu._cron import Block, Cron, CronTick, cron_ticks_between, parse_crons
 from pyao.cu._locate import Locator, ModuleMeta, ProcessMeta, pairs
@@ -111,8 +111,11 @@ def _handle_all(instance: ProcessInstance, msgs: list[dict[str, Any]], env: dict
 class Engine:
     """Evaluates processes on demand and stores the results (see the module docstring)."""
 
-    def __init__(self, locator: Locator, store: ResultStore, config: CUConfig) -> None:
+    def __init__(
+        self, locator: Locator, store: ResultStore, config: CUConfig, devices: Devices | None = None
+    ) -> None:
         self.locator = locator
+        self.devices: Devices = devices or {}  # what the VMs' processes may reach (llm@1.0, weavedrive@1.0)
         self.store = store
         self.config = config
         self._vm_pool: Executor = ThreadPoolExecutor(max(1, config.vm_threads), thread_name_prefix="pyao-cu-vm")
@@ -233,7 +236,7 @@ class Engine:
         """A fresh instance at nonce 0 (a checkpoint restore joins here later)."""
         meta = await self.locator.process_meta(process_id)
         module = await self.locator.module(meta.module_id)
-        vm = vm_for(module.format)
+        vm = vm_for(module.format, self.devices)
         limits = limits_for(
             pairs(module.tags),
             pairs(meta.tags),

@@ -34,13 +34,28 @@ from importlib import resources
 
 import lupa.lua53 as lupa
 
-from pyao.abc import VM, Devices, EvalResult, Limits, ModuleSource, ProcessContext, ProcessInstance
-from pyao.errors import ModuleError, SnapshotError
+from pyao.abc import (
+    VM,
+    Devices,
+    EvalResult,
+    Limits,
+    ModuleSource,
+    ProcessContext,
+    ProcessDevice,
+    ProcessInstance,
+)
+from pyao.errors import DeviceError, ModuleError, SnapshotError
 
 LUA_NATIVE_FORMAT = "lua53-pyao-native-1"
 LIBRARY_MODULES = ("json", "utils", "handlers", "ao", "process")
 #: bundled modules loaded only on ``require``: name -> file under pyao/lua
-OPTIONAL_MODULES = {"decimal": "decimal.lua", "blueprints.token": "blueprints/token.lua"}
+OPTIONAL_MODULES = {
+    "decimal": "decimal.lua",
+    "llama": "llama.lua",
+    "Llama": "llama.lua",  # AO-Llama's require(".Llama")
+    "blueprints.token": "blueprints/token.lua",
+    "blueprints.llama_fed": "blueprints/llama_fed.lua",
+}
 #: blueprints: ``require("blueprints.<name>")``, ``require(".<name>")``, or Eval of ``blueprint_source(name)``
 BLUEPRINTS = ("token",)
 COMPACT_EVERY = 16  # messages between two serialisations of the state (bench/bench_lua_vm.py)
@@ -72,8 +87,16 @@ def _dumps(value: object) -> bytes:
 class _Runtime:
     """One lupa runtime with our host code booted in it."""
 
-    def __init__(self, module_source: bytes, limits: Limits, env_json: bytes = b"") -> None:
+    def __init__(
+        self,
+        module_source: bytes,
+        limits: Limits,
+        env_json: bytes = b"",
+        devices: Devices | None = None,
+        process: ProcessContext | None = None,
+    ) -> None:
         self.limits = limits
+        self.msg_json = b"{}"  # the message being handled, for device calls
         self.lua = lupa.LuaRuntime(
             encoding=None,
             register_eval=False,
@@ -83,17 +106,34 @@ class _Runtime:
         )
         self.lua.set_max_memory(0)  # boot unbounded; the cap applies from the first message
         self.host = self.lua.execute(_HOST, name="=pyao-host")
-        ok, err = self.host.boot(self.lua.table_from(_SOURCES), module_source, BOOT_BUDGET, env_json)
+        doors = {name.encode(): self._device_door(dev, process) for name, dev in (devices or {}).items()
+                 if isinstance(dev, ProcessDevice) and process is not None}  # fmt: skip
+        ok, err = self.host.boot(
+            self.lua.table_from(_SOURCES), module_source, BOOT_BUDGET, env_json, self.lua.table_from(doors)
+        )
         if not ok:
             raise ModuleError(f"module failed to load: {err.decode(errors='replace')}")
         self.host.mark_permanent()
         self.lua.set_max_memory(limits.memory, total=True)
+
+    def _device_door(self, device: ProcessDevice, process: ProcessContext):
+        """The host function behind ``require("devices").call`` for one device (see _host.lua)."""
+
+        def door(state, budget, op, *args):
+            try:
+                reply = device.call(state, int(budget), process, json.loads(self.msg_json), op.decode(), args)
+            except DeviceError as exc:
+                return 0, state, f"{device.name}: {exc}".encode()
+            return (reply.cost, reply.state, None, *reply.values)
+
+        return door
 
     def unlimited(self):
         """Context for host work (serialising) that must not hit the process's memory cap."""
         return _Unlimited(self)
 
     def handle(self, msg_json: bytes, env_json: bytes) -> tuple[bool, bytes, int]:
+        self.msg_json = msg_json
         try:
             ok, payload, gas = self.host.handle(msg_json, env_json, self.limits.compute)
         except lupa.LuaMemoryError:
@@ -155,13 +195,19 @@ class LuaProcess(ProcessInstance):
     """A process running in the native Lua VM (see the module docstring)."""
 
     def __init__(
-        self, module: ModuleSource, process: ProcessContext, limits: Limits, compact_every: int = COMPACT_EVERY
+        self,
+        module: ModuleSource,
+        process: ProcessContext,
+        limits: Limits,
+        compact_every: int = COMPACT_EVERY,
+        devices: Devices | None = None,
     ) -> None:
         self.module, self.process, self.limits = module, process, limits
+        self.devices: Devices = devices or {}
         self.compact_every = max(1, compact_every)
         self._digest = hashlib.sha256(_LIBRARY_DIGEST.encode() + b"\0" + module.data).hexdigest()
         self._boot_env = _dumps(_boot_env(module, process))
-        self._rt = _Runtime(module.data, limits, self._boot_env)
+        self._rt = self._runtime()
         base = self._rt.serialize()
         if base is None:
             raise ModuleError("the module's top level left state that cannot be serialised (a coroutine?)")
@@ -184,9 +230,12 @@ class LuaProcess(ProcessInstance):
                 self._base, self._log = base, []
         return result
 
+    def _runtime(self) -> _Runtime:
+        return _Runtime(self.module.data, self.limits, self._boot_env, self.devices, self.process)
+
     def _rebuild(self) -> None:
         """A fresh runtime holding base + log: the state before the failed message."""
-        rt = _Runtime(self.module.data, self.limits, self._boot_env)
+        rt = self._runtime()
         rt.deserialize(self._base)
         for msg_json, env_json in self._log:
             ok, payload, _ = rt.handle(msg_json, env_json)
@@ -244,4 +293,4 @@ class LuaVM(VM):
         self.devices: Devices = devices or {}
 
     def instantiate(self, module: ModuleSource, process: ProcessContext, limits: Limits) -> LuaProcess:
-        return LuaProcess(module, process, limits, compact_every=self.compact_every)
+        return LuaProcess(module, process, limits, compact_every=self.compact_every, devices=self.devices)
