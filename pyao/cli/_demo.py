@@ -127,8 +127,9 @@ async def _run(args, net, module_id: str, gateway_url: str, recorder) -> dict[st
             print(f"citizen {who} petitions: {text!r}")
         outcome = await _await_outcomes(conn, ids["fed"], expect_granted=2, expect_refused=1)
         balances = {who: await _balance(conn, ids["fed"], w.address) for who, w in citizens.items()}
-    recorder.flush()
-    return _report(outcome, balances, citizens, gateway_url, ids)
+    # blocking calls off the event loop: the gateway answering them runs on this very loop
+    await asyncio.to_thread(recorder.flush)
+    return await asyncio.to_thread(_report, outcome, balances, citizens, gateway_url, ids)
 
 
 async def _spawn_all(conn, module_id: str, scheduler: str, mu_address: str) -> dict[str, str]:

@@ -111,9 +111,7 @@ def _handle_all(instance: ProcessInstance, msgs: list[dict[str, Any]], env: dict
 class Engine:
     """Evaluates processes on demand and stores the results (see the module docstring)."""
 
-    def __init__(
-        self, locator: Locator, store: ResultStore, config: CUConfig, devices: Devices | None = None
-    ) -> None:
+    def __init__(self, locator: Locator, store: ResultStore, config: CUConfig, devices: Devices | None = None) -> None:
         self.locator = locator
         self.devices: Devices = devices or {}  # what the VMs' processes may reach (llm@1.0, weavedrive@1.0)
         self.store = store

@@ -19,7 +19,7 @@ def test_llama_fed_demo(tmp_path):
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "RANDOM-WEIGHT" in proc.stdout  # says clearly that the grades are noise
-    summary = json.loads(proc.stdout[proc.stdout.index("{\n") :])
+    summary = json.loads(proc.stdout[proc.stdout.index("\n{\n") + 1 :])  # the JSON summary comes last
     citizens = summary["citizens"]
     granted = {g["to"]: g for g in summary["granted"]}
     assert set(granted) == {citizens["A"], citizens["B"]}  # A's second petition that day was refused
