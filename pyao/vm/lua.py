@@ -10,7 +10,9 @@ Contract
 * Side effects: none outside the instance. The sandbox has no os (only a
   deterministic ``os.time``), io, debug, file access or binary ``load``;
   ``require`` serves the bundled modules only (the library, ``decimal`` and the
-  blueprints, see ``BLUEPRINTS``); lupa's ``python`` table is gone.
+  blueprints, see ``BLUEPRINTS``); lupa's ``python`` table is gone. The one way
+  out is the device door, ``require("devices").call(name, op, ...)``, served by
+  the ``ProcessDevice``s the VM was built with (``_host.lua``, section devices).
 
 Atomicity and snapshots
 -----------------------

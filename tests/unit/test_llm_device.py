@@ -213,3 +213,17 @@ def test_drive_refuses_other_paths(tmp_path, model_file):
     drive = DirectoryDrive({MODEL_ID: model_file})
     with pytest.raises(DeviceAccessDenied):
         drive.open("/tx/" + MODEL_ID, PROC, MSG)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "header only", "flipped bytes"])
+def test_damaged_models_are_errors_not_crashes(tmp_path, model_file, damage):
+    data = model_file.read_bytes()
+    bad = {
+        "truncated": data[: len(data) // 2],
+        "header only": data[:200],
+        "flipped bytes": data[:100] + bytes(b ^ 0xFF for b in data[100:300]) + data[300:],
+    }[damage]
+    (tmp_path / "bad.gguf").write_bytes(bad)
+    p = llama_process(LlmDevice(DirectoryDrive({MODEL_ID: tmp_path / "bad.gguf"}), tmp_path / "cache"))
+    r = p.eval(f'Llama.load("{MODEL_PATH}")')
+    assert r.error and "cannot load model" in r.error
