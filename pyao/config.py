@@ -113,6 +113,9 @@ class CUConfig:
     cron_lag_ms: int = 1000
     #: largest accepted dry-run body, bytes
     max_dry_run_bytes: int = 1 * MiB
+    #: enable ``llm@1.0`` (docs/llm.md): models read from ``gateway_url``'s /raw by byte range, with no
+    #: WeaveDrive admission rule until weavedrive@1.0 lands; provenance records signed by this CU
+    llm: bool = False
 
     @classmethod
     def from_env(cls, **overrides: Any) -> CUConfig:

@@ -64,6 +64,9 @@ class ComputeUnit:
         self.store = store if store is not None else open_result_store(store_url(config))
         self.gateway = gateway or GatewayClient(config.gateway_url)
         self.locator = Locator(self.gateway, scheduler_factory)
+        self._closers: list[Any] = []
+        if devices is None:
+            devices, self._closers = _configured_devices(config, self.signer)
         self.engine = Engine(self.locator, self.store, config, devices)
         self.app = build_app(self)
 
@@ -75,6 +78,22 @@ class ComputeUnit:
         await self.locator.close()
         await self.gateway.close()
         self.store.close()
+        for close in self._closers:
+            close()
+
+
+def _configured_devices(config: CUConfig, signer: Signer) -> tuple[Devices, list[Any]]:
+    """The devices ``config`` enables (``llm``), and what closes them."""
+    if not config.llm:
+        return {}, []
+    from pyao.devices.llm import LlmDevice
+    from pyao.devices.rawdrive import GatewayRawDrive
+    from pyao.provenance import ProvenanceRecorder
+
+    drive = GatewayRawDrive(config.gateway_url)
+    recorder = ProvenanceRecorder(config.gateway_url, signer)
+    device = LlmDevice(drive, config.data_dir / "models", on_generation=recorder)
+    return {device.name: device}, [recorder.close, drive.close]
 
 
 def create_app(
