@@ -36,7 +36,7 @@ import json
 import math
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -116,7 +116,7 @@ def _seed_of(msg: dict) -> int:
 
 
 def _json_arg(raw: Any) -> dict:
-    if raw in (None, b"", ""):
+    if raw in (None, b"", "", b"[]"):  # our Lua json writes an empty table as []
         return {}
     try:
         value = json.loads(raw)
@@ -294,8 +294,6 @@ def _op_add(call: _Call, text: Any) -> DeviceReply:
 
 
 def _op_set_sampling(call: _Call, opts: Any) -> DeviceReply:
-    from dataclasses import replace
-
     options = _json_arg(opts)
     session = call.need_session()
     temperature = options.get("temperature", session.temperature)

@@ -46,7 +46,7 @@ from pyao.abc import (
     ProcessDevice,
     ProcessInstance,
 )
-from pyao.errors import DeviceError, ModuleError, SnapshotError
+from pyao.errors import DeviceError, ModuleError, NotFound, SnapshotError
 
 LUA_NATIVE_FORMAT = "lua53-pyao-native-1"
 LIBRARY_MODULES = ("json", "utils", "handlers", "ao", "process")
@@ -99,6 +99,7 @@ class _Runtime:
     ) -> None:
         self.limits = limits
         self.msg_json = b"{}"  # the message being handled, for device calls
+        self.device_failure: Exception | None = None
         self.lua = lupa.LuaRuntime(
             encoding=None,
             register_eval=False,
@@ -124,8 +125,11 @@ class _Runtime:
         def door(state, budget, op, *args):
             try:
                 reply = device.call(state, int(budget), process, json.loads(self.msg_json), op.decode(), args)
-            except DeviceError as exc:
+            except (DeviceError, NotFound) as exc:  # the process's request cannot be served: its error
                 return 0, state, f"{device.name}: {exc}".encode()
+            except Exception as exc:  # the unit's failure (a gateway down): not a result, see handle
+                self.device_failure = exc
+                return 0, state, b"device failure"
             return (reply.cost, reply.state, None, *reply.values)
 
         return door
@@ -135,13 +139,17 @@ class _Runtime:
         return _Unlimited(self)
 
     def handle(self, msg_json: bytes, env_json: bytes) -> tuple[bool, bytes, int]:
-        self.msg_json = msg_json
+        """One message; raises (instead of answering) when a device failed for the unit's own reasons,
+        so a transient failure never becomes a message's recorded result."""
+        self.msg_json, self.device_failure = msg_json, None
         try:
             ok, payload, gas = self.host.handle(msg_json, env_json, self.limits.compute)
         except lupa.LuaMemoryError:
             return False, b"memory limit exceeded", 0
         except lupa.LuaError as exc:  # an error outside the host's own pcall
             return False, str(exc).encode(), 0
+        if self.device_failure is not None:
+            raise self.device_failure
         return bool(ok), payload, int(gas)
 
     def serialize(self) -> bytes | None:
@@ -220,7 +228,11 @@ class LuaProcess(ProcessInstance):
 
     def handle(self, msg: dict, env: dict) -> EvalResult:
         msg_json, env_json = _dumps(msg), _dumps(env)
-        ok, payload, gas = self._rt.handle(msg_json, env_json)
+        try:
+            ok, payload, gas = self._rt.handle(msg_json, env_json)
+        except Exception:  # a device failed for the unit's reasons: back to the state before, then raise
+            self._rebuild()
+            raise
         result = _result(payload, gas) if ok else EvalResult(error=payload.decode(errors="replace"), gas_used=gas)
         if result.error is not None:
             self._rebuild()

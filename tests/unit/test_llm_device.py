@@ -227,3 +227,10 @@ def test_damaged_models_are_errors_not_crashes(tmp_path, model_file, damage):
     p = llama_process(LlmDevice(DirectoryDrive({MODEL_ID: tmp_path / "bad.gguf"}), tmp_path / "cache"))
     r = p.eval(f'Llama.load("{MODEL_PATH}")')
     assert r.error and "cannot load model" in r.error
+
+
+def test_generate_without_options(device):
+    p = llama_process(device)
+    r = p.eval(f'Llama.load("{MODEL_PATH}") local out, meta = Llama.generate("grass") print(meta.tokens)')
+    assert r.error is None, r.error
+    assert 0 <= int(r.output["data"]) <= 128  # the default max_tokens

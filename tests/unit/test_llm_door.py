@@ -3,6 +3,8 @@ state kept in the process state (snapshots, rollback), cost charged to the compu
 
 from __future__ import annotations
 
+import pytest
+
 from pyao.abc import DeviceReply, ProcessDevice
 from pyao.errors import DeviceError
 from tests.unit._lua import make_process
@@ -26,6 +28,8 @@ class Tally(ProcessDevice):
             return DeviceReply(n, str(total + n).encode(), (total + n,))
         if op == "get":
             return DeviceReply(0, state, (total,))
+        if op == "unplugged":
+            raise ConnectionError("the gateway is down")
         raise DeviceError(f"unknown op {op}")
 
 
@@ -73,3 +77,12 @@ def test_the_device_sees_the_message_being_handled():
     p.value('T.call("tally@1.0", "add", 1)')
     pid, mid, op, budget = device.calls[-1]
     assert pid == "P" * 43 and mid == f"msg-{p.nonce:04d}" and op == "add" and 0 < budget <= 10**7
+
+
+def test_a_unit_failure_is_raised_not_recorded_as_the_message_result():
+    """A transient failure (the gateway down) must not become a message's permanent Error."""
+    p = tally()
+    p.value('T.call("tally@1.0", "add", 5)')
+    with pytest.raises(ConnectionError, match="gateway is down"):
+        p.eval('T.call("tally@1.0", "add", 1) T.call("tally@1.0", "unplugged")')
+    assert p.value('T.call("tally@1.0", "get")') == "5"  # the half-done message left nothing
