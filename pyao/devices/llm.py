@@ -102,7 +102,10 @@ class _Context:
 
     def decode(self, tokens: list[int] | tuple[int, ...]) -> None:
         self.batch.set_batch(tokens, n_past=self.n_past, logits_all=False)
-        self.ctx.decode(self.batch)
+        try:
+            self.ctx.decode(self.batch)
+        except RuntimeError as exc:  # llama_decode's nonzero answer (no room): a function of the session
+            raise DeviceError(f"llama.cpp could not decode: {exc}") from None
         self.n_past += len(tokens)
 
 
@@ -183,16 +186,18 @@ class LlmDevice(ProcessDevice):
             if ctx.key == key:
                 pool.append(pool.pop(i))  # most recently used last
                 return ctx
-        if len(pool) < CONTEXTS_PER_MODEL:
-            ctx = _Context(model, min(self.n_ctx, model.n_ctx_train or self.n_ctx), self.n_threads)
-        else:
-            ctx = pool.pop(0)
+        room = len(pool) < CONTEXTS_PER_MODEL
+        ctx = _Context(model, self.n_ctx_for(model), self.n_threads) if room else pool.pop(0)  # LRU reused
         pool.append(ctx)
         ctx.reset()
         for chunk in session.chunks:
             ctx.decode(chunk)
         ctx.key = key
         return ctx
+
+    def n_ctx_for(self, model: LoadedModel) -> int:
+        """The context size used with ``model``: ``n_ctx``, or less if the model was trained on less."""
+        return min(self.n_ctx, model.n_ctx_train or self.n_ctx)
 
     def forget(self, ctx: _Context) -> None:
         """A context whose contents no longer match any session (an operation failed half-way)."""
@@ -236,9 +241,13 @@ class _Call:
     def tokenize(self, text: bytes, *, bos: bool) -> list[int]:
         model = self.model()
         tokens = model.handle.tokenize(text, add_bos=bos, special=False)
-        if self.need_session().n_past + len(tokens) > self.device.n_ctx:
-            raise DeviceError(f"the context is full ({self.device.n_ctx} tokens)")
+        self.check_room(len(tokens))
         return tokens
+
+    def check_room(self, n_tokens: int) -> None:
+        n_ctx = self.device.n_ctx_for(self.model())
+        if self.need_session().n_past + n_tokens > n_ctx:
+            raise DeviceError(f"the context is full ({n_ctx} tokens)")
 
     def decode(self, tokens: list[int]) -> None:
         """Decode ``tokens`` onto the session (in N_BATCH chunks), charging for them."""
@@ -270,7 +279,7 @@ def _info(call: _Call) -> bytes:
     session, model = call.need_session(), call.model()
     return json.dumps(
         {"model": session.model, "sha256": session.sha256, "parameters": model.n_params, "vocab": model.n_vocab,
-         "n_ctx": call.device.n_ctx, "tokens": session.n_past, "temperature": session.temperature,
+         "n_ctx": call.device.n_ctx_for(model), "tokens": session.n_past, "temperature": session.temperature,
          "seed": session.seed, "token_cost": token_cost(model), "threads": call.device.n_threads}
     ).encode()  # fmt: skip
 
@@ -405,8 +414,7 @@ def _sample(call: _Call, n: int, *, grammar: bytes | None) -> list[bytes]:
             token = llama_cpp.llama_sampler_sample(chain, ctx.ctx.ctx, -1)
             if llama_cpp.llama_vocab_is_eog(vocab, token):
                 break
-            if call.need_session().n_past + 1 > call.device.n_ctx:
-                raise DeviceError(f"the context is full ({call.device.n_ctx} tokens)")
+            call.check_room(1)
             call.decode([token])
             pieces.append(_piece(vocab, token))
         return pieces

@@ -234,3 +234,14 @@ def test_generate_without_options(device):
     r = p.eval(f'Llama.load("{MODEL_PATH}") local out, meta = Llama.generate("grass") print(meta.tokens)')
     assert r.error is None, r.error
     assert 0 <= int(r.output["data"]) <= 128  # the default max_tokens
+
+
+def test_context_size_follows_a_model_trained_on_less(tmp_path):
+    from pyao.devices.tinymodel import TinyShape, write_tiny_model
+
+    small = write_tiny_model(tmp_path / "ctx64.gguf", shape=TinyShape(n_ctx_train=64))
+    p = llama_process(device_for(tmp_path, small))
+    assert value(p, f'Llama.load("{MODEL_PATH}").n_ctx') == "64"
+    value(p, 'Llama.setPrompt("grass")')
+    r = p.eval("Llama.run(100)")
+    assert r.error and "the context is full (64 tokens)" in r.error
