@@ -18,12 +18,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from pyao.errors import RequestError
 
 PETITIONS = (
     ("A", "Grant me LLAMA to plant a public garden of alfalfa for every llama in the land."),
@@ -42,6 +45,11 @@ def demo_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def demo(args: argparse.Namespace) -> int:
+    if args.model is not None:
+        if not args.model.is_file():
+            raise RequestError(f"--model {args.model}: no such file")
+        # the model goes to the gateway as one data item: let the embedded gateway take it
+        os.environ["PYAO_GATEWAY_MAX_UPLOAD_BYTES"] = str(max(256 << 20, args.model.stat().st_size + (16 << 20)))
     if args.data_dir is None:
         with tempfile.TemporaryDirectory(prefix="pyao-demo-") as tmp:
             args.data_dir = Path(tmp)
