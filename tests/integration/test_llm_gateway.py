@@ -81,3 +81,20 @@ def test_generation_recorded_and_found_by_pyao_provenance(gateway, tmp_path, cap
     assert record["message"] == "msg-0001" and record["recorder"] == SIGNER.address
     assert main(["provenance", output + " (edited)", "--gateway", gateway]) == 1
     assert "no provenance record" in capsys.readouterr().out
+
+
+def test_recorder_skips_dry_runs_and_replays(gateway):
+    from pyao.devices.llm import Generation
+    from pyao.provenance import find_records
+
+    recorder = ProvenanceRecorder(gateway, SIGNER)
+    gen = Generation("P" * 43, "M" * 43, "/data/" + "m" * 43, "ab" * 32, b"prompt", b"the answer", False)
+    recorder(gen)
+    recorder(gen)  # the same message replayed (a restart, a rollback)
+    recorder(Generation("P" * 43, "D" * 43, gen.model, gen.model_sha256, b"p", b"a dry run", True))
+    recorder.flush()
+    recorder.close()
+    assert len(recorder.recorded) == 1
+    [record] = find_records(gateway, b"the answer")
+    assert (record.model, record.message, record.process) == ("m" * 43, "M" * 43, "P" * 43)
+    assert find_records(gateway, b"a dry run") == []
