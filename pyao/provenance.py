@@ -13,7 +13,8 @@ Contract
   (``on_generation``) and uploads one signed record per (process, message,
   output) on a background thread, *after* and *outside* the evaluation, so
   nothing in a process's result depends on it. Read-only (dry-run) generations
-  and repeats (a replay after a restart or a rollback) are not recorded twice.
+  and repeats (a replay after a rollback, or after a restart: the gateway is asked
+  first) are not recorded twice.
   ``find_records(gateway_url, content)``: the records whose ``Data-Hash`` is the
   content's, newest first, via GraphQL.
 * Side effects: HTTP to the gateway (recorder thread, lookups).
@@ -73,6 +74,7 @@ class ProvenanceRecorder:
 
     def __init__(self, gateway_url: str, signer: Signer, *, timeout: float = 30.0) -> None:
         self.signer = signer
+        self.gateway_url = gateway_url
         self._client = httpx.Client(base_url=gateway_url, timeout=timeout)
         self._queue: queue.Queue[Generation | None] = queue.Queue()
         self._seen: set[tuple[str, str, str]] = set()
@@ -95,16 +97,25 @@ class ProvenanceRecorder:
     def _work(self) -> None:
         while (gen := self._queue.get()) is not None:
             try:
+                if self._already_recorded(gen):
+                    continue
                 item = DataItem.create(b"", signer=self.signer, tags=record_tags(gen))
                 r = self._client.post(
                     "/tx/arweave", content=item.to_bytes(), headers={"content-type": "application/octet-stream"}
                 )
                 r.raise_for_status()
                 self.recorded.append(item.id)
-            except (httpx.HTTPError, OSError) as exc:  # the evaluation is done; a lost record is logged, loudly
-                log.error("could not upload the provenance record of message %s: %s", gen.message, exc)
+            except Exception:  # the evaluation is done; a lost record is logged loudly, the thread goes on
+                log.exception("could not upload the provenance record of message %s", gen.message)
             finally:
                 self._queue.task_done()
+
+    def _already_recorded(self, gen: Generation) -> bool:
+        """This unit recorded this message's output before (a replay after a restart)."""
+        return any(
+            r.message == gen.message and r.process == gen.process and r.recorder == self.signer.address
+            for r in find_records(self.gateway_url, gen.output)
+        )
 
     def flush(self) -> None:
         """Wait until every queued record is uploaded (or failed)."""

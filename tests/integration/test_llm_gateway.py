@@ -95,6 +95,11 @@ def test_recorder_skips_dry_runs_and_replays(gateway):
     recorder.flush()
     recorder.close()
     assert len(recorder.recorded) == 1
+    restarted = ProvenanceRecorder(gateway, SIGNER)  # a restarted CU replays the message
+    restarted(gen)
+    restarted.flush()
+    restarted.close()
+    assert restarted.recorded == []
     [record] = find_records(gateway, b"the answer")
     assert (record.model, record.message, record.process) == ("m" * 43, "M" * 43, "P" * 43)
     assert find_records(gateway, b"a dry run") == []
