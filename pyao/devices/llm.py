@@ -14,8 +14,9 @@ Contract
   ``stop()``.
 * Determinism: CPU only, ``N_THREADS`` fixed, greedy decoding unless the
   session's temperature is > 0; then the sampler is seeded from the session's
-  seed and the position (the seed defaults to the message's ``Hash-Chain``, or
-  its ``Id``), never from the clock. Grammars (GBNF) and JSON schemas constrain
+  seed and the position, never from the clock. The seed: ``setSeed``, else
+  the ``Hash-Chain`` (or ``Id``) of the message that loaded the model; a
+  ``generate`` without a ``seed`` option is seeded from its own message. Grammars (GBNF) and JSON schemas constrain
   ``generate``. The KV cache is rebuilt from the session record when a context
   does not hold it (after a restore, a rollback, another unit), by decoding the
   same chunks in the same order.
@@ -342,9 +343,9 @@ def _op_generate(call: _Call, prompt: Any, opts: Any = None) -> DeviceReply:
     max_tokens = options.get("max_tokens", DEFAULT_MAX_TOKENS)
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or not 0 <= max_tokens <= call.device.n_ctx:
         raise DeviceError(f"max_tokens must be a whole number up to {call.device.n_ctx}")
-    sampling = {k: options[k] for k in ("temperature", "seed") if k in options}
-    if sampling:
-        _op_set_sampling(call, json.dumps(sampling))
+    # without a seed option, each generation is seeded from the message that asks for it
+    sampling = {"seed": _seed_of(call.msg), **{k: options[k] for k in ("temperature", "seed") if k in options}}
+    _op_set_sampling(call, json.dumps(sampling))
     grammar = _grammar_of(options)
     prompt_bytes = _text_arg(prompt, "the prompt")
     _op_set_prompt(call, prompt_bytes)

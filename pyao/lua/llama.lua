@@ -4,8 +4,9 @@
 -- The model session (the tokens decoded so far, hence the KV cache) is process
 -- state: it lives across messages and in checkpoints, kept by the host, not in
 -- any global the process can change. Decoding is greedy unless setTemp(t > 0)
--- or a `temperature` option asks for seeded sampling (seed: setSeed, the
--- `seed` option, else the message's Hash-Chain). Every decoded token costs
+-- or a `temperature` option asks for seeded sampling (seed: setSeed or the load
+-- message's Hash-Chain for next/run; the `seed` option, else the asking message's
+-- Hash-Chain, for generate). Every decoded token costs
 -- compute (Llama.info().token_cost instructions each).
 --
 --   Llama.load("/data/<id>")      load a GGUF model through WeaveDrive; returns Llama.info()

@@ -245,3 +245,22 @@ def test_context_size_follows_a_model_trained_on_less(tmp_path):
     value(p, 'Llama.setPrompt("grass")')
     r = p.eval("Llama.run(100)")
     assert r.error and "the context is full (64 tokens)" in r.error
+
+
+def test_generate_is_seeded_from_the_asking_message(device):
+    from tests.unit._lua import message
+
+    p = llama_process(device)
+    value(p, f'Llama.load("{MODEL_PATH}")')
+    gen = "print((Llama.generate('grass', {max_tokens = 16, temperature = 2})))"
+    action = [{"name": "Action", "value": "Eval"}]
+
+    def with_chain(chain: str, nonce: int) -> str:
+        msg = {**message(f"msg-{nonce}", gen, action, nonce=nonce), "Hash-Chain": chain}
+        r = p.instance.handle(msg, p.env)
+        assert r.error is None, r.error
+        return r.output["data"]
+
+    outs = [with_chain(chain, 50 + i) for i, chain in enumerate(["c1", "c2", "c3", "c4", "c1"])]
+    assert outs[0] == outs[4]  # the same message seed, the same draw
+    assert len(set(outs[:4])) > 1  # other messages, other draws
