@@ -351,6 +351,36 @@ class FileDrive(Device):
         """The file at ``path`` as the process may read it while handling ``msg``."""
 
 
+@dataclass(frozen=True)
+class DeviceReply:
+    """What a ``ProcessDevice`` call gives back: the compute it cost (in the VM's
+    unit, charged against the message's ``Compute-Limit``), the device's new
+    per-process state (None clears it) and the values the process receives
+    (None, bool, int, float, str or bytes each)."""
+
+    cost: int
+    state: bytes | None
+    values: tuple = ()
+
+
+class ProcessDevice(Device):
+    """A device a process calls from inside its VM (``llm@1.0``).
+
+    The device keeps no per-process truth of its own: the VM stores the
+    device's opaque ``state`` bytes inside the process state (so it is
+    snapshotted, restored and rolled back with it) and hands them to every call.
+    A call must be a pure function of (state, process, msg, op, args) as far as
+    the process can see; caches are the device's business. It never spends more
+    than ``budget``; a request it cannot serve raises ``DeviceError`` (which the
+    process sees as a Lua error), and then the state stays as it was."""
+
+    @abstractmethod
+    def call(
+        self, state: bytes | None, budget: int, process: ProcessContext, msg: dict, op: str, args: tuple
+    ) -> DeviceReply:
+        """Serve ``op(*args)`` for ``process`` while it handles ``msg``."""
+
+
 #: the devices a VM may use, by ``name@version``
 Devices = dict[str, Device]
 

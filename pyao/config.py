@@ -125,8 +125,9 @@ class CUConfig:
     cron_lag_ms: int = 1000
     #: largest accepted dry-run body, bytes
     max_dry_run_bytes: int = 1 * MiB
-    #: devices processes may use (``pyao.devices.DEVICES``), comma-separated; "" for none
-    devices: str = "weavedrive@1.0"
+    #: devices processes may use (``pyao.devices.DEVICES``), comma-separated, in build order; "" for none.
+    #: ``llm@1.0`` (docs/llm.md) reads models through ``weavedrive@1.0``, so it comes after it
+    devices: str = "weavedrive@1.0,llm@1.0"
     #: bytes of item data WeaveDrive keeps in memory (an LRU of 64 KiB blocks, shared by all processes)
     weavedrive_cache_bytes: int = 64 * MiB
     #: where WeaveDrive reads data, headers and attestations ("" = gateway_url)

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from pyao.cli import _attest, _console, _data, _units, _up
+from pyao.cli import _attest, _console, _data, _demo, _provenance, _units, _up
 from pyao.errors import PyaoError
 
 # verb -> (help, add_arguments, run)
@@ -28,6 +28,12 @@ VERBS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[
     "su": ("run the scheduler unit alone", _units.su_arguments, _units.su),
     "cu": ("run the compute unit alone", _units.cu_arguments, _units.cu),
     "mu": ("run the messenger unit alone", _units.mu_arguments, _units.mu),
+    "demo": ("run a demo end to end on the embedded network (llama-fed)", _demo.demo_arguments, _demo.demo),
+    "provenance": (
+        "was this content produced by a model on ao? (ANS-112 records on the gateway)",
+        _provenance.provenance_arguments,
+        _provenance.provenance,
+    ),
 }
 
 

@@ -116,7 +116,9 @@ async def ensure_aos_module(gateway, signer, data_dir: Path) -> str:
     return item.id
 
 
-async def run_network(args: argparse.Namespace) -> None:
+async def run_network(args: argparse.Namespace, *, cu_devices=None, then=None) -> None:
+    """Run the network until cancelled; or, with ``then`` (an async function of the aos
+    module id), until ``then`` returns. ``cu_devices``: the CU's devices (``pyao.abc.Devices``)."""
     import uvicorn
 
     from pyao import cu as cu_unit
@@ -145,7 +147,7 @@ async def run_network(args: argparse.Namespace) -> None:
         return GatewayClient(su_config.gateway_url, transport=httpx.ASGITransport(app=gateway_app))
 
     su_app = su_unit.create_app(su_config, gateway=in_process_gateway())
-    cu_app = cu_unit.create_app(cu_config, gateway=in_process_gateway())
+    cu_app = cu_unit.create_app(cu_config, gateway=in_process_gateway(), devices=cu_devices)
     in_process_cu = ComputeClient(mu_config.cu_url, transport=httpx.ASGITransport(app=cu_app))
     mu_app = mu_unit.create_app(mu_config, gateway=in_process_gateway(), compute=in_process_cu)
     units = ((gateway_app, gateway_config), (su_app, su_config), (cu_app, cu_config), (mu_app, mu_config))
@@ -172,6 +174,9 @@ async def run_network(args: argparse.Namespace) -> None:
         print(f"  aos module       {module_id}   (Module-Format lua53-pyao-native-1)")
         print(f"  your wallet      {args.wallet}   address {wallet.address}")
         print(f"  data             {args.data_dir}")
+        if then is not None:
+            await then(module_id)
+            return
         print("Press Ctrl-C to stop.", flush=True)
         await asyncio.gather(*tasks)
     finally:

@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from pyao._http import serve_app
-from pyao.abc import ResultStore, Signer
+from pyao.abc import Devices, ResultStore, Signer
 from pyao.client import GatewayClient, SchedulerClient
 from pyao.config import CUConfig
 from pyao.cu._engine import Engine
@@ -58,13 +58,14 @@ class ComputeUnit:
         gateway: GatewayClient | None = None,
         signer: Signer | None = None,
         scheduler_factory: Any = SchedulerClient,
+        devices: Devices | None = None,
     ) -> None:
         self.config = config
         self.signer = signer or load_wallet(config)
         self.store = store if store is not None else open_result_store(store_url(config))
         self.gateway = gateway or GatewayClient(config.gateway_url)
         self.locator = Locator(self.gateway, scheduler_factory)
-        self.engine = Engine(self.locator, self.store, config)
+        self.engine = Engine(self.locator, self.store, config, devices)
         self.app = build_app(self)
 
     async def __aenter__(self) -> ComputeUnit:
@@ -83,9 +84,10 @@ def create_app(
     store: ResultStore | None = None,
     gateway: GatewayClient | None = None,
     signer: Signer | None = None,
+    devices: Devices | None = None,
 ) -> Any:
-    """A Starlette app whose lifespan runs the unit (``app.state.unit``)."""
-    return ComputeUnit(config, store=store, gateway=gateway, signer=signer).app
+    """A Starlette app whose lifespan runs the unit (``app.state.unit``); ``devices``: see ``pyao.abc``."""
+    return ComputeUnit(config, store=store, gateway=gateway, signer=signer, devices=devices).app
 
 
 async def serve(config: CUConfig) -> None:

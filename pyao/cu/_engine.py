@@ -42,7 +42,7 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from pyao.abc import EvalResult, Evaluation, Limits, ProcessContext, ResultStore
+from pyao.abc import Devices, EvalResult, Evaluation, Limits, ProcessContext, ResultStore
 from pyao.config import CUConfig
 from pyao.cu._checkpoints import Checkpoint, CheckpointStore, Position
 from pyao.cu._cron import Block, Cron, CronTick, cron_ticks_between, parse_crons
@@ -137,11 +137,13 @@ class LiveProcess:
 class Engine:
     """Evaluates processes on demand and stores the results (see the module docstring)."""
 
-    def __init__(self, locator: Locator, store: ResultStore, config: CUConfig) -> None:
+    def __init__(self, locator: Locator, store: ResultStore, config: CUConfig, devices: Devices | None = None) -> None:
+        """``devices``: device objects for the VMs (then they run on threads of this process, where those
+        objects live); None = each VM worker builds the devices ``config.devices`` names."""
         self.locator = locator
         self.store = store
         self.config = config
-        self.workers = WorkerPool(config)
+        self.workers = WorkerPool(config, devices)
         self.checkpoints = CheckpointStore(config.checkpoint_path) if config.checkpoint_every > 0 else None
         self._store_pool: Executor = ThreadPoolExecutor(1, thread_name_prefix="pyao-cu-store")
         self._disk_pool: Executor = ThreadPoolExecutor(1, thread_name_prefix="pyao-cu-disk")

@@ -44,19 +44,18 @@ class WorkerLost(UnitError):
 
 def build_devices(config: CUConfig) -> Devices:
     """The devices a CU's VMs may use (``name@version`` -> Device), built inside each worker."""
-    try:
-        from pyao.devices import devices_for  # the device package may not be installed yet
-    except ImportError:
-        return {}
-    return devices_for(config)
+    from pyao.devices import build_devices as build  # imported here: only where VMs run
+
+    return build(config)
 
 
 class VMHost:
     """The instances of the processes held by one worker, and the operations on them."""
 
-    def __init__(self, config: CUConfig) -> None:
+    def __init__(self, config: CUConfig, devices: Devices | None = None) -> None:
         self.config = config
-        self.devices = build_devices(config)
+        self._owns_devices = devices is None
+        self.devices = devices if devices is not None else build_devices(config)
         self.instances: dict[str, ProcessInstance] = {}
         self._args: dict[str, tuple] = {}
 
@@ -99,6 +98,13 @@ class VMHost:
         self.instances.pop(pid, None)
         self._args.pop(pid, None)
 
+    def close(self) -> None:
+        """Release the devices this host built (drain provenance records, close connections)."""
+        if self._owns_devices:
+            from pyao.devices import close_devices
+
+            close_devices(self.devices)
+
 
 # ------------------------------------------------------------------ transports
 
@@ -106,8 +112,8 @@ class VMHost:
 class _ThreadWorker:
     """A VMHost on one thread of this process."""
 
-    def __init__(self, config: CUConfig, index: int) -> None:
-        self.host = VMHost(config)
+    def __init__(self, config: CUConfig, index: int, devices: Devices | None = None) -> None:
+        self.host = VMHost(config, devices)
         self.generation = 0
         self._pool = ThreadPoolExecutor(1, thread_name_prefix=f"pyao-cu-vm{index}")
 
@@ -116,6 +122,7 @@ class _ThreadWorker:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
+        self.host.close()
 
 
 def _worker_main(conn: Any, config: CUConfig) -> None:
@@ -125,6 +132,7 @@ def _worker_main(conn: Any, config: CUConfig) -> None:
         try:
             op, pid, args = conn.recv()
         except (EOFError, OSError, KeyboardInterrupt):
+            host.close()
             return
         try:
             reply = ("ok", host.dispatch(op, pid, args))
@@ -195,11 +203,16 @@ class _ProcessWorker:
 class WorkerPool:
     """The CU's VM workers and which process is held by which (see the module docstring)."""
 
-    def __init__(self, config: CUConfig) -> None:
-        in_processes = config.worker_count > 0
-        count = config.worker_count if in_processes else max(1, config.vm_threads)
-        kind = _ProcessWorker if in_processes else _ThreadWorker
-        self.workers = [kind(config, i) for i in range(count)]
+    def __init__(self, config: CUConfig, devices: Devices | None = None) -> None:
+        """``devices`` given as objects live in this process, so their VMs run on threads here."""
+        self._built: Devices | None = None  # devices this pool built for its threads (it closes them)
+        if config.worker_count > 0 and devices is None:
+            self.workers: list[Any] = [_ProcessWorker(config, i) for i in range(config.worker_count)]
+        else:
+            shared = devices if devices is not None else build_devices(config)
+            self._built = None if devices is not None else shared
+            count = max(1, config.vm_threads)
+            self.workers = [_ThreadWorker(config, i, shared) for i in range(count)]
         #: pid -> (worker index, that worker's generation when the process was loaded)
         self._placement: dict[str, tuple[int, int]] = {}
         self._lock = threading.Lock()
@@ -240,6 +253,10 @@ class WorkerPool:
     def close(self) -> None:
         for worker in self.workers:
             worker.close()
+        if self._built is not None:
+            from pyao.devices import close_devices
+
+            close_devices(self._built)
 
 
 __all__ = ["VMHost", "WorkerLost", "WorkerPool", "build_devices"]

@@ -5,7 +5,12 @@ Contract
 * ``DEVICES`` is the explicit allow-list: ``name@version`` -> a factory that
   builds the device from the CU's ``CUConfig``. Registered now:
   ``weavedrive@1.0`` (``pyao.devices.weavedrive``: items on the permanent store
-  opened as files).
+  opened as files) and ``llm@1.0`` (``pyao.devices.llm``: llama.cpp inference on
+  GGUF models read through ``weavedrive@1.0``, each generation recorded as a
+  provenance record signed by the CU's wallet; ``tinymodel`` makes random-weight
+  GGUF models for tests and the demo). ``llm@1.0`` needs the ``ai`` extra
+  (llama-cpp-python); without it the CU offers no ``llm@1.0``, says so in its
+  log, and a process that asks for it gets a clear error.
 * ``build_devices(config)`` (also ``devices_for``, as the CU's VM workers call
   it, once per worker) builds the devices ``config.devices`` names (a
   comma-separated list; ``""`` for none) and raises ``DeviceError`` for an
@@ -15,13 +20,16 @@ Contract
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
-from pyao.abc import Device, Devices
+from pyao.abc import Device, Devices, FileDrive
 from pyao.config import CUConfig
 from pyao.devices._ranges import BlockCache, GatewayReader
 from pyao.devices.weavedrive import WeaveDrive, is_drive_path, parse_path
 from pyao.errors import DeviceError
+
+log = logging.getLogger("pyao.devices")
 
 __all__ = [
     "DEVICES",
@@ -36,16 +44,33 @@ __all__ = [
 ]
 
 
-def _weavedrive(config: CUConfig, built: Devices) -> Device:
+def _weavedrive(config: CUConfig, built: Devices) -> Device | None:
     url = config.weavedrive_gateway_url or config.gateway_url
     return WeaveDrive(GatewayReader(url), cache_bytes=config.weavedrive_cache_bytes)
+
+
+def _llm(config: CUConfig, built: Devices) -> Device | None:
+    drive = built.get("weavedrive@1.0")
+    if not isinstance(drive, FileDrive):
+        raise DeviceError("llm@1.0 reads models through weavedrive@1.0: list weavedrive@1.0 before it")
+    try:
+        from pyao.devices.llm import LlmDevice
+    except ImportError as exc:
+        log.warning("llm@1.0 is not offered: %s (install pyao with the 'ai' extra)", exc)
+        return None
+    from pyao.data import load_or_create_signer
+    from pyao.provenance import ProvenanceRecorder
+
+    recorder = ProvenanceRecorder(config.gateway_url, load_or_create_signer(config.wallet, config.wallet_type))
+    return LlmDevice(drive, config.data_dir / "models", on_generation=recorder)
 
 
 #: every device a CU can offer, by ``name@version``: a factory of (config, the devices built
 #: before it, in ``config.devices`` order), so a device can use another (llm@1.0 reads models
 #: through weavedrive@1.0)
-DEVICES: dict[str, Callable[[CUConfig, Devices], Device]] = {
+DEVICES: dict[str, Callable[[CUConfig, Devices], Device | None]] = {
     "weavedrive@1.0": _weavedrive,
+    "llm@1.0": _llm,
 }
 
 
@@ -57,7 +82,9 @@ def build_devices(config: CUConfig) -> Devices:
         raise DeviceError(f"unknown device {unknown[0]!r}; known: {', '.join(sorted(DEVICES))}")
     built: Devices = {}
     for name in dict.fromkeys(names):
-        built[name] = DEVICES[name](config, dict(built))
+        device = DEVICES[name](config, dict(built))
+        if device is not None:  # None: not available here (a missing optional package), already logged
+            built[name] = device
     return built
 
 

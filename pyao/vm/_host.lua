@@ -6,8 +6,9 @@
 -- only ever sees the sandbox table E built here.
 --
 -- Contract:
---   host.boot(sources, module_source, budget, env_json)
---                                      build E, run our library, ao.init(env), then the module
+--   host.boot(sources, module_source, budget, env_json, devices)
+--                                      build E, run our library, ao.init(env), then the module;
+--                                      devices: "name@version" -> host function (see "devices" below)
 --   host.handle(msg_json, env_json, budget) -> ok, result_json | error, gas_used
 --   host.serialize() -> bytes | nil, reason     canonical bytes of the state
 --   host.deserialize(bytes)                      state back, in place
@@ -41,7 +42,7 @@ local STEP = 1000 -- instructions between two calls of the count hook
 
 -- -------------------------------------------------------------- state tables
 local E -- the sandbox environment (the process's _G)
-local S = { now = nil, rng = 0, seeded = false } -- hidden process state
+local S = { now = nil, rng = 0, seeded = false, dev = {} } -- hidden process state (dev: device states)
 local ids = setmetatable({}, { __mode = "k" }) -- object -> stable id (ordering, tostring)
 local nextid = 0
 local lib_handle -- process.handle of our library
@@ -603,6 +604,31 @@ function host.attach_drive(bridge)
   drive_call = bridge
 end
 
+-- ------------------------------------------------------------------ devices
+-- The one door from a process to the compute unit's devices (pyao.abc.ProcessDevice):
+-- require("devices").call(name, op, ...). The host function gets the device's
+-- state (kept here in S.dev, so it is snapshotted and rolled back with the
+-- process) and the instructions left, and answers cost, new state, error, values...
+local device_fns = {}
+
+local function device_call(name, op, ...)
+  local f = device_fns[name]
+  if f == nil then
+    error("device " .. tostring(name) .. " is not available on this compute unit", 2)
+  end
+  local r = table.pack(f(S.dev[name], limit - used, op, ...))
+  used = used + r[1]
+  if used > limit then
+    exceeded = true
+    error("compute limit exceeded", 0)
+  end
+  if r[3] ~= nil then
+    error(r[3], 2)
+  end
+  S.dev[name] = r[2]
+  return tunpack(r, 4, r.n)
+end
+
 -- ------------------------------------------------------------------ sandbox
 local function copy(t, drop)
   local c = {}
@@ -689,7 +715,7 @@ local function build_env()
   if drive_call then -- io exists only where WeaveDrive is offered
     E.io = { open = io_open, lines = io_lines, type = io_type }
   end
-  E.package = { loaded = {} }
+  E.package = { loaded = { devices = { call = device_call } } }
   E.require = function(name)
     if type(name) ~= "string" then
       error("bad argument #1 to 'require' (string expected, got " .. type(name) .. ")", 2)
@@ -725,9 +751,12 @@ end
 
 local host_json -- our json module, loaded privately for the host
 
-function host.boot(sources, module_source, budget, env_json)
+function host.boot(sources, module_source, budget, env_json, devices)
   for k, v in next, sources do
     bundled[k] = v
+  end
+  for k, v in next, devices or {} do
+    device_fns[k] = v
   end
   host_json = real_load(bundled.json, "=pyao-host-json", "t", {
     string = string, table = table, math = math, type = type, pairs = function(t)

@@ -12,7 +12,9 @@ Contract
   VM was given a ``weavedrive@1.0`` device: then ``io.open``/``io.lines``/``io.type`` open
   WeaveDrive paths only (``/data/<id>``…, read-only; see ``_lua_io``);
   ``require`` serves the bundled modules only (the library, ``decimal`` and the
-  blueprints, see ``BLUEPRINTS``); lupa's ``python`` table is gone.
+  blueprints, see ``BLUEPRINTS``); lupa's ``python`` table is gone. The one way
+  out is the device door, ``require("devices").call(name, op, ...)``, served by
+  the ``ProcessDevice``s the VM was built with (``_host.lua``, section devices).
 
 Atomicity and snapshots
 -----------------------
@@ -36,14 +38,30 @@ from importlib import resources
 
 import lupa.lua53 as lupa
 
-from pyao.abc import VM, Devices, EvalResult, FileDrive, Limits, ModuleSource, ProcessContext, ProcessInstance
-from pyao.errors import ModuleError, SnapshotError
+from pyao.abc import (
+    VM,
+    Devices,
+    EvalResult,
+    FileDrive,
+    Limits,
+    ModuleSource,
+    ProcessContext,
+    ProcessDevice,
+    ProcessInstance,
+)
+from pyao.errors import DeviceError, ModuleError, NotFound, SnapshotError
 from pyao.vm._lua_io import LuaDriveBridge
 
 LUA_NATIVE_FORMAT = "lua53-pyao-native-1"
 LIBRARY_MODULES = ("json", "utils", "handlers", "ao", "process")
 #: bundled modules loaded only on ``require``: name -> file under pyao/lua
-OPTIONAL_MODULES = {"decimal": "decimal.lua", "blueprints.token": "blueprints/token.lua"}
+OPTIONAL_MODULES = {
+    "decimal": "decimal.lua",
+    "llama": "llama.lua",
+    "Llama": "llama.lua",  # AO-Llama's require(".Llama")
+    "blueprints.token": "blueprints/token.lua",
+    "blueprints.llama_fed": "blueprints/llama_fed.lua",
+}
 #: blueprints: ``require("blueprints.<name>")``, ``require(".<name>")``, or Eval of ``blueprint_source(name)``
 BLUEPRINTS = ("token",)
 COMPACT_EVERY = 16  # messages between two serialisations of the state (bench/bench_lua_vm.py)
@@ -76,9 +94,17 @@ class _Runtime:
     """One lupa runtime with our host code booted in it."""
 
     def __init__(
-        self, module_source: bytes, limits: Limits, env_json: bytes = b"", drive: LuaDriveBridge | None = None
+        self,
+        module_source: bytes,
+        limits: Limits,
+        env_json: bytes = b"",
+        devices: Devices | None = None,
+        process: ProcessContext | None = None,
+        drive: LuaDriveBridge | None = None,
     ) -> None:
         self.limits = limits
+        self.msg_json = b"{}"  # the message being handled, for device calls
+        self.device_failure: Exception | None = None
         self.lua = lupa.LuaRuntime(
             encoding=None,
             register_eval=False,
@@ -90,23 +116,47 @@ class _Runtime:
         self.host = self.lua.execute(_HOST, name="=pyao-host")
         if drive is not None:
             self.host.attach_drive(drive)
-        ok, err = self.host.boot(self.lua.table_from(_SOURCES), module_source, BOOT_BUDGET, env_json)
+        doors = {name.encode(): self._device_door(dev, process) for name, dev in (devices or {}).items()
+                 if isinstance(dev, ProcessDevice) and process is not None}  # fmt: skip
+        ok, err = self.host.boot(
+            self.lua.table_from(_SOURCES), module_source, BOOT_BUDGET, env_json, self.lua.table_from(doors)
+        )
         if not ok:
             raise ModuleError(f"module failed to load: {err.decode(errors='replace')}")
         self.host.mark_permanent()
         self.lua.set_max_memory(limits.memory, total=True)
+
+    def _device_door(self, device: ProcessDevice, process: ProcessContext):
+        """The host function behind ``require("devices").call`` for one device (see _host.lua)."""
+
+        def door(state, budget, op, *args):
+            try:
+                reply = device.call(state, int(budget), process, json.loads(self.msg_json), op.decode(), args)
+            except (DeviceError, NotFound) as exc:  # the process's request cannot be served: its error
+                return 0, state, f"{device.name}: {exc}".encode()
+            except Exception as exc:  # the unit's failure (a gateway down): not a result, see handle
+                self.device_failure = exc
+                return 0, state, b"device failure"
+            return (reply.cost, reply.state, None, *reply.values)
+
+        return door
 
     def unlimited(self):
         """Context for host work (serialising) that must not hit the process's memory cap."""
         return _Unlimited(self)
 
     def handle(self, msg_json: bytes, env_json: bytes) -> tuple[bool, bytes, int]:
+        """One message; raises (instead of answering) when a device failed for the unit's own reasons,
+        so a transient failure never becomes a message's recorded result."""
+        self.msg_json, self.device_failure = msg_json, None
         try:
             ok, payload, gas = self.host.handle(msg_json, env_json, self.limits.compute)
         except lupa.LuaMemoryError:
             return False, b"memory limit exceeded", 0
         except lupa.LuaError as exc:  # an error outside the host's own pcall
             return False, str(exc).encode(), 0
+        if self.device_failure is not None:
+            raise self.device_failure
         return bool(ok), payload, int(gas)
 
     def serialize(self) -> bytes | None:
@@ -167,14 +217,16 @@ class LuaProcess(ProcessInstance):
         process: ProcessContext,
         limits: Limits,
         compact_every: int = COMPACT_EVERY,
-        drive: FileDrive | None = None,
+        devices: Devices | None = None,
     ) -> None:
         self.module, self.process, self.limits = module, process, limits
-        self._drive = LuaDriveBridge(drive, process) if drive is not None else None
+        self.devices: Devices = devices or {}
+        drive = self.devices.get("weavedrive@1.0")
+        self._drive = LuaDriveBridge(drive, process) if isinstance(drive, FileDrive) else None
         self.compact_every = max(1, compact_every)
         self._digest = hashlib.sha256(_LIBRARY_DIGEST.encode() + b"\0" + module.data).hexdigest()
         self._boot_env = _dumps(_boot_env(module, process))
-        self._rt = _Runtime(module.data, limits, self._boot_env, self._drive)
+        self._rt = self._runtime()
         base = self._rt.serialize()
         if base is None:
             raise ModuleError("the module's top level left state that cannot be serialised (a coroutine?)")
@@ -185,7 +237,11 @@ class LuaProcess(ProcessInstance):
 
     def handle(self, msg: dict, env: dict) -> EvalResult:
         msg_json, env_json = _dumps(msg), _dumps(env)
-        ok, payload, gas = self._rt.handle(msg_json, env_json)
+        try:
+            ok, payload, gas = self._rt.handle(msg_json, env_json)
+        except Exception:  # a device failed for the unit's reasons: back to the state before, then raise
+            self._rebuild()
+            raise
         result = _result(payload, gas) if ok else EvalResult(error=payload.decode(errors="replace"), gas_used=gas)
         if result.error is not None:
             self._rebuild()
@@ -202,9 +258,12 @@ class LuaProcess(ProcessInstance):
             if base is not None:
                 self._base, self._log = base, []
 
+    def _runtime(self) -> _Runtime:
+        return _Runtime(self.module.data, self.limits, self._boot_env, self.devices, self.process, self._drive)
+
     def _rebuild(self) -> None:
         """A fresh runtime holding base + log: the state before the failed message."""
-        rt = _Runtime(self.module.data, self.limits, self._boot_env, self._drive)
+        rt = self._runtime()
         rt.deserialize(self._base)
         for msg_json, env_json in self._log:
             ok, payload, _ = rt.handle(msg_json, env_json)
@@ -267,6 +326,4 @@ class LuaVM(VM):
         self.devices: Devices = devices or {}
 
     def instantiate(self, module: ModuleSource, process: ProcessContext, limits: Limits) -> LuaProcess:
-        drive = self.devices.get("weavedrive@1.0")
-        drive = drive if isinstance(drive, FileDrive) else None
-        return LuaProcess(module, process, limits, compact_every=self.compact_every, drive=drive)
+        return LuaProcess(module, process, limits, compact_every=self.compact_every, devices=self.devices)

@@ -13,11 +13,13 @@ STRANGER = "S" * 43
 OTHER = "Q" * 43  # another process
 
 
-def make_process(source: str = "", *, tags=(), compute: int = 10**7, memory: int = 64 << 20, compact_every: int = 1):
+def make_process(
+    source: str = "", *, tags=(), compute: int = 10**7, memory: int = 64 << 20, compact_every: int = 1, devices=None
+):
     module = ModuleSource(id=MODULE, owner=OWNER, tags=(("Module-Format", LUA_NATIVE_FORMAT),), data=source.encode())
     ptags = (("Type", "Process"), ("Module", MODULE), ("Authority", MU), *tags)
     proc = ProcessContext(id=PID, owner=OWNER, tags=ptags)
-    vm = vm_for(LUA_NATIVE_FORMAT)
+    vm = vm_for(LUA_NATIVE_FORMAT, devices)
     vm.compact_every = compact_every
     return Process(vm.instantiate(module, proc, Limits(compute=compute, memory=memory)), ptags)
 

@@ -14,7 +14,7 @@ import pytest
 from pyao.abc import ProcessContext
 from pyao.config import CUConfig
 from pyao.data import b64url_encode
-from pyao.devices import DEVICES, BlockCache, GatewayReader, WeaveDrive, build_devices, parse_path
+from pyao.devices import DEVICES, BlockCache, GatewayReader, WeaveDrive, build_devices, close_devices, parse_path
 from pyao.errors import DeviceAccessDenied, DeviceError, NotFound
 from pyao.vm import LUA_NATIVE_FORMAT
 from tests._weavedrive import (
@@ -96,10 +96,15 @@ def test_paths():
             parse_path(bad)
 
 
-def test_registry_and_factory():
-    assert set(DEVICES) == {"weavedrive@1.0"}
-    devices = build_devices(CUConfig(gateway_url="http://127.0.0.1:9"))
+def test_registry_and_factory(tmp_path):
+    assert set(DEVICES) == {"weavedrive@1.0", "llm@1.0"}
+    config = CUConfig(gateway_url="http://127.0.0.1:9", data_dir=tmp_path, wallet=tmp_path / "w.json")
+    devices = build_devices(config)
     assert isinstance(devices["weavedrive@1.0"], WeaveDrive)
+    assert devices["llm@1.0"].models.drive is devices["weavedrive@1.0"]  # models read through the drive
+    close_devices(devices)
+    with pytest.raises(DeviceError, match=r"list weavedrive@1\.0 before it"):
+        build_devices(CUConfig(devices="llm@1.0", data_dir=tmp_path, wallet=tmp_path / "w.json"))
     assert build_devices(CUConfig(devices="")) == {}
     with pytest.raises(DeviceError, match="unknown device"):
         build_devices(CUConfig(devices="weavedrive@1.0, teleport@9"))
