@@ -7,8 +7,19 @@ the gateway inside this process go through httpx's ASGI transport, so they pay
 no socket.
 
 Units composed: gateway, scheduler unit, compute unit, messenger unit. It also
-publishes the built-in native-Lua aos module once per data directory. The
-console joins as it lands.
+publishes the built-in native-Lua aos module once per data directory, and
+writes ``<data-dir>/network.json`` (each unit's URL and address, the module id,
+the wallet) so that ``pyao console`` and the one-shot verbs find this network
+without flags.
+
+Console: when stdin and stdout are a terminal (or with ``--console``), the
+network runs on an event loop in a background thread and ``pyao console`` runs
+in the foreground on it; leaving the console (``.exit``, Ctrl-D) stops every
+unit cleanly and ``pyao up`` exits. Otherwise (``--no-console``, or piped) it
+serves until Ctrl-C / SIGINT / SIGTERM.
+
+Side effects: listens on four loopback ports; writes under ``--data-dir``;
+creates the wallet if missing.
 """
 
 from __future__ import annotations
@@ -20,7 +31,10 @@ import json
 import os
 import socket
 import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -28,6 +42,16 @@ from pyao.config import CUConfig, GatewayConfig, MUConfig, SchedulerConfig
 
 DEFAULT_DATA_DIR = Path(os.environ.get("PYAO_HOME", Path.home() / ".pyao"))
 AOS_MODULE_SOURCE = b"-- pyao's built-in aos module: the aos process library, nothing added.\n"
+NETWORK_RECORD = "network.json"
+
+
+def read_network(data_dir: Path) -> dict[str, Any]:
+    """What the last ``pyao up`` on ``data_dir`` wrote (``{}`` when nothing readable is there)."""
+    try:
+        record = json.loads((data_dir / NETWORK_RECORD).read_text())
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
 
 
 def up_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,6 +64,16 @@ def up_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cu-port", type=int, default=6363)
     parser.add_argument("--mu-port", type=int, default=3005)
     parser.add_argument("--block-seconds", type=float, default=2.0, help="seal a gateway block every N seconds")
+    console = parser.add_mutually_exclusive_group()
+    console.add_argument(
+        "--console",
+        dest="console",
+        action="store_true",
+        default=None,
+        help="open the console on the network (default when stdin and stdout are a terminal)",
+    )
+    console.add_argument("--no-console", dest="console", action="store_false", help="only serve, until Ctrl-C")
+    parser.add_argument("--name", default="default", help="the console's process Name (default: default)")
 
 
 def _configs(args: argparse.Namespace) -> tuple[GatewayConfig, SchedulerConfig, CUConfig, MUConfig]:
@@ -116,7 +150,12 @@ async def ensure_aos_module(gateway, signer, data_dir: Path) -> str:
     return item.id
 
 
-async def run_network(args: argparse.Namespace) -> None:
+async def run_network(
+    args: argparse.Namespace,
+    on_ready: Callable[[dict[str, Any], asyncio.Event], None] | None = None,
+) -> None:
+    """Serve every unit until they stop (Ctrl-C) or, with ``on_ready``, until the event it is
+    handed is set. ``on_ready(record, stop)`` is called once everything answers."""
     import uvicorn
 
     from pyao import cu as cu_unit
@@ -160,6 +199,22 @@ async def run_network(args: argparse.Namespace) -> None:
             await _start(server, sock, tasks)
         async with in_process_gateway() as gateway:
             module_id = await ensure_aos_module(gateway, wallet, args.data_dir)
+        urls = {
+            name: f"http://{c.host}:{c.port}"
+            for name, c in zip(UNIT_NAMES, (gateway_config, su_config, cu_config, mu_config), strict=True)
+        }
+        record = {
+            "urls": urls,
+            "addresses": {
+                "su": su_app.state.unit.signer.address,
+                "cu": cu_app.state.unit.signer.address,
+                "mu": mu_app.state.unit.address,
+            },
+            "module": module_id,
+            "wallet": str(args.wallet),
+            "wallet_address": wallet.address,
+        }
+        (args.data_dir / NETWORK_RECORD).write_text(json.dumps(record, indent=2))
         print("pyao network is up")
         print(f"  gateway          http://{gateway_config.host}:{gateway_config.port}   (GraphQL: /graphql)")
         print(
@@ -172,8 +227,15 @@ async def run_network(args: argparse.Namespace) -> None:
         print(f"  aos module       {module_id}   (Module-Format lua53-pyao-native-1)")
         print(f"  your wallet      {args.wallet}   address {wallet.address}")
         print(f"  data             {args.data_dir}")
-        print("Press Ctrl-C to stop.", flush=True)
-        await asyncio.gather(*tasks)
+        if on_ready is None:
+            print("Press Ctrl-C to stop.", flush=True)
+            await asyncio.gather(*tasks)
+        else:
+            stop = asyncio.Event()
+            on_ready(record, stop)
+            waiters = [asyncio.ensure_future(stop.wait()), *tasks]
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            waiters[0].cancel()
     finally:
         for server in servers:
             server.should_exit = True
@@ -182,7 +244,75 @@ async def run_network(args: argparse.Namespace) -> None:
                 await task
 
 
+UNIT_NAMES = ("gateway", "su", "cu", "mu")
+
+
+def _wants_console(args: argparse.Namespace) -> bool:
+    if args.console is not None:
+        return bool(args.console)
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def _up_with_console(args: argparse.Namespace) -> int:
+    """The network on a background thread's event loop, the console in the foreground."""
+    from pyao.cli import _console
+
+    ready, abandoned = threading.Event(), threading.Event()
+    state: dict[str, Any] = {}
+
+    def on_ready(record: dict[str, Any], stop: asyncio.Event) -> None:
+        state.update(record=record, stop=stop, loop=asyncio.get_running_loop())
+        ready.set()
+        if abandoned.is_set():  # Ctrl-C while starting
+            stop.set()
+
+    def serve() -> None:
+        try:
+            asyncio.run(run_network(args, on_ready))
+        except BaseException as exc:  # reported by the foreground thread
+            state["error"] = exc
+        finally:
+            ready.set()
+
+    thread = threading.Thread(target=serve, name="pyao-up", daemon=True)
+    thread.start()
+    try:
+        while not ready.wait(0.1):
+            pass
+        if "error" in state:
+            raise state["error"]
+        if "record" not in state:
+            print("pyao up: the network stopped while starting", file=sys.stderr)
+            return 1
+        urls = state["record"]["urls"]
+        console_args = argparse.Namespace(
+            name=args.name,
+            mu_url=urls["mu"],
+            cu_url=urls["cu"],
+            gateway_url=urls["gateway"],
+            wallet=args.wallet,
+            data_dir=args.data_dir,
+            module=None,
+            scheduler=state["record"]["addresses"]["su"],
+            cron=None,
+        )
+        print("Opening the console; .exit or Ctrl-D stops the network.", flush=True)
+        return _console.console(console_args)
+    finally:
+        abandoned.set()
+        if "stop" in state:
+            state["loop"].call_soon_threadsafe(state["stop"].set)
+        thread.join(timeout=30)
+        print("pyao network stopped.", flush=True)
+
+
 def up(args: argparse.Namespace) -> int:
+    if _wants_console(args):
+        try:
+            return _up_with_console(args)
+        except PortInUse as exc:
+            print(f"pyao up: {exc}", file=sys.stderr)
+            return 1
     try:
         asyncio.run(run_network(args))
     except KeyboardInterrupt:

@@ -63,7 +63,8 @@ def running_network(
 ) -> Iterator[Network]:
     ports = dict(zip(UNITS, free_ports(len(UNITS)), strict=True))
     wallet, data_dir, log_path = root / "wallet.json", root / "data", root / "up.log"
-    command = [sys.executable, "-m", "pyao.cli", "up", "--data-dir", str(data_dir), "--wallet", str(wallet)]
+    command = [sys.executable, "-m", "pyao.cli", "up", "--no-console", "--data-dir", str(data_dir)]
+    command += ["--wallet", str(wallet)]
     for name, port in ports.items():
         command += [f"--{name}-port", str(port)]
     command += ["--block-seconds", str(block_seconds)]
