@@ -162,7 +162,7 @@ async def run_network(
     from pyao import gateway as gateway_unit
     from pyao import mu as mu_unit
     from pyao import su as su_unit
-    from pyao.client import ComputeClient, GatewayClient
+    from pyao.client import ComputeClient, GatewayClient, SchedulerClient
     from pyao.data import Wallet
 
     gateway_config, su_config, cu_config, mu_config = _configs(args)
@@ -184,9 +184,21 @@ async def run_network(
         return GatewayClient(su_config.gateway_url, transport=httpx.ASGITransport(app=gateway_app))
 
     su_app = su_unit.create_app(su_config, gateway=in_process_gateway())
-    cu_app = cu_unit.create_app(cu_config, gateway=in_process_gateway())
+    su_urls = {f"http://{su_config.host}:{su_config.port}", su_config.url.rstrip("/")} - {""}
+
+    def scheduler_client(url: str) -> SchedulerClient:
+        """This process's own SU without a socket (the MU schedules, and the CU reads, every message
+        there: a socket and a connection pool per call cost more than the SU's own work); others over HTTP."""
+        if url.rstrip("/") in su_urls:
+            return SchedulerClient(url, transport=httpx.ASGITransport(app=su_app), timeout=mu_config.request_timeout_s)
+        return SchedulerClient(url, timeout=mu_config.request_timeout_s)
+
+    cu_app = cu_unit.ComputeUnit(cu_config, gateway=in_process_gateway(), scheduler_factory=scheduler_client).app
     in_process_cu = ComputeClient(mu_config.cu_url, transport=httpx.ASGITransport(app=cu_app))
-    mu_app = mu_unit.create_app(mu_config, gateway=in_process_gateway(), compute=in_process_cu)
+
+    mu_app = mu_unit.create_app(
+        mu_config, gateway=in_process_gateway(), compute=in_process_cu, scheduler_factory=scheduler_client
+    )
     units = ((gateway_app, gateway_config), (su_app, su_config), (cu_app, cu_config), (mu_app, mu_config))
     servers = [
         uvicorn.Server(uvicorn.Config(app, host=cfg.host, port=cfg.port, log_level="warning", access_log=False))
