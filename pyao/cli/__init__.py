@@ -25,6 +25,7 @@ VERBS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[
     "dryrun": ("evaluate a message without scheduling it (JSON)", _verbs.dryrun_arguments, _verbs.dryrun),
     "inbox": ("list the messages in a process's Inbox", _verbs.inbox_arguments, _verbs.inbox),
     "state": ("a process's latest state (size, Last-*; --out FILE)", _verbs.state_arguments, _verbs.state),
+    "monitor": ("have the MU run a process's cron (--stop: no longer)", _verbs.monitor_arguments, _verbs.monitor),
     "upload": ("store a file on the gateway as a signed data item", _verbs.upload_arguments, _verbs.upload),
     "wallet": ("create or show a wallet (JWK key file)", _data.wallet_arguments, _data.wallet),
     "item": ("parse, verify and show an ANS-104 data item or bundle file", _data.item_arguments, _data.item),

@@ -55,9 +55,14 @@ def read_network(data_dir: Path) -> dict[str, Any]:
 
 
 def up_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="where every unit keeps its data")
     parser.add_argument(
-        "--wallet", type=Path, default=Path.home() / ".aos.json", help="your wallet (created if missing)"
+        "--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="where every unit keeps its data (env PYAO_HOME)"
+    )
+    parser.add_argument(
+        "--wallet",
+        type=Path,
+        default=Path(os.environ.get("PYAO_WALLET", Path.home() / ".aos.json")),
+        help="your wallet (created if missing; env PYAO_WALLET)",
     )
     parser.add_argument("--gateway-port", type=int, default=4000)
     parser.add_argument("--su-port", type=int, default=9000)

@@ -1,5 +1,5 @@
 """One-shot client verbs over the Python SDK: ``pyao spawn``, ``send``, ``eval``, ``result``,
-``results``, ``dryrun``, ``inbox``, ``state`` and ``upload``.
+``results``, ``dryrun``, ``inbox``, ``state``, ``monitor`` and ``upload``.
 
 Contract:
 - assumes: a network to talk to, found as ``pyao console`` finds it (``pyao.cli._target``:
@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pyao.cli._console import PROCESS_QUERY, _cron_tags, _default_scheduler, _edges, _get_json, _graphql
+from pyao.cli._console import _ANSI, PROCESS_QUERY, _cron_tags, _default_scheduler, _edges, _get_json, _graphql
 from pyao.cli._target import Target, add_target_arguments, resolve
 from pyao.client.connect import Connection, connect
 from pyao.client.locate import tag_value
@@ -289,7 +289,7 @@ def inbox(args: argparse.Namespace) -> int:
         return 0
     print(f"{total} message(s) in the Inbox" + (f", newest {len(messages)}:" if messages else ""))
     for m in messages:
-        data = (m.get("Data") or "").replace("\n", " ")
+        data = _ANSI.sub("", m.get("Data") or "").replace("\n", " ")
         print(f"  {m['n']:>4}  from {m.get('From')}  Action={m.get('Action') or '-'}  {data[:80]}")
     return 0
 
@@ -310,6 +310,23 @@ def state(args: argparse.Namespace) -> int:
         args.out.write_bytes(body)
         summary["written"] = str(args.out)
     _print_json(summary)
+    return 0
+
+
+# ------------------------------------------------------------ monitor
+
+
+def monitor_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("process", help="process id or Name")
+    add_target_arguments(parser)
+    parser.add_argument("--stop", action="store_true", help="stop monitoring instead")
+
+
+def monitor(args: argparse.Namespace) -> int:
+    target, ao, wallet = _connect(args, signed=True)
+    with ao:
+        process = _process(args, target, wallet)
+        print(ao.unmonitor(process) if args.stop else ao.monitor(process))
     return 0
 
 

@@ -112,11 +112,11 @@ def test_async_store_group_commits_concurrent_writes(tmp_path):
 
     from pyao.mu._crank import AsyncStore
 
-    class Counting(type(open_store("sqlite://:memory:"))):
-        batches: list[int] = []
+    batches: list[int] = []
 
+    class Counting(type(open_store("sqlite://:memory:"))):
         def write_batch(self, ops):
-            self.batches.append(len(ops))
+            batches.append(len(ops))
             super().write_batch(ops)
 
     inner = Counting(str(tmp_path / "mu.db"))
@@ -127,7 +127,7 @@ def test_async_store_group_commits_concurrent_writes(tmp_path):
         await asyncio.gather(*(store.call("complete", job(n).id, [job(1000 + n)]) for n in range(100)))
 
     asyncio.run(burst())
-    assert sum(inner.batches) == 300 and len(inner.batches) < 300  # grouped
+    assert sum(batches) == 300 and len(batches) < 300  # grouped
     assert inner.counts()["pending"] == 200
     assert {j.payload["message"] for j in inner.due(10.0, 500)} == {str(n) for n in range(100, 200)} | {
         str(1000 + n) for n in range(100)
