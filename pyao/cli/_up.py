@@ -327,6 +327,8 @@ def up(args: argparse.Namespace) -> int:
     if _wants_console(args):
         try:
             return _up_with_console(args)
+        except KeyboardInterrupt:  # while the network was starting
+            return 0
         except PortInUse as exc:
             print(f"pyao up: {exc}", file=sys.stderr)
             return 1
