@@ -195,11 +195,11 @@ async def run_network(
         """This process's own SU without a socket (the MU schedules, and the CU reads, every message
         there: a socket and a connection pool per call cost more than the SU's own work); others over HTTP."""
         if url.rstrip("/") in su_urls:
-            return SchedulerClient(url, transport=httpx.ASGITransport(app=su_app), timeout=mu_config.request_timeout_s)
+            return SchedulerClient(url, app=su_app, timeout=mu_config.request_timeout_s)
         return SchedulerClient(url, timeout=mu_config.request_timeout_s)
 
     cu_app = cu_unit.ComputeUnit(cu_config, gateway=in_process_gateway(), scheduler_factory=scheduler_client).app
-    in_process_cu = ComputeClient(mu_config.cu_url, transport=httpx.ASGITransport(app=cu_app))
+    in_process_cu = ComputeClient(mu_config.cu_url, app=cu_app, timeout=mu_config.request_timeout_s)
 
     mu_app = mu_unit.create_app(
         mu_config, gateway=in_process_gateway(), compute=in_process_cu, scheduler_factory=scheduler_client
