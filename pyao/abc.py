@@ -511,6 +511,14 @@ class MessengerStore(ABC):
     def complete(self, job_id: str, children: list[Any]) -> None:
         """Forget a finished job and record the jobs it led to, in one transaction."""
 
+    def write_batch(self, ops: list[tuple[str, tuple[Any, ...]]]) -> None:
+        """Run ``("add", (jobs,))`` and ``("complete", (job_id, children))`` in order, as one
+        durable transaction where the backend can (group commit). Default: one by one."""
+        for name, args in ops:
+            if name not in ("add", "complete"):
+                raise ValueError(f"write_batch runs add and complete, not {name!r}")
+            getattr(self, name)(*args)
+
     @abstractmethod
     def retry(self, job_id: str, attempts: int, next_at: float, error: str) -> None:
         """Count a failed attempt and postpone the job to ``next_at``."""

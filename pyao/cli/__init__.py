@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from pyao.cli import _attest, _console, _data, _demo, _provenance, _units, _up
+from pyao.cli import _attest, _console, _data, _demo, _provenance, _units, _up, _verbs
 from pyao.errors import PyaoError
 
 # verb -> (help, add_arguments, run)
@@ -17,6 +17,16 @@ VERBS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[
         _console.console_arguments,
         _console.console,
     ),
+    "spawn": ("spawn a process (default: the aos module); prints its id", _verbs.spawn_arguments, _verbs.spawn),
+    "send": ("send a message to a process; prints its id (--wait: its result)", _verbs.send_arguments, _verbs.send),
+    "eval": ("evaluate Lua in a process (Action=Eval) and print the output", _verbs.eval_arguments, _verbs.eval_),
+    "result": ("print a message's result (JSON)", _verbs.result_arguments, _verbs.result),
+    "results": ("print a page of a process's results (JSON)", _verbs.results_arguments, _verbs.results),
+    "dryrun": ("evaluate a message without scheduling it (JSON)", _verbs.dryrun_arguments, _verbs.dryrun),
+    "inbox": ("list the messages in a process's Inbox", _verbs.inbox_arguments, _verbs.inbox),
+    "state": ("a process's latest state (size, Last-*; --out FILE)", _verbs.state_arguments, _verbs.state),
+    "monitor": ("have the MU run a process's cron (--stop: no longer)", _verbs.monitor_arguments, _verbs.monitor),
+    "upload": ("store a file on the gateway as a signed data item", _verbs.upload_arguments, _verbs.upload),
     "wallet": ("create or show a wallet (JWK key file)", _data.wallet_arguments, _data.wallet),
     "item": ("parse, verify and show an ANS-104 data item or bundle file", _data.item_arguments, _data.item),
     "attest": (

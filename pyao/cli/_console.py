@@ -18,8 +18,9 @@ What it does, as the aos CLI (spec ``ao-protocol.md`` §4.2):
    replays history from before the console started, and it sees at most 10
    new results per poll: a busier process loses some of its prints.
 
-Defaults: URLs as the SDK (``MU_URL``/``CU_URL``/``GATEWAY_URL``, then ``pyao up``'s
-ports); wallet ``~/.aos.json`` (created if missing); module ``<data-dir>/modules.json``
+Defaults: URLs from the flags, then ``MU_URL``/``CU_URL``/``GATEWAY_URL``, then the
+``network.json`` that ``pyao up`` wrote in ``--data-dir``, then ``pyao up``'s ports;
+wallet ``~/.aos.json`` (created if missing); module ``<data-dir>/modules.json``
 ``"aos"`` (written by ``pyao up``); scheduler: the newest ``Scheduler-Location``
 on the gateway. History in ``<data-dir>/console_history`` (readline, when present).
 """
@@ -42,8 +43,8 @@ from typing import Any
 
 import httpx
 
-from pyao.cli._up import DEFAULT_DATA_DIR
-from pyao.client.connect import DEFAULT_CU_URL, DEFAULT_GATEWAY_URL, DEFAULT_MU_URL, Connection, connect
+from pyao.cli._target import add_target_arguments, resolve
+from pyao.client.connect import Connection, connect
 from pyao.client.locate import ALL_LOCATIONS_QUERY, tag_value
 from pyao.data import Wallet, is_id
 from pyao.errors import PyaoError, RequestError, UnitError
@@ -67,22 +68,10 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 def console_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", nargs="?", default="default", help="the process's Name (default: default)")
-    parser.add_argument("--mu-url", help=f"messenger unit (env MU_URL, else {DEFAULT_MU_URL})")
-    parser.add_argument("--cu-url", help=f"compute unit (env CU_URL, else {DEFAULT_CU_URL})")
-    parser.add_argument("--gateway-url", help=f"gateway (env GATEWAY_URL, else {DEFAULT_GATEWAY_URL})")
-    parser.add_argument(
-        "--wallet", type=Path, default=Path.home() / ".aos.json", help="your wallet (created if missing)"
-    )
-    parser.add_argument(
-        "--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="pyao up's data directory (modules.json, history)"
-    )
+    add_target_arguments(parser)
     parser.add_argument("--module", help="module id to spawn (default: the aos module pyao up published)")
     parser.add_argument("--scheduler", help="SU wallet address to spawn on (default: newest Scheduler-Location)")
     parser.add_argument("--cron", help="spawn with a cron, e.g. 10-minutes (Cron-Interval, Cron-Tag-Action=Cron)")
-
-
-def _env_url(given: str | None, env: str, default: str) -> str:
-    return (given or os.environ.get(env) or default).rstrip("/")
 
 
 def _get_json(unit: str, url: str, path: str, **kwargs: Any) -> Any:
@@ -362,9 +351,8 @@ class Console:
 
 
 def console(args: argparse.Namespace) -> int:
-    mu_url = _env_url(args.mu_url, "MU_URL", DEFAULT_MU_URL)
-    cu_url = _env_url(args.cu_url, "CU_URL", DEFAULT_CU_URL)
-    gateway_url = _env_url(args.gateway_url, "GATEWAY_URL", DEFAULT_GATEWAY_URL)
+    target = resolve(args)
+    mu_url, cu_url, gateway_url = target.mu_url, target.cu_url, target.gateway_url
     # every unit first, so a down one is one clear line rather than a failure halfway
     _get_json("gateway", gateway_url, "/info")
     mu_address = (_get_json("messenger unit", mu_url, "/", params={"debug": "1"}) or {}).get("address")

@@ -7,8 +7,19 @@ the gateway inside this process go through httpx's ASGI transport, so they pay
 no socket.
 
 Units composed: gateway, scheduler unit, compute unit, messenger unit. It also
-publishes the built-in native-Lua aos module once per data directory. The
-console joins as it lands.
+publishes the built-in native-Lua aos module once per data directory, and
+writes ``<data-dir>/network.json`` (each unit's URL and address, the module id,
+the wallet) so that ``pyao console`` and the one-shot verbs find this network
+without flags.
+
+Console: when stdin and stdout are a terminal (or with ``--console``), the
+network runs on an event loop in a background thread and ``pyao console`` runs
+in the foreground on it; leaving the console (``.exit``, Ctrl-D) stops every
+unit cleanly and ``pyao up`` exits. Otherwise (``--no-console``, or piped) it
+serves until Ctrl-C / SIGINT / SIGTERM.
+
+Side effects: listens on four loopback ports; writes under ``--data-dir``;
+creates the wallet if missing.
 """
 
 from __future__ import annotations
@@ -20,7 +31,10 @@ import json
 import os
 import socket
 import sys
+import threading
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -28,18 +42,43 @@ from pyao.config import CUConfig, GatewayConfig, MUConfig, SchedulerConfig
 
 DEFAULT_DATA_DIR = Path(os.environ.get("PYAO_HOME", Path.home() / ".pyao"))
 AOS_MODULE_SOURCE = b"-- pyao's built-in aos module: the aos process library, nothing added.\n"
+NETWORK_RECORD = "network.json"
+
+
+def read_network(data_dir: Path) -> dict[str, Any]:
+    """What the last ``pyao up`` on ``data_dir`` wrote (``{}`` when nothing readable is there)."""
+    try:
+        record = json.loads((data_dir / NETWORK_RECORD).read_text())
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
 
 
 def up_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="where every unit keeps its data")
     parser.add_argument(
-        "--wallet", type=Path, default=Path.home() / ".aos.json", help="your wallet (created if missing)"
+        "--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="where every unit keeps its data (env PYAO_HOME)"
+    )
+    parser.add_argument(
+        "--wallet",
+        type=Path,
+        default=Path(os.environ.get("PYAO_WALLET", Path.home() / ".aos.json")),
+        help="your wallet (created if missing; env PYAO_WALLET)",
     )
     parser.add_argument("--gateway-port", type=int, default=4000)
     parser.add_argument("--su-port", type=int, default=9000)
     parser.add_argument("--cu-port", type=int, default=6363)
     parser.add_argument("--mu-port", type=int, default=3005)
     parser.add_argument("--block-seconds", type=float, default=2.0, help="seal a gateway block every N seconds")
+    console = parser.add_mutually_exclusive_group()
+    console.add_argument(
+        "--console",
+        dest="console",
+        action="store_true",
+        default=None,
+        help="open the console on the network (default when stdin and stdout are a terminal)",
+    )
+    console.add_argument("--no-console", dest="console", action="store_false", help="only serve, until Ctrl-C")
+    parser.add_argument("--name", default="default", help="the console's process Name (default: default)")
 
 
 def _configs(args: argparse.Namespace) -> tuple[GatewayConfig, SchedulerConfig, CUConfig, MUConfig]:
@@ -116,16 +155,24 @@ async def ensure_aos_module(gateway, signer, data_dir: Path) -> str:
     return item.id
 
 
-async def run_network(args: argparse.Namespace, *, cu_devices=None, then=None) -> None:
-    """Run the network until cancelled; or, with ``then`` (an async function of the aos
-    module id), until ``then`` returns. ``cu_devices``: the CU's devices (``pyao.abc.Devices``)."""
+async def run_network(
+    args: argparse.Namespace,
+    on_ready: Callable[[dict[str, Any], asyncio.Event], None] | None = None,
+    *,
+    cu_devices: Any = None,
+    then: Callable[[str], Awaitable[None]] | None = None,
+) -> None:
+    """Serve every unit until they stop (Ctrl-C); with ``on_ready``, until the event it is handed is
+    set (``on_ready(record, stop)`` is called once everything answers); with ``then`` (an async
+    function of the aos module id), until ``then`` returns. ``cu_devices``: device objects for the CU
+    (``pyao.abc.Devices``; its VMs then run on threads of this process), None = its configured ones."""
     import uvicorn
 
     from pyao import cu as cu_unit
     from pyao import gateway as gateway_unit
     from pyao import mu as mu_unit
     from pyao import su as su_unit
-    from pyao.client import ComputeClient, GatewayClient
+    from pyao.client import ComputeClient, GatewayClient, SchedulerClient
     from pyao.data import Wallet
 
     gateway_config, su_config, cu_config, mu_config = _configs(args)
@@ -147,9 +194,23 @@ async def run_network(args: argparse.Namespace, *, cu_devices=None, then=None) -
         return GatewayClient(su_config.gateway_url, transport=httpx.ASGITransport(app=gateway_app))
 
     su_app = su_unit.create_app(su_config, gateway=in_process_gateway())
-    cu_app = cu_unit.create_app(cu_config, gateway=in_process_gateway(), devices=cu_devices)
-    in_process_cu = ComputeClient(mu_config.cu_url, transport=httpx.ASGITransport(app=cu_app))
-    mu_app = mu_unit.create_app(mu_config, gateway=in_process_gateway(), compute=in_process_cu)
+    su_urls = {f"http://{su_config.host}:{su_config.port}", su_config.url.rstrip("/")} - {""}
+
+    def scheduler_client(url: str) -> SchedulerClient:
+        """This process's own SU without a socket (the MU schedules, and the CU reads, every message
+        there: a socket and a connection pool per call cost more than the SU's own work); others over HTTP."""
+        if url.rstrip("/") in su_urls:
+            return SchedulerClient(url, app=su_app, timeout=mu_config.request_timeout_s)
+        return SchedulerClient(url, timeout=mu_config.request_timeout_s)
+
+    cu_app = cu_unit.ComputeUnit(
+        cu_config, gateway=in_process_gateway(), scheduler_factory=scheduler_client, devices=cu_devices
+    ).app
+    in_process_cu = ComputeClient(mu_config.cu_url, app=cu_app, timeout=mu_config.request_timeout_s)
+
+    mu_app = mu_unit.create_app(
+        mu_config, gateway=in_process_gateway(), compute=in_process_cu, scheduler_factory=scheduler_client
+    )
     units = ((gateway_app, gateway_config), (su_app, su_config), (cu_app, cu_config), (mu_app, mu_config))
     servers = [
         uvicorn.Server(uvicorn.Config(app, host=cfg.host, port=cfg.port, log_level="warning", access_log=False))
@@ -162,6 +223,22 @@ async def run_network(args: argparse.Namespace, *, cu_devices=None, then=None) -
             await _start(server, sock, tasks)
         async with in_process_gateway() as gateway:
             module_id = await ensure_aos_module(gateway, wallet, args.data_dir)
+        urls = {
+            name: f"http://{c.host}:{c.port}"
+            for name, c in zip(UNIT_NAMES, (gateway_config, su_config, cu_config, mu_config), strict=True)
+        }
+        record = {
+            "urls": urls,
+            "addresses": {
+                "su": su_app.state.unit.signer.address,
+                "cu": cu_app.state.unit.signer.address,
+                "mu": mu_app.state.unit.address,
+            },
+            "module": module_id,
+            "wallet": str(args.wallet),
+            "wallet_address": wallet.address,
+        }
+        (args.data_dir / NETWORK_RECORD).write_text(json.dumps(record, indent=2))
         print("pyao network is up")
         print(f"  gateway          http://{gateway_config.host}:{gateway_config.port}   (GraphQL: /graphql)")
         print(
@@ -176,9 +253,15 @@ async def run_network(args: argparse.Namespace, *, cu_devices=None, then=None) -
         print(f"  data             {args.data_dir}")
         if then is not None:
             await then(module_id)
-            return
-        print("Press Ctrl-C to stop.", flush=True)
-        await asyncio.gather(*tasks)
+        elif on_ready is None:
+            print("Press Ctrl-C to stop.", flush=True)
+            await asyncio.gather(*tasks)
+        else:
+            stop = asyncio.Event()
+            on_ready(record, stop)
+            waiters = [asyncio.ensure_future(stop.wait()), *tasks]
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            waiters[0].cancel()
     finally:
         for server in servers:
             server.should_exit = True
@@ -187,7 +270,77 @@ async def run_network(args: argparse.Namespace, *, cu_devices=None, then=None) -
                 await task
 
 
+UNIT_NAMES = ("gateway", "su", "cu", "mu")
+
+
+def _wants_console(args: argparse.Namespace) -> bool:
+    if args.console is not None:
+        return bool(args.console)
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def _up_with_console(args: argparse.Namespace) -> int:
+    """The network on a background thread's event loop, the console in the foreground."""
+    from pyao.cli import _console
+
+    ready, abandoned = threading.Event(), threading.Event()
+    state: dict[str, Any] = {}
+
+    def on_ready(record: dict[str, Any], stop: asyncio.Event) -> None:
+        state.update(record=record, stop=stop, loop=asyncio.get_running_loop())
+        ready.set()
+        if abandoned.is_set():  # Ctrl-C while starting
+            stop.set()
+
+    def serve() -> None:
+        try:
+            asyncio.run(run_network(args, on_ready))
+        except BaseException as exc:  # reported by the foreground thread
+            state["error"] = exc
+        finally:
+            ready.set()
+
+    thread = threading.Thread(target=serve, name="pyao-up", daemon=True)
+    thread.start()
+    try:
+        while not ready.wait(0.1):
+            pass
+        if "error" in state:
+            raise state["error"]
+        if "record" not in state:
+            print("pyao up: the network stopped while starting", file=sys.stderr)
+            return 1
+        urls = state["record"]["urls"]
+        console_args = argparse.Namespace(
+            name=args.name,
+            mu_url=urls["mu"],
+            cu_url=urls["cu"],
+            gateway_url=urls["gateway"],
+            wallet=args.wallet,
+            data_dir=args.data_dir,
+            module=None,
+            scheduler=state["record"]["addresses"]["su"],
+            cron=None,
+        )
+        print("Opening the console; .exit or Ctrl-D stops the network.", flush=True)
+        return _console.console(console_args)
+    finally:
+        abandoned.set()
+        if "stop" in state:
+            state["loop"].call_soon_threadsafe(state["stop"].set)
+        thread.join(timeout=30)
+        print("pyao network stopped.", flush=True)
+
+
 def up(args: argparse.Namespace) -> int:
+    if _wants_console(args):
+        try:
+            return _up_with_console(args)
+        except KeyboardInterrupt:  # while the network was starting
+            return 0
+        except PortInUse as exc:
+            print(f"pyao up: {exc}", file=sys.stderr)
+            return 1
     try:
         asyncio.run(run_network(args))
     except KeyboardInterrupt:

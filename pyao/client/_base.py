@@ -1,8 +1,11 @@
-"""The shared base of unit clients: one httpx.AsyncClient, typed errors."""
+"""The shared base of unit clients: one httpx.AsyncClient (or a direct in-process call), typed errors."""
 
 from __future__ import annotations
 
+import asyncio
+import json as jsonlib
 from typing import Any
+from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
 
@@ -13,14 +16,25 @@ class UnitClient:
     """Base for clients of one unit at ``url``.
 
     ``transport`` lets ``pyao up`` wire units in one process (``httpx.ASGITransport``)
-    and tests use ``httpx.MockTransport``; by default it is real HTTP.
+    and tests use ``httpx.MockTransport``; by default it is real HTTP. ``app`` (an ASGI
+    app in this process) calls it directly, without httpx's request building: ``pyao up``
+    uses it on the per-message paths (MU → SU, MU → CU, CU → SU), where that building
+    cost more than the called unit's own work.
     """
 
     unit_name = "unit"
 
-    def __init__(self, url: str, *, transport: httpx.AsyncBaseTransport | None = None, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: float = 30.0,
+        app: Any = None,
+    ) -> None:
         self.url = url.rstrip("/")
         self._http = httpx.AsyncClient(base_url=self.url, transport=transport, timeout=timeout)
+        self._direct = DirectAsgi(app, self.url, timeout) if app is not None else None
 
     async def close(self) -> None:
         await self._http.aclose()
@@ -34,8 +48,11 @@ class UnitClient:
     async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """Send a request; map transport failures and 4xx/5xx answers to typed errors."""
         try:
-            response = await self._http.request(method, path, **kwargs)
-        except httpx.HTTPError as exc:
+            if self._direct is not None:
+                response = await self._direct.request(method, path, **kwargs)
+            else:
+                response = await self._http.request(method, path, **kwargs)
+        except (httpx.HTTPError, TimeoutError) as exc:
             raise UnitError(f"{self.unit_name} at {self.url} is unreachable: {exc}") from exc
         if response.status_code == 404:
             raise NotFound(f"{self.unit_name}: {method} {path}: {_error_text(response)}")
@@ -64,3 +81,94 @@ def _error_text(response: httpx.Response) -> str:
     except ValueError:
         pass
     return response.text[:200]
+
+
+class DirectAsgi:
+    """One HTTP request as an ASGI call to an app in this process: the scope, the body and the
+    response as ``httpx.ASGITransport`` would make them, less httpx's URL and model building.
+    An exception the app raises propagates (as with ``ASGITransport``)."""
+
+    def __init__(self, app: Any, url: str, timeout: float) -> None:
+        self.app = app
+        self.timeout = timeout
+        parts = urlsplit(url)
+        self.host = parts.hostname or "127.0.0.1"
+        self.port = parts.port or 80
+        self.netloc = parts.netloc.encode()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        content: Any = None,
+        json: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        if json is not None:
+            body = jsonlib.dumps(json, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+        elif content is None:
+            body = b""
+        elif isinstance(content, str):
+            body = content.encode()
+        elif isinstance(content, (bytes, bytearray, memoryview)):
+            body = bytes(content)
+        else:  # an async iterable of chunks
+            body = b"".join([bytes(chunk) async for chunk in content])
+        head = [(b"host", self.netloc)]
+        if body or method in ("POST", "PUT", "PATCH"):  # as httpx: none on a bodiless GET
+            head.append((b"content-length", str(len(body)).encode()))
+        if json is not None:
+            head.append((b"content-type", b"application/json"))
+        for name, value in (headers or {}).items():
+            if name.lower() not in ("host", "content-length"):
+                head.append((name.lower().encode(), value.encode()))
+        raw_path, _, query = path.partition("?")
+        if params:  # as httpx: params replace a query written in the path
+            query = urlencode(params, doseq=True)
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": method,
+            "scheme": "http",
+            "path": raw_path,
+            "raw_path": quote(raw_path, safe="/%:@!$&'()*+,;=-._~").encode(),
+            "query_string": query.encode(),
+            "root_path": "",
+            "headers": head,
+            "client": ("127.0.0.1", 0),
+            "server": (self.host, self.port),
+            "extensions": {},
+        }
+        sent_body = False
+        finished = asyncio.Event()
+        status = 500
+        response_headers: list[tuple[bytes, bytes]] = []
+        chunks: list[bytes] = []
+
+        async def receive() -> dict[str, Any]:
+            nonlocal sent_body
+            if not sent_body:
+                sent_body = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            await finished.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            nonlocal status, response_headers
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                response_headers = list(message.get("headers") or [])
+            elif message["type"] == "http.response.body":
+                if method != "HEAD":
+                    chunks.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    finished.set()
+
+        try:
+            await asyncio.wait_for(self.app(scope, receive, send), self.timeout)
+        finally:
+            finished.set()
+        return httpx.Response(status, headers=response_headers, content=b"".join(chunks))

@@ -25,6 +25,8 @@ Calls and the one request (or two, for ``spawn``) each makes, as aoconnect 0.0.9
 ``monitor``    ``POST {MU}/monitor/{process}`` (signed item: target = process, no tags, data " ")
 ``unmonitor``  ``DELETE {MU}/monitor/{process}``
 ``assign``     ``POST {MU}/?process-id=&assign=[&exclude=][&base-layer]``
+``state``      ``GET {CU}/state/{process}`` (pyao only)
+``upload``     ``POST {GATEWAY}/tx/arweave`` (a file as a signed item, streamed; pyao only)
 =============  ===================================================================
 
 Forms: ``connect_async`` returns an ``AsyncConnection`` (coroutines, for code that
@@ -55,7 +57,8 @@ import asyncio
 import os
 import threading
 import time
-from collections.abc import Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from pyao.abc import Signer
@@ -63,6 +66,7 @@ from pyao.client.cu import ComputeClient
 from pyao.client.gateway import GatewayClient
 from pyao.client.locate import tag_value
 from pyao.client.messenger import MessengerClient
+from pyao.client.upload import file_chunks, sign_file
 from pyao.data import DataItem, Tag, ao, is_id
 from pyao.data.tags import TagsLike, as_tags
 from pyao.errors import NotFound, RequestError, UnitError
@@ -268,7 +272,29 @@ class AsyncConnection:
             raise UnitError(f"compute unit answered /dry-run with a non-object: {str(answer)[:200]}")
         return answer
 
+    async def state(self, process: str) -> tuple[bytes, dict[str, str]]:
+        """``process``'s latest state as the CU serialises it, and its ``Last-*`` headers (pyao only)."""
+        _need_id(process, "process")
+        return await self.cu.state(process)
+
     # ------------------------------------------------------------ gateway
+
+    async def upload(
+        self,
+        path: str | os.PathLike[str],
+        tags: TagsLike = (),
+        *,
+        signer: Signer | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> str:
+        """Sign the file at ``path`` as a data item and stream it to the gateway; the item's id.
+        The file is read in chunks (never held whole); ``progress(sent, total)`` follows the upload."""
+        chosen = self._signer(signer, "upload")
+        item = await asyncio.to_thread(sign_file, Path(path), chosen, as_tags(tags))
+        answer = await self.gateway.upload_stream(file_chunks(item, progress), item.length)
+        if not isinstance(answer, dict) or answer.get("id") != item.id:
+            raise UnitError(f"gateway at {self.gateway.url} answered the upload of {item.id} with {str(answer)[:200]}")
+        return item.id
 
     async def check_module(self, module: str) -> dict[str, Any]:
         """aoconnect's spawn check: the gateway knows ``module`` and it carries the ao Module tags.
@@ -395,9 +421,34 @@ class Connection:
     def check_module(self, module: str) -> dict[str, Any]:
         return self._run(self.aio.check_module(module))
 
+    def state(self, process: str) -> tuple[bytes, dict[str, str]]:
+        return self._run(self.aio.state(process))
+
+    def upload(
+        self,
+        path: str | os.PathLike[str],
+        tags: TagsLike = (),
+        *,
+        signer: Signer | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> str:
+        return self._run(self.aio.upload(path, tags, signer=signer, progress=progress))
+
 
 # the blocking calls carry the coroutines' docstrings
-for _name in ("spawn", "message", "assign", "monitor", "unmonitor", "result", "results", "dryrun", "check_module"):
+for _name in (
+    "spawn",
+    "message",
+    "assign",
+    "monitor",
+    "unmonitor",
+    "result",
+    "results",
+    "dryrun",
+    "check_module",
+    "state",
+    "upload",
+):
     getattr(Connection, _name).__doc__ = getattr(AsyncConnection, _name).__doc__
 del _name
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterable
 from typing import Any
 
 from pyao.client._base import UnitClient
@@ -25,6 +26,11 @@ class GatewayClient(UnitClient):
     async def upload(self, raw: bytes) -> dict[str, Any]:
         """``POST /tx/arweave``: store a signed data item (or a bundle item); returns ``{"id", …}``."""
         return await self.json("POST", "/tx/arweave", content=raw, headers={"content-type": "application/octet-stream"})
+
+    async def upload_stream(self, chunks: AsyncIterable[bytes], length: int) -> dict[str, Any]:
+        """``POST /tx/arweave`` with a body of ``length`` bytes read from ``chunks`` (a large item)."""
+        headers = {"content-type": "application/octet-stream", "content-length": str(length)}
+        return await self.json("POST", "/tx/arweave", content=chunks, headers=headers)
 
     async def raw(self, item_id: str, *, start: int | None = None, end: int | None = None) -> bytes:
         """``GET /raw/{id}``: the item's data, or bytes ``start..end`` (inclusive) of it."""

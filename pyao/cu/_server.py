@@ -133,8 +133,10 @@ async def result(request: Request) -> Response:
     pid = _pid(request.query_params.get("process-id"))
     found = await engine.stored(engine.store.by_message, pid, message_id)
     if found is None:
-        nonce, timestamp = await engine.message_slot(pid, message_id)
-        await engine.evaluate_to(pid, nonce=nonce, timestamp=timestamp)
+        nonce, _ = await engine.message_slot(pid, message_id)
+        # evaluate all the SU has, not just up to this message: a burst's next results are then
+        # stored already, instead of one schedule page and one VM call per message
+        await engine.evaluate_to(pid, nonce=nonce, timestamp=None)
         found = await engine.stored(engine.store.by_message, pid, message_id)
     if found is None:
         raise NotFound(f"no evaluation of message {message_id} on process {pid}")

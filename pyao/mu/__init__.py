@@ -185,9 +185,14 @@ def create_app(
     gateway: GatewayClient | None = None,
     compute: ComputeClient | None = None,
     signer: Signer | None = None,
+    scheduler_factory: Any = None,
 ) -> Any:
-    """A Starlette app whose lifespan runs the unit (``app.state.unit``)."""
-    return MessengerUnit(config, store=store, gateway=gateway, compute=compute, signer=signer).app
+    """A Starlette app whose lifespan runs the unit (``app.state.unit``). ``scheduler_factory(url)``
+    makes the client of the SU at ``url`` (``pyao up`` reaches its own SU in process)."""
+    unit = MessengerUnit(
+        config, store=store, gateway=gateway, compute=compute, signer=signer, scheduler_factory=scheduler_factory
+    )
+    return unit.app
 
 
 async def serve(config: MUConfig) -> None:

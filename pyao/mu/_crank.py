@@ -103,15 +103,50 @@ class Processes:
 
 
 class AsyncStore:
-    """Runs the blocking store on one thread, so its connection is never shared."""
+    """Runs the blocking store on one thread, so its connection is never shared.
+
+    ``add`` and ``complete`` are group-committed: calls that arrive while a write is on
+    the thread wait for the next one, which runs them all, in arrival order, in one
+    transaction (``MessengerStore.write_batch``). Each caller returns only once its own
+    write is durable, so a job's successors are never acknowledged before they are
+    stored; a burst costs one fsync per batch instead of one per call."""
 
     def __init__(self, store: MessengerStore) -> None:
         self.store = store
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="pyao-mu-store")
+        self._queue: list[tuple[str, tuple[Any, ...], asyncio.Future]] = []
+        self._flusher: asyncio.Task | None = None
 
     async def call(self, name: str, *args: Any) -> Any:
+        if name in ("add", "complete"):
+            return await self._grouped(name, args)
         fn = getattr(self.store, name)
         return await asyncio.get_running_loop().run_in_executor(self._pool, lambda: fn(*args))
+
+    async def _grouped(self, name: str, args: tuple[Any, ...]) -> None:
+        done = asyncio.get_running_loop().create_future()
+        self._queue.append((name, args, done))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush(), name="pyao-mu-group-commit")
+        await done
+
+    async def _flush(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._queue:
+            batch, self._queue = self._queue, []
+            ops = [(name, args) for name, args, _ in batch]
+            try:
+                await loop.run_in_executor(self._pool, self.store.write_batch, ops)
+            except BaseException as exc:  # every waiter of this batch learns it failed
+                for _, _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc if isinstance(exc, Exception) else RuntimeError(str(exc)))
+                if not isinstance(exc, Exception):
+                    raise
+            else:
+                for _, _, done in batch:
+                    if not done.done():
+                        done.set_result(None)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)

@@ -155,3 +155,43 @@ def test_bad_input_is_refused_and_schedules_nothing(mu):
     dup = mu.post(good)
     assert dup.status_code == 400 and "already" in dup.json()["error"]
     assert len(mu.schedule(pid)) == before + 1
+
+
+def test_more_bad_input_is_refused_and_changes_nothing(mu):
+    """The remaining shapes of bad input: each a 4xx {"error"}; no SU entry, no gateway item, no MU job."""
+    pid = mu.spawn([("Name", "guarded-2")])
+    mu.idle()
+    before, jobs_before = len(mu.schedule(pid)), mu.status()["jobs"]
+
+    def refused(response: httpx.Response, status: int = 400) -> None:
+        assert response.status_code == status, response.text
+        assert set(response.json()) == {"error"} and response.json()["error"]
+
+    odd_type = DataItem.create(" ", signer=USER, tags=[("Data-Protocol", "ao"), ("Type", "Spell")], target=pid)
+    refused(mu.post(odd_type))
+    no_type = DataItem.create(" ", signer=USER, tags=[("Data-Protocol", "ao"), ("Action", "Count")], target=pid)
+    refused(mu.post(no_type))
+    untargeted = DataItem.create(" ", signer=USER, tags=ao.message_tags([("Action", "Count")]))
+    refused(mu.post(untargeted))
+    # a spawn whose signature is broken: no process appears anywhere
+    spawn = DataItem.create(b"x", signer=USER, tags=ao.process_tags(mu.module, mu.net.su_address, [("Name", "bad")]))
+    raw = bytearray(spawn.to_bytes())
+    raw[2] ^= 1  # inside the signature
+    refused(httpx.post(mu.mu + "/", content=bytes(raw), timeout=30))
+    assert httpx.get(f"{mu.net.gateway}/raw/{spawn.id}", timeout=10).status_code == 404
+    assert httpx.get(f"{mu.net.su}/processes/{spawn.id}", timeout=10).status_code == 404
+    # a body over the MU's item limit
+    refused(httpx.post(mu.mu + "/", content=b"\x01" * (16 * 1024 * 1024 + 1), timeout=60), 413)
+    assert httpx.get(f"{mu.net.su}/processes/{pid}", timeout=10).status_code == 200  # the probe above can see
+    assert len(mu.schedule(pid)) == before and mu.status()["jobs"] == jobs_before
+    # assignments: an unknown process, an unknown message, a malformed id, only one of the two
+    message = mu.send(pid, [("Action", "Count")], data="real")
+    mu.idle()
+    before, jobs_before = len(mu.schedule(pid)), mu.status()["jobs"]
+    refused(httpx.post(mu.mu + "/", params={"process-id": wallet_address(66), "assign": message}, timeout=30), 404)
+    unknown = httpx.post(mu.mu + "/", params={"process-id": pid, "assign": "B" * 43}, timeout=30)
+    assert 400 <= unknown.status_code < 500 and set(unknown.json()) == {"error"}, unknown.text
+    refused(httpx.post(mu.mu + "/", params={"process-id": pid, "assign": "short"}, timeout=30))
+    refused(httpx.post(mu.mu + "/", params={"process-id": pid}, timeout=30))
+    assert len(mu.schedule(pid)) == before
+    assert mu.status()["jobs"] == jobs_before

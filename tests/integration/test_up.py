@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+import socket
 import subprocess
 import sys
 import time
@@ -30,8 +33,6 @@ def network(tmp_path):
 
 
 def test_up_refuses_a_busy_port_with_a_clear_error(tmp_path):
-    import socket
-
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
@@ -172,3 +173,41 @@ def test_up_messages_between_processes_through_the_mu(network):
             break
         time.sleep(0.5)
     assert inbox == "Pong:pong!"
+
+
+def test_up_on_a_terminal_opens_the_console_and_stops_the_network_when_it_exits(tmp_path):
+    """The README's main-job command as a user meets it: one command, a prompt, the network behind it."""
+    pexpect = pytest.importorskip("pexpect")
+    ports = dict(zip(("gateway", "su", "cu", "mu"), free_ports(4), strict=True))
+    args = ["-m", "pyao.cli", "up", "--data-dir", str(tmp_path / "data"), "--wallet", str(tmp_path / "w.json")]
+    for unit, port in ports.items():
+        args += [f"--{unit}-port", str(port)]
+    child = pexpect.spawn(
+        sys.executable, args, env={**os.environ, "TERM": "dumb"}, encoding="utf-8", timeout=60, dimensions=(40, 200)
+    )
+    try:
+        child.expect("pyao network is up")
+        child.expect(r"process ([A-Za-z0-9_-]{43}) \(default\)")
+        pid = child.match.group(1)
+        child.expect(r"default.*> ")
+        # the network answers other clients while the console is open
+        mu = f"http://127.0.0.1:{ports['mu']}"
+        assert httpx.get(mu + "/", timeout=10).status_code == 200
+        record = json.loads((tmp_path / "data" / "network.json").read_text())
+        assert record["urls"]["mu"] == mu and record["wallet_address"]
+        child.sendline("return 6 * 7")
+        child.expect(r"\r\n42\r\n")
+        child.expect(r"default.*> ")
+        child.sendline("return ao.id")
+        child.expect(pid)
+        child.expect(r"default.*> ")
+        child.sendline(".exit")
+        child.expect("pyao network stopped")
+        child.expect(pexpect.EOF, timeout=30)
+    finally:
+        child.close()
+    assert child.exitstatus == 0, child.before
+    for port in ports.values():  # every unit let go of its port
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(("127.0.0.1", port))

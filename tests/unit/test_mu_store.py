@@ -90,3 +90,46 @@ def test_reopened_store_keeps_everything(tmp_path):
 def test_bad_url():
     with pytest.raises(StoreError):
         open_store("mysql://nope")
+
+
+def test_write_batch_runs_adds_and_completes_in_order_in_one_transaction(store):
+    store.add([job(1), job(2)])
+    store.write_batch(
+        [
+            ("complete", (job(1).id, [job(10)])),
+            ("add", ([job(3), job(1)],)),  # job 1 is gone by now: added again, in order
+            ("complete", (job(2).id, [])),
+        ]
+    )
+    assert sorted(j.payload["message"] for j in store.due(10.0, 10)) == ["1", "10", "3"]
+    with pytest.raises(ValueError):
+        store.write_batch([("add", ([job(4)],)), ("fail", (job(3).id, 1, "x"))])
+    assert job(4).id not in {j.id for j in store.due(10.0, 10)}  # refused before anything was written
+
+
+def test_async_store_group_commits_concurrent_writes(tmp_path):
+    import asyncio
+
+    from pyao.mu._crank import AsyncStore
+
+    batches: list[int] = []
+
+    class Counting(type(open_store("sqlite://:memory:"))):
+        def write_batch(self, ops):
+            batches.append(len(ops))
+            super().write_batch(ops)
+
+    inner = Counting(str(tmp_path / "mu.db"))
+    store = AsyncStore(inner)
+
+    async def burst() -> None:
+        await asyncio.gather(*(store.call("add", [job(n)]) for n in range(200)))
+        await asyncio.gather(*(store.call("complete", job(n).id, [job(1000 + n)]) for n in range(100)))
+
+    asyncio.run(burst())
+    assert sum(batches) == 300 and len(batches) < 300  # grouped
+    assert inner.counts()["pending"] == 200
+    assert {j.payload["message"] for j in inner.due(10.0, 500)} == {str(n) for n in range(100, 200)} | {
+        str(1000 + n) for n in range(100)
+    }
+    store.close()
