@@ -1,0 +1,184 @@
+"""One live wasmtime instance of a process module, and the engines that compile modules.
+
+Contract
+--------
+* Assumes: module bytes exporting ``memory``, ``handle(msgJSON, envJSON) ->
+  char*`` (i32 pointers for wasm32, i64 for wasm64) and ``malloc``/``free``;
+  ``handle`` returns ``{"ok": bool, "response": {...}}`` as aos's Lua bridge does.
+* Produces: ``call(msg_json, env_json, msg)`` -> ``Outcome`` (the JSON text the
+  module returned, or why the call failed, and the fuel it used).
+* Side effects: none outside the instance. Two engines, shared by every process:
+  wasm32, and wasm64 with a large address-space reservation (so a memory grows
+  in place, never copied, past 4 GiB, touching only the pages it uses). Both
+  canonicalise NaNs and count fuel. Compiled modules are cached by their sha256.
+
+Limits
+------
+``Limits.memory`` is a store limit: a ``memory.grow`` past it fails (the module
+sees out-of-memory). ``Limits.compute`` is the fuel of one message; running out
+traps, and the caller rebuilds the state from before the message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import wasmtime
+
+from pyao.abc import FileDrive, Limits, ProcessContext
+from pyao.errors import ModuleError
+from pyao.vm.wasm._abi import EmscriptenHost, HostAbort, LongJump
+from pyao.vm.wasm._memory import LinearMemory, MemoryFault
+
+#: address space reserved per wasm64 memory: growth up to here never moves or copies it (virtual only)
+WASM64_RESERVATION = 1 << 38
+#: fuel for instantiation and the module's constructors (not a message's Compute-Limit)
+BOOT_FUEL = 10**11
+COMPILED_CACHE = 16
+
+
+def _config(wasm64: bool) -> wasmtime.Config:
+    config = wasmtime.Config()
+    config.consume_fuel = True
+    config.cranelift_nan_canonicalization = True
+    config.wasm_memory64 = True
+    config.wasm_relaxed_simd_deterministic = True
+    if wasm64:
+        config.memory_reservation = WASM64_RESERVATION
+        config.memory_reservation_for_growth = 0
+        config.memory_may_move = False
+    return config
+
+
+class _Engines:
+    """The two engines and a small LRU of compiled modules (compiling aos takes seconds)."""
+
+    def __init__(self) -> None:
+        self._engines: dict[bool, wasmtime.Engine] = {}
+        self._compiled: OrderedDict[tuple[bool, str], wasmtime.Module] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def engine(self, wasm64: bool) -> wasmtime.Engine:
+        with self._lock:
+            if wasm64 not in self._engines:
+                self._engines[wasm64] = wasmtime.Engine(_config(wasm64))
+            return self._engines[wasm64]
+
+    def compile(self, data: bytes, wasm64: bool) -> wasmtime.Module:
+        key = (wasm64, hashlib.sha256(data).hexdigest())
+        with self._lock:
+            if key in self._compiled:
+                self._compiled.move_to_end(key)
+                return self._compiled[key]
+        try:
+            module = wasmtime.Module(self.engine(wasm64), data)
+        except wasmtime.WasmtimeError as exc:
+            raise ModuleError(f"the module is not valid WebAssembly: {_first_line(exc)}") from None
+        with self._lock:
+            self._compiled[key] = module
+            while len(self._compiled) > COMPILED_CACHE:
+                self._compiled.popitem(last=False)
+        return module
+
+
+ENGINES = _Engines()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One ``handle`` call: the module's JSON reply, or the reason it produced none."""
+
+    reply: bytes | None
+    failure: str | None
+    fuel_used: int
+
+
+class Runtime:
+    """A booted instance: a store with its limits, the host imports, the module's exports."""
+
+    def __init__(
+        self,
+        engine: wasmtime.Engine,
+        module: wasmtime.Module,
+        process: ProcessContext,
+        limits: Limits,
+        drive: FileDrive | None,
+    ) -> None:
+        self.limits = limits
+        self.store = wasmtime.Store(engine)
+        self.store.set_limits(memory_size=limits.memory)
+        self.store.set_fuel(BOOT_FUEL)
+        self._fuel_start = BOOT_FUEL
+        self.host = EmscriptenHost(self.store, process, drive, self.fuel_used)
+        try:
+            instance = wasmtime.Instance(self.store, module, self.host.imports(module))
+            self.host.bind(instance)
+            exports = instance.exports(self.store)
+            self._handle = exports["handle"]
+            self._malloc = exports["malloc"]
+            self._free = exports["free"]
+            for name in ("emscripten_stack_init", "_initialize", "__wasm_call_ctors"):
+                if name in exports and (name != "__wasm_call_ctors" or "_initialize" not in exports):
+                    exports[name](self.store)
+        except (wasmtime.WasmtimeError, wasmtime.Trap, HostAbort, KeyError, LongJump, MemoryFault) as exc:
+            raise ModuleError(f"the module cannot be instantiated: {_first_line(exc)}") from None
+        assert self.host.mem is not None
+        self.memory: LinearMemory = self.host.mem
+
+    def fuel_used(self) -> int:
+        return self._fuel_start - self.store.get_fuel()
+
+    def call(self, msg_json: bytes, env_json: bytes, msg: dict) -> Outcome:
+        """Evaluate one message; never raises for what the module does."""
+        self.host.begin(msg)
+        self.store.set_fuel(self.limits.compute)
+        self._fuel_start = self.limits.compute
+        try:
+            reply = self._call(msg_json, env_json)
+            return Outcome(reply, None, self.fuel_used())
+        except wasmtime.Trap as exc:
+            used = self.fuel_used()
+            if exc.trap_code == wasmtime.TrapCode.OUT_OF_FUEL:
+                return Outcome(None, f"out of compute: the message used more than Compute-Limit {self.limits.compute}",
+                               used)  # fmt: skip
+            return Outcome(None, f"the module trapped: {_first_line(exc)}", used)
+        except HostAbort as exc:
+            return Outcome(None, str(exc), self.fuel_used())
+        except LongJump:
+            return Outcome(None, "the module called longjmp with no setjmp to catch it", self.fuel_used())
+        except MemoryFault as exc:
+            return Outcome(None, f"the module passed a bad address: {exc}", self.fuel_used())
+        except wasmtime.WasmtimeError as exc:
+            return Outcome(None, f"the module failed: {_first_line(exc)}", self.fuel_used())
+        finally:
+            self.host.close_files()
+
+    def _call(self, msg_json: bytes, env_json: bytes) -> bytes:
+        msg_ptr = self._cstring(msg_json)
+        env_ptr = self._cstring(env_json)
+        out = self._handle(self.store, msg_ptr, env_ptr)
+        if self.memory.is_64 is False:
+            out &= 0xFFFFFFFF
+        if not out:
+            raise HostAbort("the module's handle returned NULL")
+        reply = self.memory.cstring(out)
+        self._free(self.store, env_ptr)
+        self._free(self.store, msg_ptr)
+        return reply
+
+    def _cstring(self, data: bytes) -> int:
+        ptr = self._malloc(self.store, len(data) + 1)
+        if not self.memory.is_64:
+            ptr &= 0xFFFFFFFF
+        if not ptr:
+            raise HostAbort("out of memory: the module's malloc failed for the message")
+        self.memory.write(ptr, data + b"\0")
+        return ptr
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:300]
