@@ -144,7 +144,7 @@ class Runtime:
             if exc.trap_code == wasmtime.TrapCode.OUT_OF_FUEL:
                 return Outcome(None, f"out of compute: the message used more than Compute-Limit {self.limits.compute}",
                                used)  # fmt: skip
-            return Outcome(None, f"the module trapped: {_first_line(exc)}", used)
+            return Outcome(None, f"the module trapped: {_trap_reason(exc)}", used)
         except HostAbort as exc:
             return Outcome(None, str(exc), self.fuel_used())
         except LongJump:
@@ -177,6 +177,14 @@ class Runtime:
             raise HostAbort("out of memory: the module's malloc failed for the message")
         self.memory.write(ptr, data + b"\0")
         return ptr
+
+
+def _trap_reason(exc: wasmtime.Trap) -> str:
+    code = exc.trap_code
+    if code is not None:
+        return code.name.lower().replace("_", " ")
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[-1][:300] if lines else "trap"
 
 
 def _first_line(exc: BaseException) -> str:

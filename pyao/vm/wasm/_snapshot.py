@@ -7,14 +7,16 @@ Layout (all integers big-endian)::
                                memory (bytes), pages (64 KiB pages present), log (entries)}
     u32 bitmap length, bitmap  one bit per 64 KiB page: 1 = stored, 0 = all zero
     u64 body length, body      zlib (level 1) of the stored pages, in order
-    log entries                u32 msg length, u32 env length, msg JSON, env JSON
+    u32 log entries, entries   u32 msg length, u32 env length, msg JSON, env JSON
+    sha256                     of every byte before it
 
-Damage is detected by zlib's own checksum plus the lengths and page counts;
-a snapshot of another module or format is refused (``SnapshotError``).
+Damage is detected by the trailing sha256 (and zlib's checksum, the lengths and
+page counts); a snapshot of another module or format is refused (``SnapshotError``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import struct
 import zlib
@@ -65,7 +67,8 @@ def with_log(image_blob: bytes, log: list[tuple[bytes, bytes]]) -> bytes:
     parts = [image_blob, struct.pack(">I", len(log))]
     for msg_json, env_json in log:
         parts += [struct.pack(">II", len(msg_json), len(env_json)), msg_json, env_json]
-    return b"".join(parts)
+    body = b"".join(parts)
+    return body + hashlib.sha256(body).digest()
 
 
 def decode(data: bytes, module_format: str, module_digest: str) -> Snapshot:
@@ -73,6 +76,9 @@ def decode(data: bytes, module_format: str, module_digest: str) -> Snapshot:
     try:
         if not data.startswith(MAGIC):
             raise ValueError("not a pyao WASM snapshot")
+        data, digest = data[:-32], data[-32:]
+        if hashlib.sha256(data).digest() != digest:
+            raise ValueError("checksum mismatch")
         pos = len(MAGIC)
         (hlen,) = struct.unpack_from(">I", data, pos)
         header = json.loads(data[pos + 4 : pos + 4 + hlen])
@@ -138,6 +144,8 @@ def _read_log(data: bytes, pos: int) -> tuple[tuple[tuple[bytes, bytes], ...], i
         pos += 8
         if pos + mlen + elen > len(data):
             raise ValueError("truncated log")
-        log.append((data[pos : pos + mlen], data[pos + mlen : pos + mlen + elen]))
+        entry = (data[pos : pos + mlen], data[pos + mlen : pos + mlen + elen])
+        json.loads(entry[0]), json.loads(entry[1])  # both must be JSON (a UnicodeDecodeError is a ValueError)
+        log.append(entry)
         pos += mlen + elen
     return tuple(log), pos
