@@ -70,7 +70,7 @@ def test_restore_over_the_memory_limit_is_refused():
     big = make("hog", W32, memory=32 << 20)
     big.handle(msg("Grow", "8"), ENV)
     small = make("hog", W32, memory=4 << 20)
-    with pytest.raises(SnapshotError, match="limit|out of memory"):
+    with pytest.raises(SnapshotError, match=r"limit|out of memory"):
         small.restore(big.snapshot())
 
 
