@@ -44,6 +44,8 @@ EBADF, EINVAL, ENOENT, ENOSYS, ENOTTY, ESPIPE = 8, 28, 44, 52, 59, 70
 HEAP_MAX = {False: 4 * 1024**3, True: 16 * 1024**3}
 #: first fd handed out for WeaveDrive files (below it: stdin/out/err and libc's own)
 FIRST_DRIVE_FD = 100
+#: where the official glue's deterministic ``Date.now`` starts
+GLUE_CLOCK_START = 10_000
 
 
 class LongJump(Exception):
@@ -74,9 +76,12 @@ class MessageInputs:
         return cls(timestamp_ms=ts, seed=hashlib.sha256(b"pyao-wasm-seed\0" + key.encode()).digest(), msg=msg)
 
     def now_ms(self) -> float:
-        """The message's Timestamp, plus one ms per earlier call in this message (a clock that moves)."""
+        """The JS glue's deterministic clock (``Date.now``: 10000, 10001, ...), restarted for every
+        message so it depends on nothing but the message. aos reads the time through
+        ``msg.Timestamp``; C ``time()`` feeds Lua's string-hash seed when the Lua state boots in
+        the first message, and the same clock as the official loader gives the same table order."""
         self.clock_calls += 1
-        return float(self.timestamp_ms + self.clock_calls - 1)
+        return float(GLUE_CLOCK_START + self.clock_calls - 1)
 
     def random(self, n: int) -> bytes:
         out = bytearray()

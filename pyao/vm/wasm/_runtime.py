@@ -38,6 +38,8 @@ WASM64_RESERVATION = 1 << 38
 #: fuel for instantiation and the module's constructors (not a message's Compute-Limit)
 BOOT_FUEL = 10**11
 COMPILED_CACHE = 16
+#: stack bytes left free for the module when the message strings go on its stack
+STACK_SPARE = 256 * 1024
 
 
 def _config(wasm64: bool) -> wasmtime.Config:
@@ -120,6 +122,9 @@ class Runtime:
             self._handle = exports["handle"]
             self._malloc = exports["malloc"]
             self._free = exports["free"]
+            stack = [exports.get(n) for n in ("emscripten_stack_get_current", "_emscripten_stack_alloc",
+                                               "_emscripten_stack_restore", "emscripten_stack_get_free")]  # fmt: skip
+            self._stack = stack if all(isinstance(f, wasmtime.Func) for f in stack) else None
             for name in ("emscripten_stack_init", "_initialize", "__wasm_call_ctors"):
                 if name in exports and (name != "__wasm_call_ctors" or "_initialize" not in exports):
                     exports[name](self.store)
@@ -127,6 +132,7 @@ class Runtime:
             raise ModuleError(f"the module cannot be instantiated: {_first_line(exc)}") from None
         assert self.host.mem is not None
         self.memory: LinearMemory = self.host.mem
+        self._mask = 0xFFFFFFFFFFFFFFFF if self.memory.is_64 else 0xFFFFFFFF
 
     def fuel_used(self) -> int:
         return self._fuel_start - self.store.get_fuel()
@@ -157,17 +163,35 @@ class Runtime:
             self.host.close_files()
 
     def _call(self, msg_json: bytes, env_json: bytes) -> bytes:
+        if self._stack is not None and self._stack[3](self.store) > len(msg_json) + len(env_json) + STACK_SPARE:
+            return self._call_on_stack(msg_json, env_json)
         msg_ptr = self._cstring(msg_json)
         env_ptr = self._cstring(env_json)
-        out = self._handle(self.store, msg_ptr, env_ptr)
-        if self.memory.is_64 is False:
-            out &= 0xFFFFFFFF
-        if not out:
-            raise HostAbort("the module's handle returned NULL")
-        reply = self.memory.cstring(out)
+        reply = self._reply(self._handle(self.store, msg_ptr, env_ptr))
         self._free(self.store, env_ptr)
         self._free(self.store, msg_ptr)
         return reply
+
+    def _call_on_stack(self, msg_json: bytes, env_json: bytes) -> bytes:
+        """The two strings on the module's stack, as emscripten's ``cwrap`` passes them (so the heap
+        evolves exactly as under the official loader)."""
+        get_current, alloc, restore, _free = self._stack  # type: ignore[misc]
+        sp = get_current(self.store)
+        pointers = []
+        for text in (msg_json, env_json):
+            ptr = alloc(self.store, len(text) + 1)
+            self.memory.write(ptr & self._mask, text + b"\0")
+            pointers.append(ptr)
+        try:
+            return self._reply(self._handle(self.store, *pointers))
+        finally:
+            restore(self.store, sp)
+
+    def _reply(self, out: int) -> bytes:
+        out &= self._mask
+        if not out:
+            raise HostAbort("the module's handle returned NULL")
+        return self.memory.cstring(out)
 
     def _cstring(self, data: bytes) -> int:
         ptr = self._malloc(self.store, len(data) + 1)
