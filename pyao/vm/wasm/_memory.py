@@ -13,11 +13,17 @@ Contract
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import struct
+from dataclasses import dataclass
+from typing import Any
 
 import wasmtime
 
 WASM_PAGE = 65536
+#: the unit of sparse images and snapshots: 16 pages
+CHUNK = 16 * WASM_PAGE
+_ZERO_CHUNK = bytes(CHUNK)
 
 
 class MemoryFault(Exception):
@@ -103,12 +109,55 @@ class LinearMemory:
         """A copy of the whole memory."""
         return self.read(0, self.size())
 
-    def load_image(self, image: bytes | bytearray) -> None:
-        """Grow to ``len(image)`` (never shrink: the caller gives an image at least as large) and write it."""
-        want = -(-len(image) // WASM_PAGE)
-        have = self.pages()
-        if want > have:
-            self.memory.grow(self.store, want - have)
-        if self.size() != len(image):
-            raise MemoryFault(f"memory is {self.size()} bytes, the image {len(image)}")
-        self.write(0, image)
+    def capture(self) -> MemoryImage:
+        """The memory as a sparse image: its non-zero 1 MiB chunks (reading a never-touched page
+        does not make it resident, so a large, mostly unused memory stays cheap)."""
+        size = self.size()
+        chunks = []
+        for start in range(0, size, CHUNK):
+            data = self.read(start, min(CHUNK, size - start))
+            if data != _ZERO_CHUNK[: len(data)]:
+                chunks.append((start, data))
+        return MemoryImage(size, tuple(chunks))
+
+    def load(self, image: MemoryImage) -> None:
+        """Make the memory equal ``image``: grow to its size (a memory never shrinks, so it must be at
+        least the current size), zero what the image does not hold, write its chunks."""
+        have = self.size()
+        if image.size < have or image.size % WASM_PAGE:
+            raise MemoryFault(f"an image of {image.size} bytes cannot replace a memory of {have} bytes")
+        if image.size > have:
+            self.memory.grow(self.store, (image.size - have) // WASM_PAGE)
+        held = {start for start, _ in image.chunks}
+        for start in range(0, have, CHUNK):  # grown pages are zero already; the first ones may not be
+            if start not in held:
+                self.write(start, _ZERO_CHUNK[: min(CHUNK, have - start)])
+        for start, data in image.chunks:
+            self.write(start, data)
+
+
+@dataclass(frozen=True)
+class MemoryImage:
+    """A whole linear memory: ``size`` bytes, zero except for ``chunks`` ((offset, bytes) of each
+    non-zero 1 MiB chunk, in order)."""
+
+    size: int
+    chunks: tuple[tuple[int, bytes], ...]
+
+    def digest(self) -> str:
+        """sha256 of the full memory bytes (zeros included), equal to hashing ``LinearMemory.image()``."""
+        h = hashlib.sha256()
+        pos = 0
+        for start, data in self.chunks:
+            _zeros_into(h, start - pos)
+            h.update(data)
+            pos = start + len(data)
+        _zeros_into(h, self.size - pos)
+        return h.hexdigest()
+
+
+def _zeros_into(h: Any, n: int) -> None:
+    while n > 0:
+        step = min(n, CHUNK)
+        h.update(_ZERO_CHUNK[:step])
+        n -= step

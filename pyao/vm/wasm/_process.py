@@ -33,7 +33,7 @@ import wasmtime
 from pyao.abc import EvalResult, FileDrive, Limits, ModuleSource, ProcessContext, ProcessInstance
 from pyao.errors import SnapshotError
 from pyao.vm.wasm import _snapshot
-from pyao.vm.wasm._memory import MemoryFault
+from pyao.vm.wasm._memory import MemoryFault, MemoryImage
 from pyao.vm.wasm._runtime import Outcome, Runtime
 
 #: messages between two refreshes of the base image (at least; large memories wait longer)
@@ -99,7 +99,7 @@ class WasmProcess(ProcessInstance):
         self.compact_every = max(1, compact_every)
         self._digest = hashlib.sha256(module.data).hexdigest()
         self._rt = self._fresh()
-        self._base: bytes | bytearray = self._rt.memory.image()
+        self._base: MemoryImage = self._rt.memory.capture()
         self._base_blob: bytes | None = None
         self._log: list[tuple[bytes, bytes]] = []
 
@@ -116,8 +116,12 @@ class WasmProcess(ProcessInstance):
             return result
         self._log.append((msg_json, env_json))
         if len(self._log) >= self._interval():
-            self._base, self._base_blob, self._log = self._rt.memory.image(), None, []
+            self.compact()
         return result
+
+    def compact(self) -> None:
+        """Make the memory as it is now the base, with an empty log (one copy of the memory)."""
+        self._base, self._base_blob, self._log = self._rt.memory.capture(), None, []
 
     def _interval(self) -> int:
         return max(self.compact_every, self._rt.memory.size() // COPY_BYTES_PER_MESSAGE)
@@ -126,7 +130,7 @@ class WasmProcess(ProcessInstance):
         """A fresh instance holding base + log: the state before the failed message."""
         rt = self._fresh()
         try:
-            rt.memory.load_image(self._base)
+            rt.memory.load(self._base)
         except (MemoryFault, wasmtime.WasmtimeError) as exc:
             raise SnapshotError(f"the memory image does not fit this module: {exc}") from None
         for msg_json, env_json in self._log:
@@ -137,7 +141,7 @@ class WasmProcess(ProcessInstance):
 
     def memory_digest(self) -> str:
         """sha256 of the whole linear memory now (equal logs give equal digests)."""
-        return hashlib.sha256(self._rt.memory.image()).hexdigest()
+        return self._rt.memory.capture().digest()
 
     @property
     def memory_size(self) -> int:
@@ -147,13 +151,13 @@ class WasmProcess(ProcessInstance):
 
     def snapshot(self) -> bytes:
         if self._base_blob is None:
-            self._base_blob = _snapshot.encode_image(bytes(self._base), self.format, self._digest)
+            self._base_blob = _snapshot.encode_image(self._base, self.format, self._digest)
         return _snapshot.with_log(self._base_blob, self._log)
 
     def restore(self, data: bytes) -> None:
         snap = _snapshot.decode(data, self.format, self._digest)
-        if len(snap.memory) > self.limits.memory:
-            raise SnapshotError(f"the snapshot's memory ({len(snap.memory)} bytes) is over this process's limit")
+        if snap.memory.size > self.limits.memory:
+            raise SnapshotError(f"the snapshot's memory ({snap.memory.size} bytes) is over this process's limit")
         base, log, blob = self._base, self._log, self._base_blob
         self._base, self._log, self._base_blob = snap.memory, list(snap.log), None
         try:

@@ -2,16 +2,18 @@
 
 Layout (all integers big-endian)::
 
-    MAGIC                      b"PYAO-WASM-STATE-1\\n"
-    u32 header length, header  JSON: {format, module (sha256 of the module bytes),
-                               memory (bytes), pages (64 KiB pages present), log (entries)}
-    u32 bitmap length, bitmap  one bit per 64 KiB page: 1 = stored, 0 = all zero
-    u64 body length, body      zlib (level 1) of the stored pages, in order
+    MAGIC                      b"PYAO-WASM-STATE-2\n"
+    u32 header length, header  JSON: {format, module (sha256 of the module bytes), memory (bytes)}
+    chunks                     the memory in 1 MiB chunks (the last may be shorter), each
+                               u8 mode, u32 length, payload: mode 0 = all zero (no payload),
+                               1 = zlib level 1, 2 = raw (a chunk that does not compress)
     u32 log entries, entries   u32 msg length, u32 env length, msg JSON, env JSON
     sha256                     of every byte before it
 
-Damage is detected by the trailing sha256 (and zlib's checksum, the lengths and
-page counts); a snapshot of another module or format is refused (``SnapshotError``).
+Zero chunks cost nothing and incompressible ones are not squeezed in vain (a 16 KiB probe
+decides), so a large, sparse memory snapshots fast. Damage is detected by the trailing
+sha256 (and zlib's checksum and the lengths); a snapshot of another module or format is
+refused (``SnapshotError``).
 """
 
 from __future__ import annotations
@@ -23,39 +25,34 @@ import zlib
 from dataclasses import dataclass
 
 from pyao.errors import SnapshotError
-from pyao.vm.wasm._memory import WASM_PAGE
+from pyao.vm.wasm._memory import CHUNK, WASM_PAGE, MemoryImage
 
-MAGIC = b"PYAO-WASM-STATE-1\n"
-_ZERO_PAGE = bytes(WASM_PAGE)
+MAGIC = b"PYAO-WASM-STATE-2\n"
+_PROBE = 16 * 1024
+_ZERO, _ZLIB, _RAW = 0, 1, 2
 
 
 @dataclass(frozen=True)
 class Snapshot:
-    memory: bytes | bytearray
+    memory: MemoryImage
     log: tuple[tuple[bytes, bytes], ...]
 
 
-def encode_image(image: bytes, module_format: str, module_digest: str) -> bytes:
-    """Everything but the log: header, page bitmap and compressed non-zero pages (``log`` = 0 here;
-    ``with_log`` appends the entries and patches the count)."""
-    if len(image) % WASM_PAGE:
-        raise ValueError("a memory image is a whole number of pages")
-    pages = len(image) // WASM_PAGE
-    bitmap = bytearray((pages + 7) // 8)
-    comp = zlib.compressobj(1)
-    chunks = []
-    stored = 0
-    view = memoryview(image)
-    for i in range(pages):
-        page = view[i * WASM_PAGE : (i + 1) * WASM_PAGE]
-        if page != _ZERO_PAGE:
-            bitmap[i // 8] |= 1 << (i % 8)
-            chunks.append(comp.compress(page))
-            stored += 1
-    chunks.append(comp.flush())
-    body = b"".join(chunks)
-    header = {"format": module_format, "module": module_digest, "memory": len(image), "pages": stored}
-    return _pack_header(header) + struct.pack(">I", len(bitmap)) + bytes(bitmap) + struct.pack(">Q", len(body)) + body
+def encode_image(image: MemoryImage, module_format: str, module_digest: str) -> bytes:
+    """Header and memory chunks (everything but the log, which ``with_log`` appends)."""
+    parts = [_pack_header({"format": module_format, "module": module_digest, "memory": image.size})]
+    held = dict(image.chunks)
+    for start in range(0, image.size, CHUNK):
+        chunk = held.get(start)
+        if chunk is None:
+            parts.append(struct.pack(">BI", _ZERO, 0))
+            continue
+        if len(zlib.compress(chunk[:_PROBE], 1)) > _PROBE * 0.9:
+            payload, mode = chunk, _RAW
+        else:
+            payload, mode = zlib.compress(chunk, 1), _ZLIB
+        parts += [struct.pack(">BI", mode, len(payload)), payload]
+    return b"".join(parts)
 
 
 def _pack_header(header: dict) -> bytes:
@@ -88,17 +85,7 @@ def decode(data: bytes, module_format: str, module_digest: str) -> Snapshot:
         size = int(header["memory"])
         if size < 0 or size % WASM_PAGE:
             raise ValueError("bad memory size")
-        (blen,) = struct.unpack_from(">I", data, pos)
-        bitmap = data[pos + 4 : pos + 4 + blen]
-        pos += 4 + blen
-        pages = size // WASM_PAGE
-        if len(bitmap) != (pages + 7) // 8:
-            raise ValueError("bitmap does not match the memory size")
-        (body_len,) = struct.unpack_from(">Q", data, pos)
-        body = data[pos + 8 : pos + 8 + body_len]
-        pos += 8 + body_len
-        stored = _inflate(body, int(header["pages"]))
-        image = _expand(bitmap, pages, stored)
+        image, pos = _read_chunks(data, pos, size)
         log, pos = _read_log(data, pos)
         if pos != len(data):
             raise ValueError("trailing bytes")
@@ -113,26 +100,29 @@ class _Mismatch(Exception):
     pass
 
 
-def _inflate(body: bytes, pages: int) -> bytes:
-    d = zlib.decompressobj()
-    out = d.decompress(body, pages * WASM_PAGE + 1)
-    if not d.eof or d.unused_data or len(out) != pages * WASM_PAGE:
-        raise ValueError("compressed pages are truncated or the wrong size")
-    return out
-
-
-def _expand(bitmap: bytes, pages: int, stored: bytes) -> bytearray:
-    image = bytearray(pages * WASM_PAGE)
-    src = 0
-    for i in range(pages):
-        if bitmap[i // 8] >> (i % 8) & 1:
-            if src + WASM_PAGE > len(stored):
-                raise ValueError("fewer stored pages than the bitmap says")
-            image[i * WASM_PAGE : (i + 1) * WASM_PAGE] = stored[src : src + WASM_PAGE]
-            src += WASM_PAGE
-    if src != len(stored):
-        raise ValueError("more stored pages than the bitmap says")
-    return image
+def _read_chunks(data: bytes, pos: int, size: int) -> tuple[MemoryImage, int]:
+    chunks = []
+    for start in range(0, size, CHUNK):
+        want = min(CHUNK, size - start)
+        mode, length = struct.unpack_from(">BI", data, pos)
+        pos += 5
+        payload = data[pos : pos + length]
+        pos += length
+        if len(payload) != length:
+            raise ValueError("truncated chunk")
+        if mode == _ZERO and length == 0:
+            continue
+        if mode == _ZLIB:
+            d = zlib.decompressobj()
+            payload = d.decompress(payload, want + 1)
+            if not d.eof or d.unused_data:
+                raise ValueError("bad compressed chunk")
+        elif mode != _RAW:
+            raise ValueError(f"unknown chunk mode {mode}")
+        if len(payload) != want:
+            raise ValueError("a chunk of the wrong size")
+        chunks.append((start, payload))
+    return MemoryImage(size, tuple(chunks)), pos
 
 
 def _read_log(data: bytes, pos: int) -> tuple[tuple[tuple[bytes, bytes], ...], int]:
