@@ -158,21 +158,30 @@ class EmscriptenHost:
     def _invoke(self, ty: wasmtime.FuncType) -> Callable[..., Any]:
         results = list(ty.results)
         zero = _zero(results[0]) if results else None
-        table_name = "__indirect_function_table"
 
         def invoke(index: int, *args: Any) -> Any:
-            sp = self._exports["emscripten_stack_get_current"](self.store)
-            target = self._exports[table_name].get(self.store, int(index))
+            save, restore, set_threw, table = self._trampoline_exports()
+            sp = save(self.store)
+            target = table.get(self.store, int(index))
             if not isinstance(target, wasmtime.Func):
                 raise HostAbort(f"invoke of an empty table slot {index}")
             try:
                 return target(self.store, *args)
             except LongJump:
-                self._exports["_emscripten_stack_restore"](self.store, sp)
-                self._exports["setThrew"](self.store, 1, 0)
+                restore(self.store, sp)
+                set_threw(self.store, 1, 0)
                 return zero
 
         return invoke
+
+    def _trampoline_exports(self) -> tuple[Any, Any, Any, Any]:
+        ex = self._exports
+        save = ex.get("emscripten_stack_get_current") or ex.get("stackSave")
+        restore = ex.get("_emscripten_stack_restore") or ex.get("stackRestore")
+        found = (save, restore, ex.get("setThrew"), ex.get("__indirect_function_table"))
+        if any(f is None for f in found):
+            raise HostAbort("the module imports invoke_* but lacks the stack, setThrew or table exports it needs")
+        return found
 
     def throw_longjmp(self) -> None:
         raise LongJump()
@@ -434,7 +443,7 @@ class EmscriptenHost:
 
 
 _WANTED_EXPORTS = ("__indirect_function_table", "emscripten_stack_get_current", "_emscripten_stack_restore",
-                   "setThrew")  # fmt: skip
+                   "stackSave", "stackRestore", "setThrew")  # fmt: skip
 
 #: (import module, name) -> EmscriptenHost method
 _METHOD: dict[tuple[str, str], str] = {

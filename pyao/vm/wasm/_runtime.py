@@ -159,6 +159,8 @@ class Runtime:
             return Outcome(None, f"the module passed a bad address: {exc}", self.fuel_used())
         except wasmtime.WasmtimeError as exc:
             return Outcome(None, f"the module failed: {_first_line(exc)}", self.fuel_used())
+        except (ValueError, TypeError, OverflowError) as exc:  # a host import given values it cannot use
+            return Outcome(None, f"the module misused a host import: {type(exc).__name__}: {exc}", self.fuel_used())
         finally:
             self.host.close_files()
 
