@@ -39,6 +39,8 @@ class LinearMemory:
         self.is_64 = memory.type(store).is_64
         self.ptr_size = 8 if self.is_64 else 4
         self._ptr_fmt = "<Q" if self.is_64 else "<I"
+        self._address = ctypes.addressof(memory.data_ptr(store).contents)
+        self._known_size = memory.data_len(store)
 
     # ---------------------------------------------------------------- raw
 
@@ -49,10 +51,15 @@ class LinearMemory:
         return self.memory.size(self.store)
 
     def _base(self, offset: int, length: int) -> int:
-        size = self.memory.data_len(self.store)
-        if offset < 0 or length < 0 or offset + length > size:
-            raise MemoryFault(f"address range {offset}+{length} is outside the memory ({size} bytes)")
-        return ctypes.addressof(self.memory.data_ptr(self.store).contents) + offset
+        # The engines never move a memory (Config.memory_may_move = False), so its base address is
+        # fixed; only its length grows, and it is re-read when an access falls past the known end.
+        if offset < 0 or length < 0:
+            raise MemoryFault(f"negative address range {offset}+{length}")
+        if offset + length > self._known_size:
+            self._known_size = self.memory.data_len(self.store)
+            if offset + length > self._known_size:
+                raise MemoryFault(f"address range {offset}+{length} is outside the memory ({self._known_size} bytes)")
+        return self._address + offset
 
     def read(self, offset: int, length: int) -> bytes:
         if length == 0:

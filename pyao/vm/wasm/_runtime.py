@@ -48,10 +48,10 @@ def _config(wasm64: bool) -> wasmtime.Config:
     config.cranelift_nan_canonicalization = True
     config.wasm_memory64 = True
     config.wasm_relaxed_simd_deterministic = True
+    config.memory_may_move = False  # growth in place: LinearMemory keeps the base address
     if wasm64:
         config.memory_reservation = WASM64_RESERVATION
         config.memory_reservation_for_growth = 0
-        config.memory_may_move = False
     return config
 
 
