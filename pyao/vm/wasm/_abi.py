@@ -39,11 +39,13 @@ from pyao.vm.wasm._memory import WASM_PAGE, LinearMemory
 
 WEAVEDRIVE = "weavedrive@1.0"
 #: WASI errno values (emscripten uses the same numbers)
-EBADF, EINVAL, ENOENT, ENOSYS, ENOTTY, ESPIPE = 8, 28, 44, 52, 59, 70
+EBADF, EINVAL, ENOENT, ENOSYS, ENOTTY, ERANGE, ESPIPE = 8, 28, 44, 52, 59, 68, 70
 #: emscripten's heap cap by pointer width (the JS glue's getHeapMax)
 HEAP_MAX = {False: 4 * 1024**3, True: 16 * 1024**3}
 #: first fd handed out for WeaveDrive files (below it: stdin/out/err and libc's own)
 FIRST_DRIVE_FD = 100
+#: the official glue's Asyncify.StackSize: the unwind buffer each async import call mallocs
+ASYNCIFY_STACK_SIZE = 40 * 1024 * 1024
 #: where the official glue's deterministic ``Date.now`` starts
 GLUE_CLOCK_START = 10_000
 
@@ -386,6 +388,18 @@ class EmscriptenHost:
     def syscall_fcntl(self, *_args: Any) -> int:
         return 0
 
+    def getcwd(self, buf: int, size: int) -> int:
+        """The working directory is ``/`` (emscripten's FS starts there); returns bytes written with the NUL."""
+        if size == 0:
+            return -EINVAL
+        if size < 2:
+            return -ERANGE
+        self._m.write(buf, b"/\0")
+        return 2
+
+    def munmap(self, *_args: Any) -> int:
+        return -EBADF  # no file is ever mapped
+
     def system(self, command: int) -> int:
         return 0 if command == 0 else -1  # no shell
 
@@ -394,7 +408,36 @@ class EmscriptenHost:
 
     # ------------------------------------------------------------ WeaveDrive
 
-    def weavedrive_open(self, filename: int, _mode: int) -> int:
+    # The official glue runs these imports through Asyncify: each call mallocs a 40 MiB unwind
+    # buffer, unwinds, awaits, rewinds and frees it. The malloc grows the heap and moves later
+    # allocations (and so the addresses that seed Lua's string hashes), so it is done here too for
+    # modules built with Asyncify, around the synchronous work.
+
+    def weavedrive_open(self, filename: int, mode: int) -> int:
+        return self._as_async(self._open, filename, mode)
+
+    def weavedrive_read(self, fd: int, dst: int, length: int) -> int:
+        return self._as_async(self._read, fd, dst, length)
+
+    def weavedrive_close(self, fd: int) -> int:
+        return self._as_async(self._close_import, fd)
+
+    def _as_async(self, fn: Callable[..., int], *args: Any) -> int:
+        malloc, free = self._exports.get("malloc"), self._exports.get("free")
+        if malloc is None or free is None or "asyncify_start_unwind" not in self._exports:
+            return fn(*args)
+        header = 24 if self._m.is_64 else 12  # two pointers and the rewind id, as the glue lays it out
+        ptr = malloc(self.store, header + ASYNCIFY_STACK_SIZE) & (2 ** (8 * self._m.ptr_size) - 1)
+        if ptr:
+            self._m.set_ptr(ptr, ptr + header)
+            self._m.set_ptr(ptr + self._m.ptr_size, ptr + header + ASYNCIFY_STACK_SIZE)
+        try:
+            return fn(*args)
+        finally:
+            if ptr:
+                free(self.store, ptr)
+
+    def _open(self, filename: int, _mode: int) -> int:
         path = self._m.cstring(filename, 4096).decode(errors="replace")
         if path.split("/")[1:2] not in (["data"], ["tx"], ["block"]):
             return 0  # not a drive path (Lua's require probing its search path): fopen gives NULL
@@ -411,13 +454,13 @@ class EmscriptenHost:
         self._files[fd] = _OpenFile(opened)
         return fd
 
-    def weavedrive_read(self, fd: int, dst: int, length: int) -> int:
+    def _read(self, fd: int, dst: int, length: int) -> int:
         opened = self._files.get(fd)
         if opened is None:
             raise HostAbort(f"WeaveDrive read of a file that is not open (fd {fd})")
         return self._drive_read(opened, dst, length)
 
-    def weavedrive_close(self, fd: int) -> int:
+    def _close_import(self, fd: int) -> int:
         self._close(fd)
         return 0
 
@@ -443,7 +486,7 @@ class EmscriptenHost:
 
 
 _WANTED_EXPORTS = ("__indirect_function_table", "emscripten_stack_get_current", "_emscripten_stack_restore",
-                   "stackSave", "stackRestore", "setThrew")  # fmt: skip
+                   "stackSave", "stackRestore", "setThrew", "malloc", "free", "asyncify_start_unwind")  # fmt: skip
 
 #: (import module, name) -> EmscriptenHost method
 _METHOD: dict[tuple[str, str], str] = {
@@ -478,7 +521,8 @@ _METHOD: dict[tuple[str, str], str] = {
     ("env", "__syscall_faccessat"): "syscall_enoent",
     ("env", "__syscall_mkdirat"): "syscall_enosys",
     ("env", "__syscall_dup3"): "syscall_enosys",
-    ("env", "__syscall_getcwd"): "syscall_enosys",
+    ("env", "__syscall_getcwd"): "getcwd",
+    ("env", "_munmap_js"): "munmap",
     ("env", "__syscall_fstat64"): "syscall_enosys",
     ("env", "__syscall_ftruncate64"): "syscall_enosys",
     ("env", "__syscall_chmod"): "syscall_enosys",
