@@ -102,9 +102,16 @@ function decimal.iszero(a)
   return operand(a) == "0"
 end
 
+-- Up to 18 digits both ways, the sum and the difference fit a Lua integer.
+local SMALL = 18
+
 function decimal.add(a, b)
-  local x, nx = limbs(operand(a))
-  local y, ny = limbs(operand(b))
+  a, b = operand(a), operand(b)
+  if #a <= SMALL and #b <= SMALL then
+    return string.format("%d", tonumber(a) + tonumber(b))
+  end
+  local x, nx = limbs(a)
+  local y, ny = limbs(b)
   local out, carry = {}, 0
   local n = nx > ny and nx or ny
   for i = 1, n do
@@ -126,6 +133,9 @@ function decimal.sub(a, b)
   a, b = operand(a), operand(b)
   if compare(a, b) < 0 then
     error("decimal: " .. a .. " - " .. b .. " is negative", 2)
+  end
+  if #a <= SMALL then
+    return string.format("%d", tonumber(a) - tonumber(b))
   end
   local x, nx = limbs(a)
   local y = limbs(b)

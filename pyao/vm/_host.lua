@@ -8,7 +8,8 @@
 -- Contract:
 --   host.boot(sources, module_source, budget, env_json)
 --                                      build E, run our library, ao.init(env), then the module
---   host.handle(msg_json, env_json, budget) -> ok, result_json | error, gas_used
+--   host.handle_batch(budget, env_json, allowance, per_message, count, msg...)
+--                                      run messages; per message: ok, gas, flat result | error
 --   host.serialize() -> bytes | nil, reason     canonical bytes of the state
 --   host.deserialize(bytes)                      state back, in place
 -- Determinism: `pairs`/`next` iterate in a canonical key order, `tostring` of
@@ -219,7 +220,10 @@ local function det_pairs(t)
   end, t, nil
 end
 
-local next_cache = setmetatable({}, { __mode = "k" })
+-- table -> its sorted keys while a next() walk is under way; emptied before
+-- every message, so its contents (and the work next() does) depend only on
+-- the message's own calls, never on when the collector ran
+local next_cache = {}
 
 local function det_next(t, k)
   if type(t) ~= "table" then
@@ -394,6 +398,11 @@ local function safe_setmetatable(t, mt)
 end
 
 local bundled = {}
+-- Handed to the bundled modules only (as their chunk's second argument), never
+-- to process code: `next` in the table's raw order, which differs between two
+-- runtimes. The library uses it only where the outcome does not depend on the
+-- order (counting, copying into another table, collecting keys it then sorts).
+local library_private = { unordered_next = next }
 
 local function build_env()
   E = {}
@@ -479,7 +488,7 @@ local function build_env()
       error("module '" .. name .. "' not found (only the bundled modules can be required)", 2)
     end
     local f = assert(real_load(src, "@" .. key .. ".lua", "t", E))
-    local r = f(key)
+    local r = f(key, library_private)
     if r == nil then
       r = true
     end
@@ -522,18 +531,246 @@ function host.boot(sources, module_source, budget, env_json)
   return true, ""
 end
 
-function host.handle(msg_json, env_json, budget)
-  local ok, res = metered(budget, function()
-    local msg = host_json.decode(msg_json)
-    local env = host_json.decode(env_json)
-    if not S.seeded then
-      local mod = type(env.Module) == "table" and env.Module.Id or ""
-      det_randomseed(tostring(msg["Block-Height"]) .. tostring(msg.Owner) .. tostring(mod) .. tostring(msg.Id))
+-- Per message: the msg comes either as flat fields (built by the VM without
+-- any JSON) or as JSON (anything else); env comes as JSON and is decoded once
+-- per distinct text, then copied for every message, so a process that changes
+-- its env sees a fresh one next time, as when it was decoded every time. The
+-- decoding and encoding run outside the meter: gas counts the library's and
+-- the process's work only.
+local env_text, env_template
+
+local function tree_copy(v)
+  if type(v) ~= "table" then
+    return v
+  end
+  local c, n = {}, rawlen(v)
+  for i = 1, n do -- sequences first, in order, as the JSON decoder builds them
+    c[i] = tree_copy(v[i])
+  end
+  for k, x in next, v do
+    if not (mtype(k) == "integer" and k >= 1 and k <= n) then
+      c[k] = tree_copy(x)
     end
-    S.now = msg.Timestamp
-    return host_json.encode(lib_handle(msg, env, host))
-  end)
-  return ok, ok and res or det_tostring(res), used
+  end
+  return c
+end
+
+local function env_for(env_json)
+  if env_json ~= env_text then
+    env_template = host_json.decode(env_json)
+    env_text = env_json
+  end
+  return tree_copy(env_template)
+end
+
+local function step(msg, env)
+  if not S.seeded then
+    local mod = type(env.Module) == "table" and env.Module.Id or ""
+    det_randomseed(tostring(msg["Block-Height"]) .. tostring(msg.Owner) .. tostring(mod) .. tostring(msg.Id))
+  end
+  S.now = msg.Timestamp
+  return lib_handle(msg, env, host)
+end
+
+-- A result as flat values, appended to `out` (see host.handle_batch): "F",
+-- data, prompt, then Messages and Spawns (count, then per item Anchor, Data,
+-- Target (false when absent), tag count (-1: no Tags), names and values), then
+-- Assignments (count, then per item Message, process count, processes); or "E",
+-- the error text. A result of any other shape (a process that rewrote its
+-- outbox) goes as "J", its JSON text, exactly as before the flat form existed.
+local MSG_KEYS = { Anchor = true, Data = true, Target = true, Tags = true }
+local RESULT_KEYS = { Output = true, Messages = true, Spawns = true, Assignments = true, Error = true }
+
+local function plain_list(t) -- a table JSON writes as an array: keys exactly 1..n, no metatable
+  if type(t) ~= "table" or d_getmetatable(t) ~= nil then
+    return nil
+  end
+  local n, count = rawlen(t), 0
+  for k in next, t do
+    count = count + 1
+    if mtype(k) ~= "integer" or k < 1 or k > n then
+      return nil
+    end
+  end
+  return count == n and n or nil
+end
+
+local function flat_item(m, out, no)
+  if type(m) ~= "table" or d_getmetatable(m) ~= nil or next(m) == nil then
+    return nil
+  end
+  for k, v in next, m do
+    if not MSG_KEYS[k] or (k ~= "Tags" and type(v) ~= "string") then
+      return nil
+    end
+  end
+  local tags = m.Tags
+  local nt = -1
+  if tags ~= nil then
+    nt = plain_list(tags)
+    if nt == nil then
+      return nil
+    end
+  end
+  out[no + 1], out[no + 2], out[no + 3], out[no + 4] = m.Anchor or false, m.Data or false, m.Target or false, nt
+  no = no + 4
+  for i = 1, nt do
+    local t = tags[i]
+    if type(t) ~= "table" or d_getmetatable(t) ~= nil then
+      return nil
+    end
+    local name, value = t.name, t.value
+    if type(name) ~= "string" or type(value) ~= "string" or next(t, next(t, next(t))) ~= nil then
+      return nil
+    end
+    out[no + 1], out[no + 2] = name, value
+    no = no + 2
+  end
+  return no
+end
+
+local function flat_list(list, out, no)
+  local n = plain_list(list)
+  if n == nil then
+    return nil
+  end
+  no = no + 1
+  out[no] = n
+  for i = 1, n do
+    no = flat_item(list[i], out, no)
+    if no == nil then
+      return nil
+    end
+  end
+  return no
+end
+
+local function flat_assignments(list, out, no)
+  local n = plain_list(list)
+  if n == nil then
+    return nil
+  end
+  no = no + 1
+  out[no] = n
+  for i = 1, n do
+    local a = list[i]
+    if type(a) ~= "table" or d_getmetatable(a) ~= nil or type(a.Message) ~= "string" then
+      return nil
+    end
+    local procs = a.Processes
+    local np = plain_list(procs)
+    if np == nil or next(a, next(a, next(a))) ~= nil then
+      return nil
+    end
+    out[no + 1], out[no + 2] = a.Message, np
+    no = no + 2
+    for j = 1, np do
+      if type(procs[j]) ~= "string" then
+        return nil
+      end
+      no = no + 1
+      out[no] = procs[j]
+    end
+  end
+  return no
+end
+
+-- Appends r's flat form at out[no + 1 ...]; returns the new end, or nil (then
+-- out past `no` is garbage to overwrite).
+local function flat_result(r, out, no)
+  for k in next, r do -- a key JSON would write that the flat form does not carry
+    if not RESULT_KEYS[k] then
+      return nil
+    end
+  end
+  if r.Error ~= nil then
+    if type(r.Error) ~= "string" then
+      return nil
+    end
+    out[no + 1], out[no + 2] = "E", r.Error
+    return no + 2
+  end
+  local o = r.Output
+  if type(o) ~= "table" or d_getmetatable(o) ~= nil or type(o.data) ~= "string" or type(o.prompt) ~= "string"
+    or o.print ~= true or next(o, next(o, next(o, next(o)))) ~= nil then
+    return nil
+  end
+  out[no + 1], out[no + 2], out[no + 3] = "F", o.data, o.prompt
+  no = flat_list(r.Messages, out, no + 3)
+  no = no and flat_list(r.Spawns, out, no)
+  return no and flat_assignments(r.Assignments, out, no)
+end
+
+-- Runs one message; appends ok, gas, then the result (flat, "E" or "J") or,
+-- when not ok, the error text. Returns the new end of out, whether the
+-- message failed (not ok, or an Error result: its state must be dropped), and
+-- its gas.
+local function run(msg, env, budget, out, no)
+  if next(next_cache) ~= nil then
+    for k in next, next_cache do
+      next_cache[k] = nil
+    end
+  end
+  local ok, res = metered(budget, step, msg, env)
+  local gas = used
+  out[no + 1], out[no + 2] = ok, gas
+  no = no + 2
+  if not ok then
+    out[no + 1] = det_tostring(res)
+    return no + 1, true, gas
+  end
+  local failed = type(res) == "table" and res.Error ~= nil
+  local fno = type(res) == "table" and flat_result(res, out, no)
+  if fno then
+    return fno, failed, gas
+  end
+  out[no + 1], out[no + 2] = "J", host_json.encode(res)
+  return no + 2, failed, gas
+end
+
+-- One message from the batch's arguments at a[i]: "j", its JSON; or "f",
+-- nfields, k1, v1, ..., ntags (-1: no Tags), name1, value1, ...
+local function read_msg(a, i)
+  if a[i] == "j" then
+    return host_json.decode(a[i + 1]), i + 2
+  end
+  local msg = {}
+  i = i + 2
+  for _ = 1, a[i - 1] do
+    msg[a[i]] = a[i + 1]
+    i = i + 2
+  end
+  local nt = a[i]
+  i = i + 1
+  if nt >= 0 then
+    local tags = {}
+    for j = 1, nt do
+      tags[j] = { name = a[i], value = a[i + 1] }
+      i = i + 2
+    end
+    msg.Tags = tags
+  end
+  return msg, i
+end
+
+--- handle_batch(budget, env_json, allowance, per_message, count, msg...) -> for each message run: ok, gas, result
+--- Runs the messages in order under one env. Stops after the first that
+--- fails (its state must be rolled back), and after the one whose gas + per_message brings the allowance
+--- to 0 or below (its state is then due to be written).
+function host.handle_batch(budget, env_json, allowance, per_message, count, ...)
+  local a = { ... }
+  local out, no, i = {}, 0, 1
+  for _ = 1, count do
+    local msg
+    msg, i = read_msg(a, i)
+    local failed, gas
+    no, failed, gas = run(msg, env_for(env_json), budget, out, no)
+    allowance = allowance - gas - per_message
+    if failed or allowance <= 0 then
+      break
+    end
+  end
+  return tunpack(out, 1, no)
 end
 
 

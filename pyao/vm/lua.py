@@ -15,20 +15,31 @@ Contract
 Atomicity and snapshots
 -----------------------
 The instance keeps a *base* (canonical bytes of the Lua state, see
-``_host.lua``) and the *log* of messages handled successfully since. After each
-successful message it tries to re-serialise (every ``compact_every`` messages);
-that fails while the state holds something that cannot be written (a coroutine
-parked by ``Receive``), and then the log simply grows. A message that fails (a
-Lua error, the compute or memory limit) makes the instance rebuild a fresh
-runtime from base + log, so the state is exactly the one before that message.
-``snapshot()`` is base + log; ``restore()`` rebuilds the same way, so a parked
-``Receive`` survives a checkpoint by being replayed.
+``_host.lua``) and the *log* of messages handled successfully since. The state
+is re-serialised on an amortised schedule (``COMPACT_RATIO``, below): once the
+work done since the last attempt, counted in instructions, outweighs the cost
+of serialising. An attempt fails while the state holds something that cannot
+be written (a coroutine parked by ``Receive``), and then the log simply grows.
+A message that fails (a Lua error, the compute or memory limit) makes the
+instance rebuild a fresh runtime from base + log, so the state is exactly the
+one before that message. ``snapshot()`` is base + log (+ the schedule's
+counters); ``restore()`` rebuilds the same way, so a parked ``Receive``
+survives a checkpoint by being replayed. The schedule is counted, not timed,
+so equal histories give equal snapshots.
+
+Speed
+-----
+``handle_many`` runs a page of messages in one call into Lua. A msg crosses as
+flat values (no JSON either way unless it has an unusual shape), env as JSON
+decoded once per distinct env; results come back flat (``_parse_run``).
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
+import math
 import struct
 from importlib import resources
 
@@ -43,7 +54,21 @@ LIBRARY_MODULES = ("json", "utils", "handlers", "ao", "process")
 OPTIONAL_MODULES = {"decimal": "decimal.lua", "blueprints.token": "blueprints/token.lua"}
 #: blueprints: ``require("blueprints.<name>")``, ``require(".<name>")``, or Eval of ``blueprint_source(name)``
 BLUEPRINTS = ("token",)
-COMPACT_EVERY = 16  # messages between two serialisations of the state (bench/bench_lua_vm.py)
+# Amortised compaction (see "Atomicity and snapshots" above): the state is
+# re-serialised once the work done since the last attempt reaches COMPACT_RATIO
+# times the cost of serialising it. Both are counted in Lua instructions, not
+# timed, so two CUs compact at the same messages and their snapshots agree byte
+# for byte: a message costs its gas plus PER_MESSAGE_WORK (the host's own work),
+# a serialisation SERIALISE_WORK plus WORK_PER_STATE_BYTE per byte of the last
+# base. Calibrated with bench/bench_lua_vm.py: serialising costs ~1 ms plus
+# ~40 ns a byte, one instruction ~20 ns, the host's work ~70 us a message.
+# Serialising then takes under 1/COMPACT_RATIO of the time spent handling, and
+# a rollback replays at most about COMPACT_RATIO serialisations' worth of work.
+COMPACT_RATIO = 10
+PER_MESSAGE_WORK = 3_000
+SERIALISE_WORK = 50_000
+WORK_PER_STATE_BYTE = 2
+BATCH = 64  # messages per crossing into Lua in handle_many
 BOOT_BUDGET = 10**9  # instructions for our library plus the module's top level
 _MAGIC = b"PYAO-LUA-STATE-1\n"
 
@@ -93,14 +118,13 @@ class _Runtime:
         """Context for host work (serialising) that must not hit the process's memory cap."""
         return _Unlimited(self)
 
-    def handle(self, msg_json: bytes, env_json: bytes) -> tuple[bool, bytes, int]:
-        try:
-            ok, payload, gas = self.host.handle(msg_json, env_json, self.limits.compute)
-        except lupa.LuaMemoryError:
-            return False, b"memory limit exceeded", 0
-        except lupa.LuaError as exc:  # an error outside the host's own pcall
-            return False, str(exc).encode(), 0
-        return bool(ok), payload, int(gas)
+    def run_batch(self, env_json: bytes, calls: list[tuple], allowance: int, per_message: int) -> tuple:
+        """``host.handle_batch`` over ``calls`` (each from ``_flatten``, or ``(b"j", msg_json)``):
+        per message run, ``ok, gas, *result`` (see ``_parse_batch``). Raises lupa's
+        LuaError when something fails outside the per-message pcall (memory while
+        encoding, say): the caller cannot know how far the batch got."""
+        args = [arg for call in calls for arg in call]
+        return self.host.handle_batch(self.limits.compute, env_json, allowance, per_message, len(calls), *args)
 
     def serialize(self) -> bytes | None:
         with self.unlimited():
@@ -126,8 +150,122 @@ class _Unlimited:
         self.rt.lua.set_max_memory(self.rt.limits.memory, total=True)
 
 
-def _result(payload: bytes, gas: int) -> EvalResult:
-    out = json.loads(payload.decode(errors="replace"))
+_INT64 = range(-(1 << 63), 1 << 63)
+
+
+def _flatten(msg: dict) -> tuple | None:
+    """``(b"f", nfields, k1, v1, …, ntags | -1, name1, value1, …)`` for a msg of plain
+    scalars plus a ``Tags`` list of ``{name, value}`` strings, or None for anything
+    else (which then goes as JSON). The Lua table built from it equals the one the
+    JSON decoder builds: a None value is a missing key, as JSON's null is."""
+    fields: list = []
+    tags = None
+    for key, value in msg.items():
+        kind = type(value)
+        if type(key) is not str:
+            return None
+        if key == "Tags" and kind is list:
+            tags = value
+            continue
+        if kind is str:
+            fields += (key.encode(), value.encode())
+        elif value is None:
+            continue
+        elif kind is bool or (kind is int and value in _INT64) or (kind is float and math.isfinite(value)):
+            fields += (key.encode(), value)
+        else:
+            return None
+    flat = [b"f", len(fields) // 2, *fields]
+    if tags is None:
+        flat.append(-1)
+        return tuple(flat)
+    flat.append(len(tags))
+    for tag in tags:
+        if type(tag) is not dict or len(tag) != 2:
+            return None
+        name, value = tag.get("name"), tag.get("value")
+        if type(name) is not str or type(value) is not str:
+            return None
+        flat += (name.encode(), value.encode())
+    return tuple(flat)
+
+
+def _call(msg: dict) -> tuple:
+    """How ``_Runtime.run_batch`` takes a msg: flat fields, else ``(b"j", msg_json)``."""
+    flat = _flatten(msg)
+    return flat if flat is not None else (b"j", _dumps(msg))
+
+
+def _unflatten(flat: tuple) -> dict:
+    """The msg dict back from ``_flatten``'s tuple (for snapshots): same Lua table when decoded."""
+    msg: dict = {}
+    n, i = flat[1], 2
+    for _ in range(n):
+        key, value = flat[i].decode(), flat[i + 1]
+        msg[key] = value.decode() if type(value) is bytes else value
+        i += 2
+    if flat[i] >= 0:
+        msg["Tags"] = [
+            {"name": flat[j].decode(), "value": flat[j + 1].decode()} for j in range(i + 1, i + 1 + 2 * flat[i], 2)
+        ]
+    return msg
+
+
+def _text(b: bytes) -> str:
+    return b.decode(errors="replace")
+
+
+def _items(vals: tuple, i: int) -> tuple[list[dict], int]:
+    """Messages or Spawns from the flat result at ``i`` (see ``_host.lua flat_result``)."""
+    out = []
+    count, i = vals[i], i + 1
+    for _ in range(count):
+        anchor, data, target, ntags = vals[i : i + 4]
+        i += 4
+        item: dict = {}
+        if anchor is not False:
+            item["Anchor"] = anchor.decode(errors="replace")
+        if data is not False:
+            item["Data"] = data.decode(errors="replace")
+        if ntags >= 0:
+            item["Tags"] = [
+                {"name": vals[j].decode(errors="replace"), "value": vals[j + 1].decode(errors="replace")}
+                for j in range(i, i + 2 * ntags, 2)
+            ]
+            i += 2 * ntags
+        if target is not False:
+            item["Target"] = target.decode(errors="replace")
+        out.append(item)
+    return out, i
+
+
+def _parse_run(vals: tuple, i: int) -> tuple[bool, EvalResult, int]:
+    """One message's run in ``host.handle_batch``'s output at ``i``: ok, its result, the next position."""
+    ok, gas, kind = vals[i : i + 3]
+    if not ok:
+        return False, EvalResult(error=_text(kind), gas_used=gas), i + 3
+    if kind == b"E":
+        return True, EvalResult(error=_text(vals[i + 3]), gas_used=gas), i + 4
+    if kind == b"J":
+        return True, _json_result(vals[i + 3], gas), i + 4
+    output = {"data": _text(vals[i + 3]), "print": True, "prompt": _text(vals[i + 4])}
+    messages, i = _items(vals, i + 5)
+    spawns, i = _items(vals, i)
+    assignments = []
+    count, i = vals[i], i + 1
+    for _ in range(count):
+        message, nprocs = vals[i], vals[i + 1]
+        i += 2
+        assignments.append({"Message": _text(message), "Processes": [_text(p) for p in vals[i : i + nprocs]]})
+        i += nprocs
+    result = EvalResult(
+        output=output, messages=tuple(messages), spawns=tuple(spawns), assignments=tuple(assignments), gas_used=gas
+    )
+    return True, result, i
+
+
+def _json_result(payload: bytes, gas: int) -> EvalResult:
+    out = json.loads(_text(payload))
     if "Error" in out:
         return EvalResult(error=out["Error"], gas_used=gas)
     return EvalResult(
@@ -155,10 +293,10 @@ class LuaProcess(ProcessInstance):
     """A process running in the native Lua VM (see the module docstring)."""
 
     def __init__(
-        self, module: ModuleSource, process: ProcessContext, limits: Limits, compact_every: int = COMPACT_EVERY
+        self, module: ModuleSource, process: ProcessContext, limits: Limits, compact_every: int | None = None
     ) -> None:
         self.module, self.process, self.limits = module, process, limits
-        self.compact_every = max(1, compact_every)
+        self.compact_every = None if compact_every is None else max(1, compact_every)
         self._digest = hashlib.sha256(_LIBRARY_DIGEST.encode() + b"\0" + module.data).hexdigest()
         self._boot_env = _dumps(_boot_env(module, process))
         self._rt = _Runtime(module.data, limits, self._boot_env)
@@ -166,49 +304,140 @@ class LuaProcess(ProcessInstance):
         if base is None:
             raise ModuleError("the module's top level left state that cannot be serialised (a coroutine?)")
         self._base: bytes = base
-        self._log: list[tuple[bytes, bytes]] = []
+        self._log: list[tuple[tuple, bytes]] = []  # (msg as _Runtime.handle takes it, env_json)
+        self._work = 0  # work since the last compaction attempt, in instructions (see COMPACT_RATIO)
+        self._compact_at = _compact_threshold(len(base))
+        self._env_seen_obj: dict | None = None  # the env last seen, and a copy to notice changes in place
+        self._env_seen: dict | None = None
+        self._env_json = b""
 
     # ------------------------------------------------------------ messages
 
     def handle(self, msg: dict, env: dict) -> EvalResult:
-        msg_json, env_json = _dumps(msg), _dumps(env)
-        ok, payload, gas = self._rt.handle(msg_json, env_json)
-        result = _result(payload, gas) if ok else EvalResult(error=payload.decode(errors="replace"), gas_used=gas)
-        if result.error is not None:
-            self._rebuild()
-            return result
-        self._log.append((msg_json, env_json))
-        if len(self._log) >= self.compact_every:
-            base = self._rt.serialize()
-            if base is not None:
-                self._base, self._log = base, []
-        return result
+        return self.handle_many([msg], env)[0]
+
+    def handle_many(self, msgs: list[dict], env: dict) -> list[EvalResult]:
+        """The messages in order, as ``handle`` one by one would, with fewer crossings into Lua."""
+        env_json = self._env_text(env)
+        calls = [_call(msg) for msg in msgs]
+        results: list[EvalResult] = []
+        pos, careful = 0, 0  # careful: messages left to run one at a time after a batch broke
+        while pos < len(calls):
+            size = 1 if careful else BATCH
+            if self.compact_every is not None:
+                size = min(size, max(1, self.compact_every - len(self._log)))
+            chunk = calls[pos : pos + size]
+            allowance = 1 << 62 if self.compact_every is not None else self._compact_at - self._work
+            try:
+                vals = self._rt.run_batch(env_json, chunk, allowance, PER_MESSAGE_WORK)
+            except lupa.LuaError as exc:
+                self._rebuild()
+                if len(chunk) > 1:
+                    careful = len(chunk)
+                    continue
+                error = "memory limit exceeded" if isinstance(exc, lupa.LuaMemoryError) else str(exc)
+                results.append(EvalResult(error=error))
+                pos += 1
+                careful = max(0, careful - 1)
+                continue
+            done = self._take(vals, chunk, env_json, results)
+            pos += done
+            careful = max(0, careful - done)
+        return results
+
+    def _take(self, vals: tuple, chunk: list[tuple], env_json: bytes, results: list[EvalResult]) -> int:
+        """Books the runs of one batch: log, work, results; rolls back or compacts. Returns how many ran."""
+        i = 0
+        for n, call in enumerate(chunk, 1):
+            _ok, result, i = _parse_run(vals, i)
+            results.append(result)
+            if result.error is not None:
+                self._rebuild()
+                return n
+            self._log.append((call, env_json))
+            self._work += result.gas_used + PER_MESSAGE_WORK
+            if i >= len(vals):
+                if self._compact_due():
+                    self._compact()
+                return n
+        raise AssertionError("unreachable: the batch ran every message")
+
+    def _env_text(self, env: dict) -> bytes:
+        """env as JSON, re-encoded only when it changed (the engine passes one env per process)."""
+        if env is not self._env_seen_obj or env != self._env_seen:
+            self._env_seen_obj, self._env_seen = env, copy.deepcopy(env)
+            self._env_json = _dumps(env)
+        return self._env_json
+
+    def _compact_due(self) -> bool:
+        if self.compact_every is not None:
+            return len(self._log) >= self.compact_every
+        return self._work >= self._compact_at
+
+    def _compact(self) -> None:
+        """Try to make the current state the new base. Fails while a Receive is parked:
+        then the log keeps growing, and the next attempt waits twice as long."""
+        self._work = 0
+        base = self._rt.serialize()
+        if base is None:
+            self._compact_at *= 2
+            return
+        self._base, self._log = base, []
+        self._compact_at = _compact_threshold(len(base))
 
     def _rebuild(self) -> None:
         """A fresh runtime holding base + log: the state before the failed message."""
         rt = _Runtime(self.module.data, self.limits, self._boot_env)
         rt.deserialize(self._base)
-        for msg_json, env_json in self._log:
-            ok, payload, _ = rt.handle(msg_json, env_json)
-            if not ok or "Error" in json.loads(payload):
-                raise SnapshotError("replaying the message log did not repeat its results")
+        pos = 0
+        while pos < len(self._log):
+            env_json = self._log[pos][1]
+            chunk = []
+            while pos < len(self._log) and len(chunk) < BATCH and self._log[pos][1] == env_json:
+                chunk.append(self._log[pos][0])
+                pos += 1
+            try:
+                vals = rt.run_batch(env_json, chunk, 1 << 62, 0)
+            except lupa.LuaError:
+                vals = ()
+            i = 0
+            for _ in chunk:
+                if i >= len(vals):
+                    raise SnapshotError("replaying the message log did not repeat its results")
+                _ok, result, i = _parse_run(vals, i)
+                if result.error is not None:
+                    raise SnapshotError("replaying the message log did not repeat its results")
         self._rt = rt
 
     # ----------------------------------------------------------- snapshots
 
     def snapshot(self) -> bytes:
-        header = _dumps({"format": LUA_NATIVE_FORMAT, "digest": self._digest, "log": len(self._log)})
+        header = _dumps(
+            {
+                "format": LUA_NATIVE_FORMAT,
+                "digest": self._digest,
+                "log": len(self._log),
+                "work": self._work,
+                "compact_at": self._compact_at,
+            }
+        )
         parts = [_MAGIC, struct.pack(">I", len(header)), header, struct.pack(">Q", len(self._base)), self._base]
-        for msg_json, env_json in self._log:
+        for call, env_json in self._log:
+            msg_json = call[1] if call[0] == b"j" else _dumps(_unflatten(call))
             parts += [struct.pack(">II", len(msg_json), len(env_json)), msg_json, env_json]
         return b"".join(parts)
 
     def restore(self, data: bytes) -> None:
-        base, log = self._parse(data)
-        self._base, self._log = base, log
+        header, base, log = self._parse(data)
+        calls = []
+        for msg_json, env_json in log:
+            flat = _flatten(json.loads(msg_json))
+            calls.append((flat if flat is not None else (b"j", msg_json), env_json))
+        self._base, self._log = base, calls
         self._rebuild()
+        self._work, self._compact_at = header["work"], header["compact_at"]
 
-    def _parse(self, data: bytes) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+    def _parse(self, data: bytes) -> tuple[dict, bytes, list[tuple[bytes, bytes]]]:
         try:
             if not data.startswith(_MAGIC):
                 raise ValueError("not a pyao Lua snapshot")
@@ -227,11 +456,19 @@ class LuaProcess(ProcessInstance):
                 pos += mlen + elen
             if pos != len(data) or len(base) != blen:
                 raise ValueError("truncated or trailing bytes")
+            if not all(type(header[k]) is int and header[k] >= 0 for k in ("work", "compact_at")):
+                raise ValueError("bad compaction counters")
+            for msg_json, _env_json in log:
+                json.loads(msg_json)
         except (ValueError, KeyError, TypeError, struct.error) as exc:
             raise SnapshotError(f"damaged snapshot: {exc}") from None
         if header.get("digest") != self._digest:
             raise SnapshotError("snapshot was made for another module or library version")
-        return base, log
+        return header, base, log
+
+
+def _compact_threshold(base_len: int) -> int:
+    return COMPACT_RATIO * (SERIALISE_WORK + WORK_PER_STATE_BYTE * base_len)
 
 
 class LuaVM(VM):
@@ -239,7 +476,7 @@ class LuaVM(VM):
 
     formats = (LUA_NATIVE_FORMAT,)
 
-    def __init__(self, compact_every: int = COMPACT_EVERY, devices: Devices | None = None) -> None:
+    def __init__(self, compact_every: int | None = None, devices: Devices | None = None) -> None:
         self.compact_every = compact_every
         self.devices: Devices = devices or {}
 
