@@ -282,14 +282,26 @@ local function always()
   return true
 end
 
+-- Is the named handler there already, exactly as `add` would leave it?
+local function installed(name, pattern, handle)
+  for _, h in ipairs(Handlers.list) do
+    if h.name == name then
+      return h.pattern == pattern and h.handle == handle and h.maxRuns == nil
+    end
+  end
+  return false
+end
+
 local function install_builtins(msg, env)
-  Handlers.add("_eval", is_eval, eval_handler)
+  if not (installed("_eval", is_eval, eval_handler) and installed("_default", always, default_handler)) then
+    Handlers.add("_eval", is_eval, eval_handler)
+    Handlers.append("_default", always, default_handler)
+  end
   if msg.Id == env.Process.Id then
     Handlers.once("_boot", function(m)
       return m.Tags.Type == "Process" and Owner == m.From
     end, boot_handler)
   end
-  Handlers.append("_default", always, default_handler)
 end
 
 local function result(extra)
@@ -299,8 +311,10 @@ local function result(extra)
     Spawns = ao.outbox.Spawns,
     Assignments = ao.outbox.Assignments,
   }
-  for k, v in pairs(extra or {}) do
-    out[k] = v
+  if extra then
+    for k, v in pairs(extra) do
+      out[k] = v
+    end
   end
   return out
 end

@@ -64,7 +64,7 @@ BLUEPRINTS = ("token",)
 # ~40 ns a byte, one instruction ~20 ns, the host's work ~70 us a message.
 # Serialising then takes under 1/COMPACT_RATIO of the time spent handling, and
 # a rollback replays at most about COMPACT_RATIO serialisations' worth of work.
-COMPACT_RATIO = 10
+COMPACT_RATIO = 20
 PER_MESSAGE_WORK = 3_000
 SERIALISE_WORK = 50_000
 WORK_PER_STATE_BYTE = 2
@@ -228,11 +228,12 @@ def _items(vals: tuple, i: int) -> tuple[list[dict], int]:
         if data is not False:
             item["Data"] = data.decode(errors="replace")
         if ntags >= 0:
+            end = i + 2 * ntags
             item["Tags"] = [
-                {"name": vals[j].decode(errors="replace"), "value": vals[j + 1].decode(errors="replace")}
-                for j in range(i, i + 2 * ntags, 2)
+                {"name": name.decode(errors="replace"), "value": value.decode(errors="replace")}
+                for name, value in zip(vals[i:end:2], vals[i + 1 : end : 2], strict=True)
             ]
-            i += 2 * ntags
+            i = end
         if target is not False:
             item["Target"] = target.decode(errors="replace")
         out.append(item)
@@ -331,10 +332,11 @@ class LuaProcess(ProcessInstance):
             try:
                 vals = self._rt.run_batch(env_json, chunk, allowance, PER_MESSAGE_WORK)
             except lupa.LuaError as exc:
-                self._rebuild()
                 if len(chunk) > 1:
+                    self._rebuild()
                     careful = len(chunk)
                     continue
+                self._rollback()
                 error = "memory limit exceeded" if isinstance(exc, lupa.LuaMemoryError) else str(exc)
                 results.append(EvalResult(error=error))
                 pos += 1
@@ -352,7 +354,7 @@ class LuaProcess(ProcessInstance):
             _ok, result, i = _parse_run(vals, i)
             results.append(result)
             if result.error is not None:
-                self._rebuild()
+                self._rollback()
                 return n
             self._log.append((call, env_json))
             self._work += result.gas_used + PER_MESSAGE_WORK
@@ -384,6 +386,13 @@ class LuaProcess(ProcessInstance):
             return
         self._base, self._log = base, []
         self._compact_at = _compact_threshold(len(base))
+
+    def _rollback(self) -> None:
+        """Back to the state before a failed message; then write it as the base, so that a
+        run of failing messages costs a rebuild each, not a replay of the whole log each."""
+        self._rebuild()
+        if self._log:
+            self._compact()
 
     def _rebuild(self) -> None:
         """A fresh runtime holding base + log: the state before the failed message."""
