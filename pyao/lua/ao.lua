@@ -3,6 +3,21 @@
 
 local _, private = ...
 local unordered_next = private and private.unordered_next -- see _host.lua; nil when loaded by Eval
+local gmatch = private and private.gmatch or string.gmatch -- raw: the patterns here are linear
+local find = private and private.find or string.find
+
+-- s without leading and trailing white space, in linear time
+local function trim(s)
+  local a = find(s, "%S")
+  if not a then
+    return ""
+  end
+  local b = #s
+  while find(s, "^%s", b) do
+    b = b - 1
+  end
+  return s:sub(a, b)
+end
 local json = require("json")
 
 local ao = {
@@ -110,8 +125,8 @@ function ao.init(env)
     if t.name == "Module" then
       ao._module = t.value
     elseif t.name == "Authority" then
-      for part in string.gmatch(t.value, "[^,]+") do
-        part = part:match("^%s*(.-)%s*$")
+      for part in gmatch(t.value, "[^,]+") do
+        part = trim(part)
         if part ~= "" and not member(ao.authorities, part) then
           ao.authorities[#ao.authorities + 1] = part
         end

@@ -18,6 +18,9 @@
 
 local decimal = { _version = "pyao-1" }
 
+local _, private = ...
+local find = private and private.find or string.find -- raw: the patterns here are linear
+
 local LIMB = 9
 local BASE = 1000000000
 
@@ -28,10 +31,10 @@ function decimal.parse(v)
     end
     return string.format("%d", v)
   end
-  if type(v) ~= "string" or v == "" or v:find("%D") then
+  if type(v) ~= "string" or v == "" or find(v, "%D") then
     return nil
   end
-  local start = v:find("[1-9]")
+  local start = find(v, "[1-9]")
   if not start then
     return "0"
   end
