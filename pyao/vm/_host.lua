@@ -85,63 +85,105 @@ local function keyless(a, b)
 end
 
 -- Objects get their stable id the first time they are ordered or printed. New
--- objects met together are numbered by a shallow fingerprint of their
--- contents, never by address; objects with equal fingerprints remain a known
--- source of non-determinism (docs/lua-modules.md).
+-- objects met together are numbered by a fingerprint of their contents (and,
+-- for table keys, of the value they key), never by address. Only objects alike
+-- in all of that are left in address order: a known, documented gap
+-- (docs/lua-modules.md, "Determinism"). No sort here takes a Lua comparator, so
+-- the instructions spent (and so the gas) do not depend on the table's raw order.
+local function scalar(v)
+  local tv = type(v)
+  if tv == "string" then
+    return sformat("%q", v)
+  elseif tv == "number" then
+    return mtype(v) .. sformat(mtype(v) == "integer" and "%d" or "%a", v)
+  elseif tv == "boolean" then
+    return tostring(v)
+  end
+  return tv
+end
+
 local function fingerprint(o)
-  if type(o) == "function" then
+  local ty = type(o)
+  if ty == "function" then
     local info = d_getinfo(o, "S")
-    return "f" .. info.source .. ":" .. info.linedefined
-  elseif type(o) ~= "table" then
-    return type(o)
+    local parts, i = { "f", info.source, ":", info.linedefined }, 1
+    while true do -- the upvalues' scalar values tell closures of one definition apart
+      local name, v = d_getupvalue(o, i)
+      if name == nil then
+        break
+      end
+      parts[#parts + 1] = "," .. scalar(v)
+      i = i + 1
+    end
+    return tconcat(parts)
+  elseif ty == "thread" then
+    local info = d_getinfo(o, 1, "Sl")
+    return "c" .. coroutine.status(o) .. (info and (info.source .. ":" .. info.currentline) or "")
+  elseif ty ~= "table" then
+    return ty
   end
   local parts, n = {}, 0
   for k, v in next, o do
-    local tk, tv = type(k), type(v)
-    if (tk == "string" or tk == "number" or tk == "boolean") then
+    local tk = type(k)
+    if tk == "string" or tk == "number" or tk == "boolean" then
       n = n + 1
-      parts[n] = sformat("%s=%s", tk == "string" and sformat("%q", k) or tostring(k),
-        (tv == "string" and sformat("%q", v)) or ((tv == "number" or tv == "boolean") and tostring(v)) or tv)
+      parts[n] = scalar(k) .. "=" .. scalar(v)
+    else
+      n = n + 1
+      parts[n] = "~" .. tk .. "=" .. scalar(v)
     end
   end
   tsort(parts)
-  return "t" .. tconcat(parts, ",")
+  return "t" .. (d_getmetatable(o) and "m" or "") .. tconcat(parts, ",")
 end
 
--- Order object keys: known ids first, then new objects by fingerprint. With
--- `assign`, the new ones get their ids (pairs, next); the serializer does not
--- assign, so taking a snapshot never changes the state.
-local function order_objects(objs, n, assign)
-  local known, fresh, nk, nf = {}, {}, 0, 0
+-- Order the object keys of t: known ids first (by id), then new objects by
+-- fingerprint of key and value. With `assign`, the new ones get their ids
+-- (pairs, next); the serializer does not assign, so taking a snapshot never
+-- changes the state.
+local function order_objects(objs, n, assign, t)
+  local known_ids, by_id, fresh_groups, fresh_keys = {}, {}, {}, {}
+  local nk, ng = 0, 0
   for i = 1, n do
     local o = objs[i]
-    if ids[o] then
+    local id = ids[o]
+    if id then
       nk = nk + 1
-      known[nk] = o
+      known_ids[nk] = id
+      by_id[id] = o
     else
-      nf = nf + 1
-      fresh[nf] = o
+      local v = t and rawget(t, o)
+      local tv = type(v)
+      local vfp = (tv == "table" or tv == "function" or tv == "thread" or tv == "userdata") and fingerprint(v) or scalar(v)
+      local fp = fingerprint(o) .. "\0" .. vfp
+      local group = fresh_groups[fp]
+      if group == nil then
+        group = {}
+        fresh_groups[fp] = group
+        ng = ng + 1
+        fresh_keys[ng] = fp
+      end
+      group[#group + 1] = o
     end
   end
-  tsort(known, function(a, b)
-    return ids[a] < ids[b]
-  end)
-  if nf > 1 then
-    local fp = {}
-    for i = 1, nf do
-      fp[fresh[i]] = fingerprint(fresh[i])
-    end
-    tsort(fresh, function(a, b)
-      return fp[a] < fp[b]
-    end)
+  tsort(known_ids)
+  local out = {}
+  for i = 1, nk do
+    out[i] = by_id[known_ids[i]]
   end
-  for i = 1, nf do
-    if assign then
-      idof(fresh[i])
+  tsort(fresh_keys)
+  local m = nk
+  for i = 1, ng do
+    local group = fresh_groups[fresh_keys[i]]
+    for j = 1, #group do
+      m = m + 1
+      out[m] = group[j]
+      if assign then
+        idof(group[j])
+      end
     end
-    known[nk + i] = fresh[i]
   end
-  return known
+  return out
 end
 
 local function sorted_keys(t, assign)
@@ -169,7 +211,7 @@ local function sorted_keys(t, assign)
   tsort(nums)
   tsort(strs)
   if n3 > 0 then
-    objs = order_objects(objs, n3, assign ~= false)
+    objs = order_objects(objs, n3, assign ~= false, t)
   end
   local n = n1
   for i = 1, n2 do
