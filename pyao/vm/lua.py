@@ -51,9 +51,13 @@ from pyao.errors import ModuleError, SnapshotError
 LUA_NATIVE_FORMAT = "lua53-pyao-native-1"
 LIBRARY_MODULES = ("json", "utils", "handlers", "ao", "process")
 #: bundled modules loaded only on ``require``: name -> file under pyao/lua
-OPTIONAL_MODULES = {"decimal": "decimal.lua", "blueprints.token": "blueprints/token.lua"}
+OPTIONAL_MODULES = {
+    "decimal": "decimal.lua",
+    "blueprints.token": "blueprints/token.lua",
+    "blueprints.chatroom": "blueprints/chatroom.lua",
+}
 #: blueprints: ``require("blueprints.<name>")``, ``require(".<name>")``, or Eval of ``blueprint_source(name)``
-BLUEPRINTS = ("token",)
+BLUEPRINTS = ("token", "chatroom")
 # Amortised compaction (see "Atomicity and snapshots" above): the state is
 # re-serialised once the work done since the last attempt reaches COMPACT_RATIO
 # times the cost of serialising it. Both are counted in Lua instructions, not

@@ -131,7 +131,8 @@ OBJECT_KEYS = [
     ),
     (
         "eval",
-        "local o = {} for k, v in pairs(Reg) do o[#o + 1] = type(k) .. ':' .. tostring(v) end return table.concat(o, ';')",
+        "local o = {} for k, v in pairs(Reg) do o[#o + 1] = type(k) .. ':' .. tostring(v) end "
+        "return table.concat(o, ';')",
     ),
     ("eval", "local n = 0 local k = next(Reg) while k do n = n + 1 k = next(Reg, k) end return n"),
     ("eval", "for k in pairs(Reg) do if type(k) == 'thread' then Reg[k] = nil end end"),  # state without coroutines
