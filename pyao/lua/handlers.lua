@@ -158,7 +158,9 @@ function handlers.evaluate(msg, env)
   -- handlers removed while evaluating do not run
   local list = handlers.list
   local snapshot = table.move(list, 1, #list, 1, {})
-  for i, h in ipairs(snapshot) do
+  local i = 1
+  local h = snapshot[1]
+  while h ~= nil do -- as ipairs, without its iterator calls
     -- still listed (by name)? handlers.list[i] == h answers yes at once while the list is unchanged
     if h.name ~= "_default" and (handlers.list[i] == h or index_of(h.name)) then
       local v = verdict(utils.matchesSpec(msg, h.pattern))
@@ -175,6 +177,8 @@ function handlers.evaluate(msg, env)
         end
       end
     end
+    i = i + 1
+    h = snapshot[i]
   end
   local d = index_of("_default")
   if d then

@@ -215,8 +215,17 @@ def _unflatten(flat: tuple) -> dict:
     return msg
 
 
-def _text(b: bytes) -> str:
-    return b.decode(errors="replace")
+_DECODE = bytes.decode
+_TEXTS: dict[bytes, str] = {}  # short strings seen before (tag names, "ao", prompts): decoded once
+
+
+def _text(b: bytes, _texts: dict = _TEXTS, _decode=_DECODE) -> str:
+    s = _texts.get(b)
+    if s is None:
+        s = _decode(b, "utf-8", "replace")
+        if len(b) <= 64 and len(_texts) < 8192:
+            _texts[b] = s
+    return s
 
 
 def _items(vals: tuple, i: int) -> tuple[list[dict], int]:
@@ -228,18 +237,18 @@ def _items(vals: tuple, i: int) -> tuple[list[dict], int]:
         i += 4
         item: dict = {}
         if anchor is not False:
-            item["Anchor"] = anchor.decode(errors="replace")
+            item["Anchor"] = _text(anchor)
         if data is not False:
-            item["Data"] = data.decode(errors="replace")
+            item["Data"] = _text(data)
         if ntags >= 0:
             end = i + 2 * ntags
             item["Tags"] = [
-                {"name": name.decode(errors="replace"), "value": value.decode(errors="replace")}
+                {"name": _text(name), "value": _text(value)}
                 for name, value in zip(vals[i:end:2], vals[i + 1 : end : 2], strict=True)
             ]
             i = end
         if target is not False:
-            item["Target"] = target.decode(errors="replace")
+            item["Target"] = _text(target)
         out.append(item)
     return out, i
 
