@@ -866,6 +866,7 @@ end
 -- the error text. A result of any other shape (a process that rewrote its
 -- outbox) goes as "J", its JSON text, exactly as before the flat form existed.
 local MSG_KEYS = { Anchor = true, Data = true, Target = true, Tags = true }
+local MAX_FLAT = 100000 -- values per result, and per batch, returned flat (Lua's stack holds 1,000,000)
 local RESULT_KEYS = { Output = true, Messages = true, Spawns = true, Assignments = true, Error = true }
 
 local function plain_list(t) -- a table JSON writes as an array: keys exactly 1..n, no metatable
@@ -1008,8 +1009,11 @@ local function run(msg, env, budget, out, no)
   end
   local failed = type(res) == "table" and res.Error ~= nil
   local fno = type(res) == "table" and flat_result(res, out, no)
-  if fno then
+  if fno and fno - no <= MAX_FLAT then
     return fno, failed, gas
+  end
+  for i = no + 1, fno or no do -- too big to cross as values (Lua's stack): one JSON string instead
+    out[i] = nil
   end
   out[no + 1], out[no + 2] = "J", host_json.encode(res)
   return no + 2, failed, gas
@@ -1042,7 +1046,8 @@ end
 
 --- handle_batch(budget, env_json, allowance, per_message, count, msg...) -> for each message run: ok, gas, result
 --- Runs the messages in order under one env. Stops after the first that
---- fails (its state must be rolled back), and after the one whose gas + per_message brings the allowance
+--- fails (its state must be rolled back), once the output holds more than
+--- MAX_FLAT values, and after the one whose gas + per_message brings the allowance
 --- to 0 or below (its state is then due to be written).
 function host.handle_batch(budget, env_json, allowance, per_message, count, ...)
   local a = { ... }
@@ -1053,7 +1058,7 @@ function host.handle_batch(budget, env_json, allowance, per_message, count, ...)
     local failed, gas
     no, failed, gas = run(msg, env_for(env_json), budget, out, no)
     allowance = allowance - gas - per_message
-    if failed or allowance <= 0 then
+    if failed or allowance <= 0 or no > MAX_FLAT then
       break
     end
   end

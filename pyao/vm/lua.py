@@ -10,7 +10,9 @@ Contract
 * Side effects: none outside the instance. The sandbox has no os (only a
   deterministic ``os.time``), io, debug, file access or binary ``load``;
   ``require`` serves the bundled modules only (the library, ``decimal`` and the
-  blueprints, see ``BLUEPRINTS``); lupa's ``python`` table is gone.
+  blueprints, see ``BLUEPRINTS``); lupa's ``python`` table is gone. Work in C
+  that the instruction hook cannot see (backtracking patterns, ``string.rep``
+  of nothing, ``table.insert/remove/move``) is charged or metered too.
 
 Atomicity and snapshots
 -----------------------
@@ -22,7 +24,8 @@ of serialising. An attempt fails while the state holds something that cannot
 be written (a coroutine parked by ``Receive``), and then the log simply grows.
 A message that fails (a Lua error, the compute or memory limit) makes the
 instance rebuild a fresh runtime from base + log, so the state is exactly the
-one before that message. ``snapshot()`` is base + log (+ the schedule's
+one before that message; that state then becomes the base, so a run of failing
+messages costs a rebuild each, not a replay of the log each. ``snapshot()`` is base + log (+ the schedule's
 counters); ``restore()`` rebuilds the same way, so a parked ``Receive``
 survives a checkpoint by being replayed. The schedule is counted, not timed,
 so equal histories give equal snapshots.
@@ -155,6 +158,7 @@ class _Unlimited:
 
 
 _INT64 = range(-(1 << 63), 1 << 63)
+_MAX_FLAT_TAGS = 10_000  # more go as JSON: a batch's values must fit Lua's stack
 
 
 def _flatten(msg: dict) -> tuple | None:
@@ -162,6 +166,8 @@ def _flatten(msg: dict) -> tuple | None:
     scalars plus a ``Tags`` list of ``{name, value}`` strings, or None for anything
     else (which then goes as JSON). The Lua table built from it equals the one the
     JSON decoder builds: a None value is a missing key, as JSON's null is."""
+    if len(msg) > _MAX_FLAT_TAGS:
+        return None
     fields: list = []
     tags = None
     for key, value in msg.items():
@@ -183,6 +189,8 @@ def _flatten(msg: dict) -> tuple | None:
     if tags is None:
         flat.append(-1)
         return tuple(flat)
+    if len(tags) > _MAX_FLAT_TAGS:
+        return None
     flat.append(len(tags))
     for tag in tags:
         if type(tag) is not dict or len(tag) != 2:

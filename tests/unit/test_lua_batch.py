@@ -180,3 +180,21 @@ def test_normal_names_really_are_normal():
         "return table.concat(o, ' ')"
     )
     assert out.split(" ") == names
+
+
+@pytest.mark.slow
+def test_giant_results_and_msgs_still_cross():
+    """Too many values for Lua's stack: a result goes as one JSON string, a msg as JSON."""
+    flood = "Handlers.add('flood', 'Flood', function(m) for i = 1, 15000 do Send({ Target = 'x' }) end end)"
+    p = make_process(flood, memory=1 << 30, compute=10**9)
+    msgs = [
+        message("a", "", [tag("Action", "Flood")], nonce=1),
+        message("b", "", [tag("Action", "Flood")], nonce=2),
+        message("c", "", [tag(f"T{i}", "v") for i in range(20000)], nonce=3),
+        message("d", "", [tag("Action", "Flood")], nonce=4),
+    ]
+    results = p.instance.handle_many(msgs, p.env)
+    assert [r.error for r in results] == [None] * 4
+    assert [len(r.messages) for r in results] == [15000, 15000, 0, 15000]
+    assert results[1].messages[-1]["Anchor"] == f"{30000:032d}"
+    assert p.value("#Inbox[1].TagArray") == "20000"
