@@ -85,9 +85,12 @@ def _read(package: str, name: str) -> bytes:
 
 
 _HOST = _read("pyao.vm", "_host.lua")
+_HOST_PARTS = tuple(_read("pyao.vm", f"_host_{part}.lua") for part in ("guards", "flat", "state"))
 _SOURCES = {name.encode(): _read("pyao.lua", f"{name}.lua") for name in LIBRARY_MODULES}
 _SOURCES.update({name.encode(): _read("pyao.lua", path) for name, path in OPTIONAL_MODULES.items()})
-_LIBRARY_DIGEST = hashlib.sha256(_HOST + b"".join(_SOURCES[k] for k in sorted(_SOURCES))).hexdigest()
+_LIBRARY_DIGEST = hashlib.sha256(
+    _HOST + b"".join(_HOST_PARTS) + b"".join(_SOURCES[k] for k in sorted(_SOURCES))
+).hexdigest()
 
 
 def blueprint_source(name: str) -> str:
@@ -114,7 +117,7 @@ class _Runtime:
             max_memory=limits.memory,
         )
         self.lua.set_max_memory(0)  # boot unbounded; the cap applies from the first message
-        self.host = self.lua.execute(_HOST, name="=pyao-host")
+        self.host = self.lua.execute(_HOST, *_HOST_PARTS, name="=pyao-host")
         ok, err = self.host.boot(self.lua.table_from(_SOURCES), module_source, BOOT_BUDGET, env_json)
         if not ok:
             raise ModuleError(f"module failed to load: {err.decode(errors='replace')}")
