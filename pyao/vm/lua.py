@@ -17,7 +17,7 @@ Contract
 Atomicity and snapshots
 -----------------------
 The instance keeps a *base* (canonical bytes of the Lua state, see
-``_host.lua``) and the *log* of messages handled successfully since. The state
+``_host_state.lua``) and the *log* of messages handled successfully since. The state
 is re-serialised on an amortised schedule (``COMPACT_RATIO``, below): once the
 work done since the last attempt, counted in instructions, outweighs the cost
 of serialising. An attempt fails while the state holds something that cannot
@@ -240,7 +240,7 @@ def _text(b: bytes, _texts: dict = _TEXTS, _decode=_DECODE) -> str:
 
 
 def _items(vals: tuple, i: int) -> tuple[list[dict], int]:
-    """Messages or Spawns from the flat result at ``i`` (see ``_host.lua flat_result``)."""
+    """Messages or Spawns from the flat result at ``i`` (see ``_host_flat.lua``)."""
     out = []
     count, i = vals[i], i + 1
     for _ in range(count):
