@@ -5,6 +5,7 @@ local _, private = ...
 local unordered_next = private and private.unordered_next -- see _host.lua; nil when loaded by Eval
 local gmatch = private and private.gmatch or string.gmatch -- raw: the patterns here are linear
 local find = private and private.find or string.find
+local format = private and private.format or string.format -- raw: only numbers are formatted here
 
 -- s without leading and trailing white space, in linear time
 local function trim(s)
@@ -193,7 +194,7 @@ end
 
 local function next_reference()
   ao.reference = ao.reference + 1
-  return ao.reference, string.format("%032d", ao.reference)
+  return ao.reference, format("%032d", ao.reference)
 end
 
 function ao.send(msg)
@@ -212,7 +213,8 @@ function ao.send(msg)
     tags[#tags + 1] = { name = "Content-Type", value = "application/json" }
   end
   local message = { Target = msg.Target, Data = data, Anchor = anchor, Tags = tags }
-  table.insert(ao.outbox.Messages, message)
+  local messages = ao.outbox.Messages
+  messages[#messages + 1] = message -- table.insert(messages, message), without the call
   local handle = { Target = msg.Target, Data = data, Anchor = anchor, Tags = tags }
   function handle.onReply(...)
     local from, fn = msg.Target, ...

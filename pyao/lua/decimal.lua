@@ -31,7 +31,13 @@ function decimal.parse(v)
     end
     return string.format("%d", v)
   end
-  if type(v) ~= "string" or v == "" or find(v, "%D") then
+  if type(v) ~= "string" then
+    return nil
+  end
+  if find(v, "^[1-9]%d*$") or v == "0" then
+    return v -- already canonical: the common case, one scan
+  end
+  if v == "" or find(v, "%D") then
     return nil
   end
   local start = find(v, "[1-9]")

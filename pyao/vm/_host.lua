@@ -456,6 +456,7 @@ local bundled = {}
 -- all run in linear time (process code gets the guarded ones below).
 local library_private = {
   unordered_next = next, find = string.find, match = string.match, gmatch = string.gmatch, gsub = string.gsub,
+  format = string.format,
 }
 
 -- ------------------------------------------------------- C loops under the meter

@@ -169,8 +169,12 @@ local function int_arg(v, narg, fname)
 end
 
 function guarded.insert(t, ...)
-  local e = aux_len(t, "insert") + 1
   local nargs = select("#", ...)
+  if nargs == 1 and type(t) == "table" and d_getmetatable(t) == nil then
+    t[rawlen(t) + 1] = ... -- the common append, as the C version does it
+    return
+  end
+  local e = aux_len(t, "insert") + 1
   if nargs == 1 then
     t[e] = ...
     return

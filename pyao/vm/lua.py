@@ -164,6 +164,18 @@ _INT64 = range(-(1 << 63), 1 << 63)
 _MAX_FLAT_TAGS = 10_000  # more go as JSON: a batch's values must fit Lua's stack
 
 
+_KEYS: dict[str, bytes] = {}  # field and tag names seen before, encoded once
+
+
+def _key(name: str, _keys: dict = _KEYS) -> bytes:
+    b = _keys.get(name)
+    if b is None:
+        b = name.encode()
+        if len(name) <= 64 and len(_keys) < 8192:
+            _keys[name] = b
+    return b
+
+
 def _flatten(msg: dict) -> tuple | None:
     """``(b"f", nfields, k1, v1, …, ntags | -1, name1, value1, …)`` for a msg of plain
     scalars plus a ``Tags`` list of ``{name, value}`` strings, or None for anything
@@ -171,37 +183,40 @@ def _flatten(msg: dict) -> tuple | None:
     JSON decoder builds: a None value is a missing key, as JSON's null is."""
     if len(msg) > _MAX_FLAT_TAGS:
         return None
-    fields: list = []
+    flat: list = [b"f", 0]
+    add = flat.append
     tags = None
     for key, value in msg.items():
         kind = type(value)
         if type(key) is not str:
             return None
-        if key == "Tags" and kind is list:
-            tags = value
-            continue
         if kind is str:
-            fields += (key.encode(), value.encode())
+            add(_key(key))
+            add(value.encode())
+        elif key == "Tags" and kind is list:
+            tags = value
         elif value is None:
             continue
         elif kind is bool or (kind is int and value in _INT64) or (kind is float and math.isfinite(value)):
-            fields += (key.encode(), value)
+            add(_key(key))
+            add(value)
         else:
             return None
-    flat = [b"f", len(fields) // 2, *fields]
+    flat[1] = (len(flat) - 2) // 2
     if tags is None:
-        flat.append(-1)
+        add(-1)
         return tuple(flat)
     if len(tags) > _MAX_FLAT_TAGS:
         return None
-    flat.append(len(tags))
+    add(len(tags))
     for tag in tags:
         if type(tag) is not dict or len(tag) != 2:
             return None
         name, value = tag.get("name"), tag.get("value")
         if type(name) is not str or type(value) is not str:
             return None
-        flat += (name.encode(), value.encode())
+        add(_key(name))
+        add(value.encode())
     return tuple(flat)
 
 
