@@ -254,7 +254,7 @@ def _text(b: bytes, _texts: dict = _TEXTS, _decode=_DECODE) -> str:
     return s
 
 
-def _items(vals: tuple, i: int) -> tuple[list[dict], int]:
+def _items(vals: tuple, i: int, _cached=_TEXTS.get) -> tuple[list[dict], int]:
     """Messages or Spawns from the flat result at ``i`` (see ``_host_flat.lua``)."""
     out = []
     count, i = vals[i], i + 1
@@ -269,7 +269,7 @@ def _items(vals: tuple, i: int) -> tuple[list[dict], int]:
         if ntags >= 0:
             end = i + 2 * ntags
             item["Tags"] = [
-                {"name": _text(name), "value": _text(value)}
+                {"name": _cached(name) or _text(name), "value": _cached(value) or _text(value)}
                 for name, value in zip(vals[i:end:2], vals[i + 1 : end : 2], strict=True)
             ]
             i = end
