@@ -280,6 +280,13 @@ class ProcessInstance(ABC):
     def handle(self, msg: dict, env: dict) -> EvalResult:
         """Evaluate one message and return its result."""
 
+    def handle_many(self, msgs: list[dict], env: dict) -> list[EvalResult]:
+        """Evaluate messages in order under one ``env``: the same results and state
+        as ``handle`` on each in turn (a failing one rolls back only itself). A VM
+        overrides it when a batch is cheaper (the native Lua VM crosses into Lua
+        once per batch)."""
+        return [self.handle(msg, env) for msg in msgs]
+
     @abstractmethod
     def snapshot(self) -> bytes:
         """The whole state as bytes; equal histories give equal bytes."""

@@ -81,7 +81,7 @@ class VMHost:
 
     def op_handle(self, pid: str, msgs: list[dict], env: dict) -> tuple[list, int]:
         instance = self._instance(pid)
-        return [instance.handle(msg, env) for msg in msgs], instance.footprint()
+        return instance.handle_many(msgs, env), instance.footprint()
 
     def op_snapshot(self, pid: str) -> bytes:
         return self._instance(pid).snapshot()

@@ -1,6 +1,24 @@
 -- ao: the process's view of the ao network: its id, module, authorities, and
 -- the outbox (Messages, Spawns, Assignments, Output) that becomes the result.
 
+local _, private = ...
+local unordered_next = private and private.unordered_next -- see _host.lua; nil when loaded by Eval
+local gmatch = private and private.gmatch or string.gmatch -- raw: the patterns here are linear
+local find = private and private.find or string.find
+local format = private and private.format or string.format -- raw: only numbers are formatted here
+
+-- s without leading and trailing white space, in linear time
+local function trim(s)
+  local a = find(s, "%S")
+  if not a then
+    return ""
+  end
+  local b = #s
+  while find(s, "^%s", b) do
+    b = b - 1
+  end
+  return s:sub(a, b)
+end
 local json = require("json")
 
 local ao = {
@@ -42,19 +60,42 @@ local function tag_value(v)
   error("tag values must be strings, got a " .. ty, 3)
 end
 
+local RESERVED = { Target = true, Data = true, Anchor = true, Tags = true, From = true }
+
 -- {name, value} list from a message-like table: every key but the reserved
 -- ones, then msg.Tags (a list of {name, value} or a name -> value map).
 local function collect_tags(into, msg)
-  for k, v in pairs(msg) do
-    if type(k) == "string" and not member({ "Target", "Data", "Anchor", "Tags", "From" }, k) then
+  if unordered_next and getmetatable(msg) == nil then
+    -- the string keys in sorted order, as pairs gives them, without pairs' general work
+    local keys = {}
+    for k in unordered_next, msg do
+      if type(k) == "string" and not RESERVED[k] then
+        keys[#keys + 1] = k
+      end
+    end
+    table.sort(keys)
+    for _, k in ipairs(keys) do
+      local v = rawget(msg, k)
       if type(v) ~= "function" then
+        into[#into + 1] = { name = k, value = tag_value(v) }
+      end
+    end
+  else
+    for k, v in pairs(msg) do
+      if type(k) == "string" and not RESERVED[k] and type(v) ~= "function" then
         into[#into + 1] = { name = k, value = tag_value(v) }
       end
     end
   end
   local tags = msg.Tags
   if type(tags) == "table" then
-    if #tags > 0 or next(tags) == nil then
+    local empty
+    if unordered_next then
+      empty = unordered_next(tags) == nil
+    else
+      empty = next(tags) == nil
+    end
+    if #tags > 0 or empty then
       for _, t in ipairs(tags) do
         into[#into + 1] = { name = t.name, value = tag_value(t.value) }
       end
@@ -85,8 +126,8 @@ function ao.init(env)
     if t.name == "Module" then
       ao._module = t.value
     elseif t.name == "Authority" then
-      for part in string.gmatch(t.value, "[^,]+") do
-        part = part:match("^%s*(.-)%s*$")
+      for part in gmatch(t.value, "[^,]+") do
+        part = trim(part)
         if part ~= "" and not member(ao.authorities, part) then
           ao.authorities[#ao.authorities + 1] = part
         end
@@ -102,8 +143,14 @@ function ao.clearOutbox()
 end
 
 function ao.normalize(msg)
+  local kept = {}
+  for _, name in ipairs(ao.nonExtractableTags) do
+    if name == name then -- a NaN cannot be a key (and equals no tag name)
+      kept[name] = true
+    end
+  end
   for _, t in ipairs(msg.Tags) do
-    if not member(ao.nonExtractableTags, t.name) then
+    if not kept[t.name] then
       msg[t.name] = t.value
     end
   end
@@ -147,7 +194,7 @@ end
 
 local function next_reference()
   ao.reference = ao.reference + 1
-  return ao.reference, string.format("%032d", ao.reference)
+  return ao.reference, format("%032d", ao.reference)
 end
 
 function ao.send(msg)
@@ -166,7 +213,8 @@ function ao.send(msg)
     tags[#tags + 1] = { name = "Content-Type", value = "application/json" }
   end
   local message = { Target = msg.Target, Data = data, Anchor = anchor, Tags = tags }
-  table.insert(ao.outbox.Messages, message)
+  local messages = ao.outbox.Messages
+  messages[#messages + 1] = message -- table.insert(messages, message), without the call
   local handle = { Target = msg.Target, Data = data, Anchor = anchor, Tags = tags }
   function handle.onReply(...)
     local from, fn = msg.Target, ...

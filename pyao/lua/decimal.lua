@@ -18,6 +18,9 @@
 
 local decimal = { _version = "pyao-1" }
 
+local _, private = ...
+local find = private and private.find or string.find -- raw: the patterns here are linear
+
 local LIMB = 9
 local BASE = 1000000000
 
@@ -28,10 +31,16 @@ function decimal.parse(v)
     end
     return string.format("%d", v)
   end
-  if type(v) ~= "string" or v == "" or v:find("%D") then
+  if type(v) ~= "string" then
     return nil
   end
-  local start = v:find("[1-9]")
+  if find(v, "^[1-9]%d*$") or v == "0" then
+    return v -- already canonical: the common case, one scan
+  end
+  if v == "" or find(v, "%D") then
+    return nil
+  end
+  local start = find(v, "[1-9]")
   if not start then
     return "0"
   end
@@ -102,9 +111,16 @@ function decimal.iszero(a)
   return operand(a) == "0"
 end
 
+-- Up to 18 digits both ways, the sum and the difference fit a Lua integer.
+local SMALL = 18
+
 function decimal.add(a, b)
-  local x, nx = limbs(operand(a))
-  local y, ny = limbs(operand(b))
+  a, b = operand(a), operand(b)
+  if #a <= SMALL and #b <= SMALL then
+    return string.format("%d", tonumber(a) + tonumber(b))
+  end
+  local x, nx = limbs(a)
+  local y, ny = limbs(b)
   local out, carry = {}, 0
   local n = nx > ny and nx or ny
   for i = 1, n do
@@ -126,6 +142,9 @@ function decimal.sub(a, b)
   a, b = operand(a), operand(b)
   if compare(a, b) < 0 then
     error("decimal: " .. a .. " - " .. b .. " is negative", 2)
+  end
+  if #a <= SMALL then
+    return string.format("%d", tonumber(a) - tonumber(b))
   end
   local x, nx = limbs(a)
   local y = limbs(b)

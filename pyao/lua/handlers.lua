@@ -156,9 +156,13 @@ end
 function handlers.evaluate(msg, env)
   -- walk a copy: handlers added while evaluating wait for the next message,
   -- handlers removed while evaluating do not run
-  local snapshot = table.move(handlers.list, 1, #handlers.list, 1, {})
-  for _, h in ipairs(snapshot) do
-    if h.name ~= "_default" and index_of(h.name) then
+  local list = handlers.list
+  local snapshot = table.move(list, 1, #list, 1, {})
+  local i = 1
+  local h = snapshot[1]
+  while h ~= nil do -- as ipairs, without its iterator calls
+    -- still listed (by name)? handlers.list[i] == h answers yes at once while the list is unchanged
+    if h.name ~= "_default" and (handlers.list[i] == h or index_of(h.name)) then
       local v = verdict(utils.matchesSpec(msg, h.pattern))
       if v ~= 0 then
         if h.maxRuns ~= nil and h.maxRuns ~= "inf" then
@@ -173,6 +177,8 @@ function handlers.evaluate(msg, env)
         end
       end
     end
+    i = i + 1
+    h = snapshot[i]
   end
   local d = index_of("_default")
   if d then

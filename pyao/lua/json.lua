@@ -8,6 +8,13 @@
 
 local json = { _version = "pyao-1" }
 
+-- the raw pattern functions when loaded by the VM (see _host.lua): every
+-- pattern here runs in linear time, so it need not be charged as process code's are
+local _, private = ...
+local find = private and private.find or string.find
+local match = private and private.match or string.match
+local gsub = private and private.gsub or string.gsub
+
 local escapes = {
   ['"'] = '\\"', ["\\"] = "\\\\", ["\b"] = "\\b", ["\f"] = "\\f", ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t",
 }
@@ -17,7 +24,7 @@ local function escape_char(c)
 end
 
 local function encode_string(s)
-  return '"' .. s:gsub('[%c"\\]', escape_char) .. '"'
+  return '"' .. gsub(s, '[%c"\\]', escape_char) .. '"'
 end
 
 local encode
@@ -100,7 +107,7 @@ local function fail(s, i, what)
 end
 
 local function skip(s, i)
-  return (s:find("[^ \t\r\n]", i)) or #s + 1
+  return (find(s, "[^ \t\r\n]", i)) or #s + 1
 end
 
 local function utf8_of(cp)
@@ -111,7 +118,7 @@ local function decode_string(s, i)
   local parts, n = {}, 0
   local j = i + 1
   while true do
-    local a, b = s:find('["\\%c]', j)
+    local a, b = find(s, '["\\%c]', j)
     if not a then
       fail(s, i, "unterminated string")
     end
@@ -128,14 +135,14 @@ local function decode_string(s, i)
         parts[n] = simple
         j = a + 2
       elseif e == "u" then
-        local hex = s:match("^%x%x%x%x", a + 2)
+        local hex = match(s, "^%x%x%x%x", a + 2)
         if not hex then
           fail(s, a, "bad unicode escape")
         end
         local cp = tonumber(hex, 16)
         j = a + 6
         if cp >= 0xD800 and cp <= 0xDBFF then
-          local lo = s:match("^\\u(%x%x%x%x)", j)
+          local lo = match(s, "^\\u(%x%x%x%x)", j)
           if lo and tonumber(lo, 16) >= 0xDC00 and tonumber(lo, 16) <= 0xDFFF then
             cp = 0x10000 + ((cp - 0xD800) << 10) + (tonumber(lo, 16) - 0xDC00)
             j = j + 6
@@ -153,12 +160,12 @@ local function decode_string(s, i)
 end
 
 local function decode_number(s, i)
-  local num = s:match("^-?%d+%.?%d*[eE]?[-+]?%d*", i)
+  local num = match(s, "^-?%d+%.?%d*[eE]?[-+]?%d*", i)
   if not num or num == "" or num == "-" then
     fail(s, i, "bad number")
   end
   local v
-  if num:find("^-?%d+$") then
+  if find(num, "^-?%d+$") then
     v = math.tointeger(tonumber(num)) or tonumber(num)
   else
     v = tonumber(num)
@@ -230,7 +237,7 @@ decode_value = function(s, i)
     return decode_array(s, i)
   elseif c == '"' then
     return decode_string(s, i)
-  elseif c == "-" or c:find("%d") then
+  elseif c == "-" or find(c, "%d") then
     return decode_number(s, i)
   end
   if s:sub(i, i + 3) == "true" then

@@ -7,6 +7,8 @@
 -- Colors, and the functions Send, Spawn, Assign, Receive, print, Prompt,
 -- Dump, Version.
 
+local _, private = ...
+local unordered_next = private and private.unordered_next -- see _host.lua; nil when loaded by Eval
 local json = require("json")
 local utils = require("utils")
 ao = require("ao")
@@ -175,20 +177,49 @@ end
 
 -- --------------------------------------------------------------- per message
 
+-- Names that utils.normalize leaves as they are (the CU's msg fields and common
+-- tags): they skip the call, which changes nothing but the time taken.
+local NORMAL = {}
+for _, k in ipairs({
+  "Id", "Signature", "Data", "Owner", "Anchor", "From", "Forwarded-By", "Tags", "Target", "Epoch", "Nonce",
+  "Timestamp", "Block-Height", "Hash-Chain", "Cron", "Read-Only", "Module", "Data-Protocol", "Variant", "Type",
+  "Action", "Recipient", "Quantity", "Reference", "X-Reference", "Content-Type", "Name", "Ticker",
+  "Sender", "Pushed-For", "From-Process", "From-Module", "Reply-To", "X-Origin", "Cast", "Authority",
+}) do
+  NORMAL[k] = true
+end
+local default_normalize = utils.normalize
+
 local function normalise(msg, env)
+  local normalize = utils.normalize
+  local known = normalize == default_normalize and NORMAL or {}
+  -- keys to rename, applied in sorted order (which decides between two keys
+  -- that normalise to the same name)
   local keys = {}
-  for k in pairs(msg) do
-    keys[#keys + 1] = k
+  if unordered_next then
+    for k in unordered_next, msg do
+      if type(k) == "string" and not known[k] and normalize(k) ~= k then
+        keys[#keys + 1] = k
+      end
+    end
+    table.sort(keys)
+  else
+    for k in pairs(msg) do
+      keys[#keys + 1] = k
+    end
   end
   for _, k in ipairs(keys) do
-    local nk = utils.normalize(k)
+    local nk = normalize(k)
     if nk ~= k then
       msg[nk], msg[k] = msg[k], nil
     end
   end
   msg.Tags = msg.Tags or {}
   for _, t in ipairs(msg.Tags) do
-    t.name = utils.normalize(t.name)
+    local name = t.name
+    if not known[name] then
+      t.name = normalize(name)
+    end
   end
   ao.normalize(msg)
   msg.TagArray = msg.Tags
@@ -250,18 +281,34 @@ local function may_eval(msg)
   return false
 end
 
+local function is_eval(m)
+  return m.Action == "Eval" and may_eval(m)
+end
+
+local function always()
+  return true
+end
+
+-- Is the named handler there already, exactly as `add` would leave it?
+local function installed(name, pattern, handle)
+  for _, h in ipairs(Handlers.list) do
+    if h.name == name then
+      return h.pattern == pattern and h.handle == handle and h.maxRuns == nil
+    end
+  end
+  return false
+end
+
 local function install_builtins(msg, env)
-  Handlers.add("_eval", function(m)
-    return m.Action == "Eval" and may_eval(m)
-  end, eval_handler)
+  if not (installed("_eval", is_eval, eval_handler) and installed("_default", always, default_handler)) then
+    Handlers.add("_eval", is_eval, eval_handler)
+    Handlers.append("_default", always, default_handler)
+  end
   if msg.Id == env.Process.Id then
     Handlers.once("_boot", function(m)
       return m.Tags.Type == "Process" and Owner == m.From
     end, boot_handler)
   end
-  Handlers.append("_default", function()
-    return true
-  end, default_handler)
 end
 
 local function result(extra)
@@ -271,8 +318,10 @@ local function result(extra)
     Spawns = ao.outbox.Spawns,
     Assignments = ao.outbox.Assignments,
   }
-  for k, v in pairs(extra or {}) do
-    out[k] = v
+  if extra then
+    for k, v in pairs(extra) do
+      out[k] = v
+    end
   end
   return out
 end

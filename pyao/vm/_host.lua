@@ -5,11 +5,16 @@
 -- os, io, debug, package or lupa's `python` table through them. The process
 -- only ever sees the sandbox table E built here.
 --
+-- Parts: _host_guards.lua (C loops under the meter), _host_flat.lua (results
+-- as flat values) and _host_state.lua (serialisation) are loaded from here;
+-- this file keeps ordering, metering, the sandbox and message runs.
+--
 -- Contract:
 --   host.boot(sources, module_source, budget, env_json, devices)
 --                                      build E, run our library, ao.init(env), then the module;
 --                                      devices: "name@version" -> host function (see "devices" below)
---   host.handle(msg_json, env_json, budget) -> ok, result_json | error, gas_used
+--   host.handle_batch(budget, env_json, allowance, per_message, count, msg...)
+--                                      run messages; per message: ok, gas, flat result | error
 --   host.serialize() -> bytes | nil, reason     canonical bytes of the state
 --   host.deserialize(bytes)                      state back, in place
 --   host.attach_drive(bridge)                    WeaveDrive behind io.open (pyao.vm._lua_io), before boot
@@ -17,6 +22,7 @@
 -- objects shows a stable id, `math.random` is our own seeded generator,
 -- `os.time` returns the message's Timestamp.
 
+local GUARDS_SOURCE, FLAT_SOURCE, STATE_SOURCE = ... -- the parts (below), each run with its own env
 local real_load, next, type, select, error, pcall = load, next, type, select, error, pcall
 local rawget, rawset, rawequal, rawlen, setmetatable = rawget, rawset, rawequal, rawlen, setmetatable
 local getmetatable, tostring, tonumber, ipairs, assert = getmetatable, tostring, tonumber, ipairs, assert
@@ -29,7 +35,7 @@ local d_getmetatable, d_setmetatable = debug.getmetatable, debug.setmetatable
 local sdump, sformat, spack, sunpack, sbyte, ssub = string.dump, string.format, string.pack, string.unpack, string.byte,
   string.sub
 local tsort, tconcat, tunpack = table.sort, table.concat, table.unpack
-local mtype = math.type
+local mtype, mfloor = math.type, math.floor
 
 -- Empty the real globals: from here on the host works from its locals only.
 local G = _G
@@ -86,63 +92,105 @@ local function keyless(a, b)
 end
 
 -- Objects get their stable id the first time they are ordered or printed. New
--- objects met together are numbered by a shallow fingerprint of their
--- contents, never by address; objects with equal fingerprints remain a known
--- source of non-determinism (docs/lua-modules.md).
+-- objects met together are numbered by a fingerprint of their contents (and,
+-- for table keys, of the value they key), never by address. Only objects alike
+-- in all of that are left in address order: a known, documented gap
+-- (docs/lua-modules.md, "Determinism"). No sort here takes a Lua comparator, so
+-- the instructions spent (and so the gas) do not depend on the table's raw order.
+local function scalar(v)
+  local tv = type(v)
+  if tv == "string" then
+    return sformat("%q", v)
+  elseif tv == "number" then
+    return mtype(v) .. sformat(mtype(v) == "integer" and "%d" or "%a", v)
+  elseif tv == "boolean" then
+    return tostring(v)
+  end
+  return tv
+end
+
 local function fingerprint(o)
-  if type(o) == "function" then
+  local ty = type(o)
+  if ty == "function" then
     local info = d_getinfo(o, "S")
-    return "f" .. info.source .. ":" .. info.linedefined
-  elseif type(o) ~= "table" then
-    return type(o)
+    local parts, i = { "f", info.source, ":", info.linedefined }, 1
+    while true do -- the upvalues' scalar values tell closures of one definition apart
+      local name, v = d_getupvalue(o, i)
+      if name == nil then
+        break
+      end
+      parts[#parts + 1] = "," .. scalar(v)
+      i = i + 1
+    end
+    return tconcat(parts)
+  elseif ty == "thread" then
+    local info = d_getinfo(o, 1, "Sl")
+    return "c" .. coroutine.status(o) .. (info and (info.source .. ":" .. info.currentline) or "")
+  elseif ty ~= "table" then
+    return ty
   end
   local parts, n = {}, 0
   for k, v in next, o do
-    local tk, tv = type(k), type(v)
-    if (tk == "string" or tk == "number" or tk == "boolean") then
+    local tk = type(k)
+    if tk == "string" or tk == "number" or tk == "boolean" then
       n = n + 1
-      parts[n] = sformat("%s=%s", tk == "string" and sformat("%q", k) or tostring(k),
-        (tv == "string" and sformat("%q", v)) or ((tv == "number" or tv == "boolean") and tostring(v)) or tv)
+      parts[n] = scalar(k) .. "=" .. scalar(v)
+    else
+      n = n + 1
+      parts[n] = "~" .. tk .. "=" .. scalar(v)
     end
   end
   tsort(parts)
-  return "t" .. tconcat(parts, ",")
+  return "t" .. (d_getmetatable(o) and "m" or "") .. tconcat(parts, ",")
 end
 
--- Order object keys: known ids first, then new objects by fingerprint. With
--- `assign`, the new ones get their ids (pairs, next); the serializer does not
--- assign, so taking a snapshot never changes the state.
-local function order_objects(objs, n, assign)
-  local known, fresh, nk, nf = {}, {}, 0, 0
+-- Order the object keys of t: known ids first (by id), then new objects by
+-- fingerprint of key and value. With `assign`, the new ones get their ids
+-- (pairs, next); the serializer does not assign, so taking a snapshot never
+-- changes the state.
+local function order_objects(objs, n, assign, t)
+  local known_ids, by_id, fresh_groups, fresh_keys = {}, {}, {}, {}
+  local nk, ng = 0, 0
   for i = 1, n do
     local o = objs[i]
-    if ids[o] then
+    local id = ids[o]
+    if id then
       nk = nk + 1
-      known[nk] = o
+      known_ids[nk] = id
+      by_id[id] = o
     else
-      nf = nf + 1
-      fresh[nf] = o
+      local v = t and rawget(t, o)
+      local tv = type(v)
+      local vfp = (tv == "table" or tv == "function" or tv == "thread" or tv == "userdata") and fingerprint(v) or scalar(v)
+      local fp = fingerprint(o) .. "\0" .. vfp
+      local group = fresh_groups[fp]
+      if group == nil then
+        group = {}
+        fresh_groups[fp] = group
+        ng = ng + 1
+        fresh_keys[ng] = fp
+      end
+      group[#group + 1] = o
     end
   end
-  tsort(known, function(a, b)
-    return ids[a] < ids[b]
-  end)
-  if nf > 1 then
-    local fp = {}
-    for i = 1, nf do
-      fp[fresh[i]] = fingerprint(fresh[i])
-    end
-    tsort(fresh, function(a, b)
-      return fp[a] < fp[b]
-    end)
+  tsort(known_ids)
+  local out = {}
+  for i = 1, nk do
+    out[i] = by_id[known_ids[i]]
   end
-  for i = 1, nf do
-    if assign then
-      idof(fresh[i])
+  tsort(fresh_keys)
+  local m = nk
+  for i = 1, ng do
+    local group = fresh_groups[fresh_keys[i]]
+    for j = 1, #group do
+      m = m + 1
+      out[m] = group[j]
+      if assign then
+        idof(group[j])
+      end
     end
-    known[nk + i] = fresh[i]
   end
-  return known
+  return out
 end
 
 local function sorted_keys(t, assign)
@@ -170,7 +218,7 @@ local function sorted_keys(t, assign)
   tsort(nums)
   tsort(strs)
   if n3 > 0 then
-    objs = order_objects(objs, n3, assign ~= false)
+    objs = order_objects(objs, n3, assign ~= false, t)
   end
   local n = n1
   for i = 1, n2 do
@@ -221,7 +269,10 @@ local function det_pairs(t)
   end, t, nil
 end
 
-local next_cache = setmetatable({}, { __mode = "k" })
+-- table -> its sorted keys while a next() walk is under way; emptied before
+-- every message, so its contents (and the work next() does) depend only on
+-- the message's own calls, never on when the collector ran
+local next_cache = {}
 
 local function det_next(t, k)
   if type(t) ~= "table" then
@@ -343,11 +394,14 @@ end
 
 
 -- ----------------------------------------------------------------- metering
-local used, limit, exceeded = 0, 0, false
+-- `used` is written only by the hook and `charged` only outside it (pattern
+-- work, below): the hook can fire between any two instructions, so an update
+-- of a variable the hook also writes could lose the hook's increment.
+local used, charged, limit, exceeded = 0, 0, 0, false
 
 local function hook()
   used = used + STEP
-  if used > limit then
+  if used + charged > limit then
     exceeded = true
     error("compute limit exceeded", 0)
   end
@@ -365,7 +419,7 @@ end
 
 -- Run f under the instruction budget; returns ok, value-or-error.
 local function metered(budget, f, ...)
-  used, limit, exceeded = 0, budget, false
+  used, charged, limit, exceeded = 0, 0, budget, false
   d_sethook(hook, "", STEP)
   metering = true
   local ok, res = pcall(f, ...)
@@ -398,9 +452,9 @@ local function drive(op, path, offset, length)
   if not ok then
     error(value, 0)
   end
-  if metering then
-    used = used + (#value >> 6)
-    if used > limit then
+  if metering then -- `charged`, not `used`: only the hook writes `used` (see metering)
+    charged = charged + (#value >> 6)
+    if used + charged > limit then
       exceeded = true
       error("compute limit exceeded", 0)
     end
@@ -608,17 +662,19 @@ end
 -- The one door from a process to the compute unit's devices (pyao.abc.ProcessDevice):
 -- require("devices").call(name, op, ...). The host function gets the device's
 -- state (kept here in S.dev, so it is snapshotted and rolled back with the
--- process) and the instructions left, and answers cost, new state, error, values...
+-- process), the instructions left and the message's Id, Hash-Chain, Read-Only and Block-Height,
+-- and answers cost, new state, error, values...
 local device_fns = {}
+local msg_id, msg_chain, msg_read_only -- of the message being handled (set per message, below)
 
 local function device_call(name, op, ...)
   local f = device_fns[name]
   if f == nil then
     error("device " .. tostring(name) .. " is not available on this compute unit", 2)
   end
-  local r = table.pack(f(S.dev[name], limit - used, op, ...))
-  used = used + r[1]
-  if used > limit then
+  local r = table.pack(f(S.dev[name], limit - used - charged, msg_id, msg_chain, msg_read_only, msg_height, op, ...))
+  charged = charged + r[1] -- not `used`: only the hook writes `used` (see metering)
+  if used + charged > limit then
     exceeded = true
     error("compute limit exceeded", 0)
   end
@@ -648,6 +704,47 @@ local function safe_setmetatable(t, mt)
 end
 
 local bundled = {}
+-- Handed to the bundled modules only (as their chunk's second argument), never
+-- to process code: `next` in the table's raw order, which differs between two
+-- runtimes. The library uses it only where the outcome does not depend on the
+-- order (counting, copying into another table, collecting keys it then sorts).
+-- Also the raw pattern functions, for the library's own fixed patterns, which
+-- all run in linear time (process code gets the guarded ones below).
+local library_private = {
+  unordered_next = next, find = string.find, match = string.match, gmatch = string.gmatch, gsub = string.gsub,
+  format = string.format,
+}
+
+-- ------------------------------------------------------- C loops under the meter
+-- (_host_guards.lua) Pattern work is charged here: `used` is the hook's, so
+-- charges go to `charged`.
+local PATTERN_STEPS = 4 -- matcher steps per instruction of budget (a step is cheaper than an instruction)
+
+local function charge(steps)
+  if not metering then
+    return
+  end
+  local units = steps / PATTERN_STEPS
+  if used + charged + units > limit then
+    exceeded = true
+    error("compute limit exceeded: a pattern could take more than the budget left", 0)
+  end
+  charged = charged + mfloor(units)
+end
+
+local function part_env()
+  return {
+    string = string, table = table, math = math, type = type, tostring = tostring, pcall = pcall, error = error,
+    select = select, rawget = rawget, rawlen = rawlen, next = next, ipairs = ipairs,
+    debug_getmetatable = d_getmetatable,
+  }
+end
+
+local guarded = assert(real_load(GUARDS_SOURCE, "=pyao-host-guards", "t", part_env()))(charge, function()
+  return metering
+end)
+local flat = assert(real_load(FLAT_SOURCE, "=pyao-host-flat", "t", part_env()))()
+local flat_result, MAX_FLAT = flat.flat_result, flat.MAX_FLAT
 
 local function build_env()
   E = {}
@@ -690,8 +787,12 @@ local function build_env()
     return real_load(chunk, name or chunk, "t", env)
   end
   E.string = copy(string, { dump = true })
+  E.string.find, E.string.match, E.string.gmatch, E.string.gsub = guarded.find, guarded.match, guarded.gmatch,
+    guarded.gsub
+  E.string.rep = guarded.rep
   E.string.format = det_format
   E.table = copy(table)
+  E.table.insert, E.table.remove, E.table.move = guarded.insert, guarded.remove, guarded.move
   E.math = copy(math)
   E.math.random, E.math.randomseed = det_random, det_randomseed
   E.utf8 = copy(utf8)
@@ -736,7 +837,7 @@ local function build_env()
       error("module '" .. name .. "' not found (only the bundled modules can be required)", 2)
     end
     local f = assert(real_load(src, "@" .. key .. ".lua", "t", E))
-    local r = f(key)
+    local r = f(key, library_private)
     if r == nil then
       r = true
     end
@@ -782,303 +883,140 @@ function host.boot(sources, module_source, budget, env_json, devices)
   return true, ""
 end
 
-function host.handle(msg_json, env_json, budget)
-  local ok, res = metered(budget, function()
-    local msg = host_json.decode(msg_json)
-    local env = host_json.decode(env_json)
-    if not S.seeded then
-      local mod = type(env.Module) == "table" and env.Module.Id or ""
-      det_randomseed(tostring(msg["Block-Height"]) .. tostring(msg.Owner) .. tostring(mod) .. tostring(msg.Id))
+-- Per message: the msg comes either as flat fields (built by the VM without
+-- any JSON) or as JSON (anything else); env comes as JSON and is decoded once
+-- per distinct text, then copied for every message, so a process that changes
+-- its env sees a fresh one next time, as when it was decoded every time. The
+-- decoding and encoding run outside the meter: gas counts the library's and
+-- the process's work only.
+local env_text, env_template
+
+local function tree_copy(v)
+  if type(v) ~= "table" then
+    return v
+  end
+  local c, n = {}, rawlen(v)
+  for i = 1, n do -- sequences first, in order, as the JSON decoder builds them
+    c[i] = tree_copy(v[i])
+  end
+  for k, x in next, v do
+    if not (mtype(k) == "integer" and k >= 1 and k <= n) then
+      c[k] = tree_copy(x)
     end
-    S.now = msg.Timestamp
-    msg_height = math.tointeger(tonumber(msg["Block-Height"]))
-    return host_json.encode(lib_handle(msg, env, host))
-  end)
-  return ok, ok and res or det_tostring(res), used
+  end
+  return c
+end
+
+local function env_for(env_json)
+  if env_json ~= env_text then
+    env_template = host_json.decode(env_json)
+    env_text = env_json
+  end
+  return tree_copy(env_template)
+end
+
+local function step(msg, env)
+  if not S.seeded then
+    local mod = type(env.Module) == "table" and env.Module.Id or ""
+    det_randomseed(tostring(msg["Block-Height"]) .. tostring(msg.Owner) .. tostring(mod) .. tostring(msg.Id))
+  end
+  S.now = msg.Timestamp
+  msg_height = math.tointeger(tonumber(msg["Block-Height"])) -- WeaveDrive's attestation horizon
+  msg_id, msg_chain, msg_read_only = msg.Id, msg["Hash-Chain"], msg["Read-Only"] -- what devices see
+  return lib_handle(msg, env, host)
+end
+
+-- Runs one message; appends ok, gas, then the result (flat, "E" or "J") or,
+-- when not ok, the error text. Returns the new end of out, whether the
+-- message failed (not ok, or an Error result: its state must be dropped), and
+-- its gas.
+local function run(msg, env, budget, out, no)
+  if next(next_cache) ~= nil then
+    for k in next, next_cache do
+      next_cache[k] = nil
+    end
+  end
+  local ok, res = metered(budget, step, msg, env)
+  local gas = used + charged
+  out[no + 1], out[no + 2] = ok, gas
+  no = no + 2
+  if not ok then
+    out[no + 1] = det_tostring(res)
+    return no + 1, true, gas
+  end
+  local failed = type(res) == "table" and res.Error ~= nil
+  local fno = type(res) == "table" and flat_result(res, out, no)
+  if fno and fno - no <= MAX_FLAT then
+    return fno, failed, gas
+  end
+  for i = no + 1, fno or no do -- too big to cross as values (Lua's stack): one JSON string instead
+    out[i] = nil
+  end
+  out[no + 1], out[no + 2] = "J", host_json.encode(res)
+  return no + 2, failed, gas
+end
+
+-- One message from the batch's arguments at a[i]: "j", its JSON; or "f",
+-- nfields, k1, v1, ..., ntags (-1: no Tags), name1, value1, ...
+local function read_msg(a, i)
+  if a[i] == "j" then
+    return host_json.decode(a[i + 1]), i + 2
+  end
+  local msg = {}
+  i = i + 2
+  for _ = 1, a[i - 1] do
+    msg[a[i]] = a[i + 1]
+    i = i + 2
+  end
+  local nt = a[i]
+  i = i + 1
+  if nt >= 0 then
+    local tags = {}
+    for j = 1, nt do
+      tags[j] = { name = a[i], value = a[i + 1] }
+      i = i + 2
+    end
+    msg.Tags = tags
+  end
+  return msg, i
+end
+
+--- handle_batch(budget, env_json, allowance, per_message, count, msg...) -> for each message run: ok, gas, result
+--- Runs the messages in order under one env. Stops after the first that
+--- fails (its state must be rolled back), once the output holds more than
+--- MAX_FLAT values, and after the one whose gas + per_message brings the allowance
+--- to 0 or below (its state is then due to be written).
+function host.handle_batch(budget, env_json, allowance, per_message, count, ...)
+  local a = { ... }
+  local out, no, i = {}, 0, 1
+  for _ = 1, count do
+    local msg
+    msg, i = read_msg(a, i)
+    local failed, gas
+    no, failed, gas = run(msg, env_for(env_json), budget, out, no)
+    allowance = allowance - gas - per_message
+    if failed or allowance <= 0 or no > MAX_FLAT then
+      break
+    end
+  end
+  return tunpack(out, 1, no)
 end
 
 
 -- ------------------------------------------------------------ serialisation
--- Objects are found breadth-first from the roots {E, S, string metatable
--- __index}. Everything reachable right after boot is "permanent": the same
--- object exists in every fresh runtime built from the same library and module,
--- so it is written by its boot-time index and restored in place. C functions
--- and host functions are opaque (never looked into); our library's and the
--- module's Lua functions are permanent but their upvalues are written; any
--- later Lua function is written with string.dump. Threads, userdata and
--- C closures made after boot cannot be written: serialize() then says why.
-
-local perm_index, perm_list = {}, {} -- object -> pid, pid -> object
-
-local function is_opaque(f)
-  local info = d_getinfo(f, "S")
-  return info.what == "C" or ssub(info.source, 1, 10) == "=pyao-host"
-end
-
-local function roots()
-  return { E, S, d_getmetatable("").__index }
-end
-
-local function upvalues_of(f, visit)
-  local i = 1
-  while true do
-    local name, v = d_getupvalue(f, i)
-    if name == nil then
-      break
-    end
-    visit(v)
-    i = i + 1
-  end
-end
-
-function host.mark_permanent()
-  perm_index, perm_list = {}, {}
-  local queue, head = roots(), 1
-  for i, o in ipairs(queue) do
-    perm_index[o] = i
-    perm_list[i] = o
-  end
-  local function visit(v)
-    local ty = type(v)
-    if (ty == "table" or ty == "function") and not perm_index[v] then
-      perm_list[#perm_list + 1] = v
-      perm_index[v] = #perm_list
-      queue[#queue + 1] = v
-    end
-  end
-  while head <= #queue do
-    local o = queue[head]
-    head = head + 1
-    if type(o) == "table" then
-      visit(d_getmetatable(o))
-      local keys, n = sorted_keys(o, false)
-      for i = 1, n do
-        visit(keys[i])
-        visit(rawget(o, keys[i]))
-      end
-    elseif not is_opaque(o) then
-      upvalues_of(o, visit)
-    end
-  end
-  return #perm_list
-end
-
-local V_NIL, V_FALSE, V_TRUE, V_INT, V_FLT, V_STR, V_REF = 0, 1, 2, 3, 4, 5, 6
-
-function host.serialize()
-  local out, no = {}, 0
-  local index, list = {}, {}
-  local upowner = {} -- upvalueid -> {objidx, n}
-  local function ref(o)
-    local i = index[o]
-    if not i then
-      list[#list + 1] = o
-      i = #list
-      index[o] = i
-    end
-    return i
-  end
-  local function put(s)
-    no = no + 1
-    out[no] = s
-  end
-  local function value(v)
-    local ty = type(v)
-    if v == nil then
-      put(spack("B", V_NIL))
-    elseif v == false then
-      put(spack("B", V_FALSE))
-    elseif v == true then
-      put(spack("B", V_TRUE))
-    elseif ty == "number" then
-      if mtype(v) == "integer" then
-        put(spack("<Bj", V_INT, v))
-      else
-        put(spack("<Bd", V_FLT, v))
-      end
-    elseif ty == "string" then
-      put(spack("<Bs4", V_STR, v))
-    elseif ty == "table" or ty == "function" then
-      put(spack("<BI4", V_REF, ref(v)))
-    else
-      error("cannot serialize a " .. ty, 0)
-    end
-  end
-  local function upvals(f, fi)
-    local nup = 0
-    while d_getupvalue(f, nup + 1) ~= nil do
-      nup = nup + 1
-    end
-    put(spack("<I2", nup))
-    for i = 1, nup do
-      local uid = d_upvalueid(f, i)
-      local own = upowner[uid]
-      if own then
-        put(spack("<I4I2", own[1], own[2]))
-      else
-        upowner[uid] = { fi, i }
-        put(spack("<I4I2", 0, 0))
-        local _, v = d_getupvalue(f, i)
-        value(v)
-      end
-    end
-  end
-  local ok, err = pcall(function()
-    for _, r in ipairs(roots()) do
-      ref(r)
-    end
-    local i = 0
-    while i < #list do
-      i = i + 1
-      local o = list[i]
-      local pid = perm_index[o] or 0
-      if type(o) == "table" then
-        put(spack("<BI4", 84, pid)) -- 'T'
-        value(d_getmetatable(o))
-        local keys, n = sorted_keys(o, false)
-        put(spack("<I4", n))
-        for j = 1, n do
-          value(keys[j])
-          value(rawget(o, keys[j]))
-        end
-      elseif pid > 0 and is_opaque(o) then
-        put(spack("<BI4", 79, pid)) -- 'O'
-      elseif pid > 0 then
-        put(spack("<BI4", 80, pid)) -- 'P'
-        upvals(o, i)
-      elseif is_opaque(o) then
-        error("cannot serialize a C function made after boot", 0)
-      else
-        put(spack("<Bs4", 70, sdump(o))) -- 'F'
-        upvals(o, i)
-      end
-    end
-    -- stable ids (ordering of object keys, tostring), assigned lazily
-    local pairs_out = {}
-    for j = 1, #list do
-      local id = ids[list[j]]
-      if id then
-        pairs_out[#pairs_out + 1] = spack("<I4j", j, id)
-      end
-    end
-    put(spack("<jI4", nextid, #pairs_out))
-    put(tconcat(pairs_out))
-  end)
-  if not ok then
-    return nil, tostring(err)
-  end
-  return spack("<I4", #list) .. tconcat(out, "", 1, no), nil
-end
-
-function host.deserialize(data)
-  local pos = 1
-  local function read(fmt)
-    local a, b, c = sunpack(fmt, data, pos)
-    if c then
-      pos = c
-      return a, b
-    end
-    pos = b
-    return a
-  end
-  local count = read("<I4")
-  local objs, fills = {}, {}
-  local function value()
-    local tag = read("B")
-    if tag == V_NIL then
-      return nil
-    elseif tag == V_FALSE then
-      return false
-    elseif tag == V_TRUE then
-      return true
-    elseif tag == V_INT then
-      return read("<j")
-    elseif tag == V_FLT then
-      return read("<d")
-    elseif tag == V_STR then
-      return read("<s4")
-    elseif tag == V_REF then
-      return { ref = read("<I4") }
-    end
-    error("bad value tag " .. tostring(tag))
-  end
-  local function upvals()
-    local ups = {}
-    for i = 1, read("<I2") do
-      local oi, on = read("<I4I2")
-      if oi > 0 then
-        ups[i] = { join = oi, n = on }
-      else
-        ups[i] = { v = value() }
-      end
-    end
-    return ups
-  end
-  -- pass 1: parse records and make (or find) every object
-  for i = 1, count do
-    local kind = read("B")
-    if kind == 84 then
-      local pid = read("<I4")
-      local rec = { kind = "T", mt = value(), entries = {} }
-      for j = 1, read("<I4") * 2 do
-        rec.entries[j] = value()
-      end
-      objs[i] = pid > 0 and perm_list[pid] or {}
-      assert(objs[i], "snapshot does not match this library")
-      fills[i] = rec
-    elseif kind == 79 or kind == 80 then
-      local pid = read("<I4")
-      objs[i] = assert(perm_list[pid], "snapshot does not match this library")
-      fills[i] = kind == 80 and { kind = "F", ups = upvals() } or { kind = "O" }
-    elseif kind == 70 then
-      objs[i] = assert(real_load(read("<s4"), "=(snapshot)", "b", E))
-      fills[i] = { kind = "F", ups = upvals() }
-    else
-      error("bad record kind " .. tostring(kind))
-    end
-  end
-  local function resolve(v)
-    if type(v) == "table" then
-      return objs[v.ref]
-    end
-    return v
-  end
-  -- pass 2: fill tables in place, set upvalues
-  for i = 1, count do
-    local o, rec = objs[i], fills[i]
-    if rec.kind == "T" then
-      local old = {}
-      for k in next, o do
-        old[#old + 1] = k
-      end
-      for _, k in ipairs(old) do
-        rawset(o, k, nil)
-      end
-      d_setmetatable(o, resolve(rec.mt))
-      local e = rec.entries
-      for j = 1, #e, 2 do
-        rawset(o, resolve(e[j]), resolve(e[j + 1]))
-      end
-    elseif rec.kind == "F" then
-      for n, u in ipairs(rec.ups) do
-        if u.join then
-          d_upvaluejoin(o, n, objs[u.join], u.n)
-        else
-          d_setupvalue(o, n, resolve(u.v))
-        end
-      end
-    end
-  end
-  local nid, npairs = read("<jI4")
-  nextid = nid
-  for k in next, ids do
-    ids[k] = nil
-  end
-  for _ = 1, npairs do
-    local j, id = read("<I4j")
-    ids[objs[j]] = id
-  end
-  return true
-end
+-- (_host_state.lua) Given the sandbox, the hidden state and the stable ids.
+assert(real_load(STATE_SOURCE, "=pyao-host-state", "t", {
+  string = string, table = table, math = math, debug = { getinfo = d_getinfo, getupvalue = d_getupvalue,
+    setupvalue = d_setupvalue, upvalueid = d_upvalueid, upvaluejoin = d_upvaluejoin,
+    getmetatable = d_getmetatable, setmetatable = d_setmetatable },
+  load = real_load, type = type, next = next, ipairs = ipairs, rawget = rawget, rawset = rawset,
+  assert = assert, error = error, pcall = pcall, tostring = tostring,
+}))(host, function()
+  return E
+end, S, ids, function()
+  return nextid
+end, function(n)
+  nextid = n
+end, sorted_keys)
 
 return host

@@ -12,27 +12,41 @@ Contract
   VM was given a ``weavedrive@1.0`` device: then ``io.open``/``io.lines``/``io.type`` open
   WeaveDrive paths only (``/data/<id>``…, read-only; see ``_lua_io``);
   ``require`` serves the bundled modules only (the library, ``decimal`` and the
-  blueprints, see ``BLUEPRINTS``); lupa's ``python`` table is gone. The one way
-  out is the device door, ``require("devices").call(name, op, ...)``, served by
-  the ``ProcessDevice``s the VM was built with (``_host.lua``, section devices).
+  blueprints, see ``BLUEPRINTS``); lupa's ``python`` table is gone. Work in C
+  that the instruction hook cannot see (backtracking patterns, ``string.rep``
+  of nothing, ``table.insert/remove/move``) is charged or metered too. The one
+  way out is the device door, ``require("devices").call(name, op, ...)``, served
+  by the ``ProcessDevice``s the VM was built with (``_host.lua``, section devices).
 
 Atomicity and snapshots
 -----------------------
 The instance keeps a *base* (canonical bytes of the Lua state, see
-``_host.lua``) and the *log* of messages handled successfully since. After each
-successful message it tries to re-serialise (every ``compact_every`` messages);
-that fails while the state holds something that cannot be written (a coroutine
-parked by ``Receive``), and then the log simply grows. A message that fails (a
-Lua error, the compute or memory limit) makes the instance rebuild a fresh
-runtime from base + log, so the state is exactly the one before that message.
-``snapshot()`` is base + log; ``restore()`` rebuilds the same way, so a parked
-``Receive`` survives a checkpoint by being replayed.
+``_host_state.lua``) and the *log* of messages handled successfully since. The state
+is re-serialised on an amortised schedule (``COMPACT_RATIO``, below): once the
+work done since the last attempt, counted in instructions, outweighs the cost
+of serialising. An attempt fails while the state holds something that cannot
+be written (a coroutine parked by ``Receive``), and then the log simply grows.
+A message that fails (a Lua error, the compute or memory limit) makes the
+instance rebuild a fresh runtime from base + log, so the state is exactly the
+one before that message; that state then becomes the base, so a run of failing
+messages costs a rebuild each, not a replay of the log each. ``snapshot()`` is base + log (+ the schedule's
+counters); ``restore()`` rebuilds the same way, so a parked ``Receive``
+survives a checkpoint by being replayed. The schedule is counted, not timed,
+so equal histories give equal snapshots.
+
+Speed
+-----
+``handle_many`` runs a page of messages in one call into Lua. A msg crosses as
+flat values (no JSON either way unless it has an unusual shape), env as JSON
+decoded once per distinct env; results come back flat (``_parse_run``).
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
+import math
 import struct
 from importlib import resources
 
@@ -60,11 +74,26 @@ OPTIONAL_MODULES = {
     "llama": "llama.lua",
     "Llama": "llama.lua",  # AO-Llama's require(".Llama")
     "blueprints.token": "blueprints/token.lua",
+    "blueprints.chatroom": "blueprints/chatroom.lua",
     "blueprints.llama_fed": "blueprints/llama_fed.lua",
 }
 #: blueprints: ``require("blueprints.<name>")``, ``require(".<name>")``, or Eval of ``blueprint_source(name)``
-BLUEPRINTS = ("token",)
-COMPACT_EVERY = 16  # messages between two serialisations of the state (bench/bench_lua_vm.py)
+BLUEPRINTS = ("token", "chatroom")
+# Amortised compaction (see "Atomicity and snapshots" above): the state is
+# re-serialised once the work done since the last attempt reaches COMPACT_RATIO
+# times the cost of serialising it. Both are counted in Lua instructions, not
+# timed, so two CUs compact at the same messages and their snapshots agree byte
+# for byte: a message costs its gas plus PER_MESSAGE_WORK (the host's own work),
+# a serialisation SERIALISE_WORK plus WORK_PER_STATE_BYTE per byte of the last
+# base. Calibrated with bench/bench_lua_vm.py: serialising costs ~1 ms plus
+# ~40 ns a byte, one instruction ~20 ns, the host's work ~70 us a message.
+# Serialising then takes under 1/COMPACT_RATIO of the time spent handling, and
+# a rollback replays at most about COMPACT_RATIO serialisations' worth of work.
+COMPACT_RATIO = 20
+PER_MESSAGE_WORK = 3_000
+SERIALISE_WORK = 50_000
+WORK_PER_STATE_BYTE = 2
+BATCH = 64  # messages per crossing into Lua in handle_many
 BOOT_BUDGET = 10**9  # instructions for our library plus the module's top level
 _MAGIC = b"PYAO-LUA-STATE-1\n"
 
@@ -74,9 +103,12 @@ def _read(package: str, name: str) -> bytes:
 
 
 _HOST = _read("pyao.vm", "_host.lua")
+_HOST_PARTS = tuple(_read("pyao.vm", f"_host_{part}.lua") for part in ("guards", "flat", "state"))
 _SOURCES = {name.encode(): _read("pyao.lua", f"{name}.lua") for name in LIBRARY_MODULES}
 _SOURCES.update({name.encode(): _read("pyao.lua", path) for name, path in OPTIONAL_MODULES.items()})
-_LIBRARY_DIGEST = hashlib.sha256(_HOST + b"".join(_SOURCES[k] for k in sorted(_SOURCES))).hexdigest()
+_LIBRARY_DIGEST = hashlib.sha256(
+    _HOST + b"".join(_HOST_PARTS) + b"".join(_SOURCES[k] for k in sorted(_SOURCES))
+).hexdigest()
 
 
 def blueprint_source(name: str) -> str:
@@ -88,6 +120,14 @@ def blueprint_source(name: str) -> str:
 
 def _dumps(value: object) -> bytes:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+class _UnitFailure(Exception):
+    """A device failed for the unit's own reasons during a batch (carries the device's exception)."""
+
+    def __init__(self, cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
 
 
 class _Runtime:
@@ -103,7 +143,6 @@ class _Runtime:
         drive: LuaDriveBridge | None = None,
     ) -> None:
         self.limits = limits
-        self.msg_json = b"{}"  # the message being handled, for device calls
         self.device_failure: Exception | None = None
         self.lua = lupa.LuaRuntime(
             encoding=None,
@@ -113,7 +152,7 @@ class _Runtime:
             max_memory=limits.memory,
         )
         self.lua.set_max_memory(0)  # boot unbounded; the cap applies from the first message
-        self.host = self.lua.execute(_HOST, name="=pyao-host")
+        self.host = self.lua.execute(_HOST, *_HOST_PARTS, name="=pyao-host")
         if drive is not None:
             self.host.attach_drive(drive)
         doors = {name.encode(): self._device_door(dev, process) for name, dev in (devices or {}).items()
@@ -129,9 +168,11 @@ class _Runtime:
     def _device_door(self, device: ProcessDevice, process: ProcessContext):
         """The host function behind ``require("devices").call`` for one device (see _host.lua)."""
 
-        def door(state, budget, op, *args):
+        def door(state, budget, msg_id, chain, read_only, height, op, *args):
+            msg = {"Id": _str(msg_id), "Hash-Chain": _str(chain), "Read-Only": bool(read_only),
+                   "Block-Height": height}  # fmt: skip
             try:
-                reply = device.call(state, int(budget), process, json.loads(self.msg_json), op.decode(), args)
+                reply = device.call(state, int(budget), process, msg, op.decode(), args)
             except (DeviceError, NotFound) as exc:  # the process's request cannot be served: its error
                 return 0, state, f"{device.name}: {exc}".encode()
             except Exception as exc:  # the unit's failure (a gateway down): not a result, see handle
@@ -145,19 +186,19 @@ class _Runtime:
         """Context for host work (serialising) that must not hit the process's memory cap."""
         return _Unlimited(self)
 
-    def handle(self, msg_json: bytes, env_json: bytes) -> tuple[bool, bytes, int]:
-        """One message; raises (instead of answering) when a device failed for the unit's own reasons,
-        so a transient failure never becomes a message's recorded result."""
-        self.msg_json, self.device_failure = msg_json, None
-        try:
-            ok, payload, gas = self.host.handle(msg_json, env_json, self.limits.compute)
-        except lupa.LuaMemoryError:
-            return False, b"memory limit exceeded", 0
-        except lupa.LuaError as exc:  # an error outside the host's own pcall
-            return False, str(exc).encode(), 0
-        if self.device_failure is not None:
-            raise self.device_failure
-        return bool(ok), payload, int(gas)
+    def run_batch(self, env_json: bytes, calls: list[tuple], allowance: int, per_message: int) -> tuple:
+        """``host.handle_batch`` over ``calls`` (each from ``_flatten``, or ``(b"j", msg_json)``):
+        per message run, ``ok, gas, *result`` (see ``_parse_batch``). Raises lupa's
+        LuaError when something fails outside the per-message pcall (memory while
+        encoding, say): the caller cannot know how far the batch got; raises the
+        device's exception when a device failed for the unit's own reasons (a
+        gateway down), so a transient failure never becomes a recorded result."""
+        args = [arg for call in calls for arg in call]
+        self.device_failure = None
+        vals = self.host.handle_batch(self.limits.compute, env_json, allowance, per_message, len(calls), *args)
+        if self.device_failure is not None:  # a device failed for the unit's reasons: no result to book
+            raise _UnitFailure(self.device_failure)
+        return vals
 
     def serialize(self) -> bytes | None:
         with self.unlimited():
@@ -183,8 +224,159 @@ class _Unlimited:
         self.rt.lua.set_max_memory(self.rt.limits.memory, total=True)
 
 
-def _result(payload: bytes, gas: int) -> EvalResult:
-    out = json.loads(payload.decode(errors="replace"))
+_INT64 = range(-(1 << 63), 1 << 63)
+_MAX_FLAT_TAGS = 10_000  # more go as JSON: a batch's values must fit Lua's stack
+
+
+_KEYS: dict[str, bytes] = {}  # field and tag names seen before, encoded once
+
+
+def _key(name: str, _keys: dict = _KEYS) -> bytes:
+    b = _keys.get(name)
+    if b is None:
+        b = name.encode()
+        if len(name) <= 64 and len(_keys) < 8192:
+            _keys[name] = b
+    return b
+
+
+def _flatten(msg: dict) -> tuple | None:
+    """``(b"f", nfields, k1, v1, …, ntags | -1, name1, value1, …)`` for a msg of plain
+    scalars plus a ``Tags`` list of ``{name, value}`` strings, or None for anything
+    else (which then goes as JSON). The Lua table built from it equals the one the
+    JSON decoder builds: a None value is a missing key, as JSON's null is."""
+    if len(msg) > _MAX_FLAT_TAGS:
+        return None
+    flat: list = [b"f", 0]
+    add = flat.append
+    tags = None
+    for key, value in msg.items():
+        kind = type(value)
+        if type(key) is not str:
+            return None
+        if kind is str:
+            add(_key(key))
+            add(value.encode())
+        elif key == "Tags" and kind is list:
+            tags = value
+        elif value is None:
+            continue
+        elif kind is bool or (kind is int and value in _INT64) or (kind is float and math.isfinite(value)):
+            add(_key(key))
+            add(value)
+        else:
+            return None
+    flat[1] = (len(flat) - 2) // 2
+    if tags is None:
+        add(-1)
+        return tuple(flat)
+    if len(tags) > _MAX_FLAT_TAGS:
+        return None
+    add(len(tags))
+    for tag in tags:
+        if type(tag) is not dict or len(tag) != 2:
+            return None
+        name, value = tag.get("name"), tag.get("value")
+        if type(name) is not str or type(value) is not str:
+            return None
+        add(_key(name))
+        add(value.encode())
+    return tuple(flat)
+
+
+def _call(msg: dict) -> tuple:
+    """How ``_Runtime.run_batch`` takes a msg: flat fields, else ``(b"j", msg_json)``."""
+    flat = _flatten(msg)
+    return flat if flat is not None else (b"j", _dumps(msg))
+
+
+def _unflatten(flat: tuple) -> dict:
+    """The msg dict back from ``_flatten``'s tuple (for snapshots): same Lua table when decoded."""
+    msg: dict = {}
+    n, i = flat[1], 2
+    for _ in range(n):
+        key, value = flat[i].decode(), flat[i + 1]
+        msg[key] = value.decode() if type(value) is bytes else value
+        i += 2
+    if flat[i] >= 0:
+        msg["Tags"] = [
+            {"name": flat[j].decode(), "value": flat[j + 1].decode()} for j in range(i + 1, i + 1 + 2 * flat[i], 2)
+        ]
+    return msg
+
+
+_DECODE = bytes.decode
+_TEXTS: dict[bytes, str] = {}  # short strings seen before (tag names, "ao", prompts): decoded once
+
+
+def _str(value: object) -> str:
+    """A Lua value handed to the host as text ("" for nil)."""
+    if value is None:
+        return ""
+    return _text(value) if isinstance(value, bytes) else str(value)
+
+
+def _text(b: bytes, _texts: dict = _TEXTS, _decode=_DECODE) -> str:
+    s = _texts.get(b)
+    if s is None:
+        s = _decode(b, "utf-8", "replace")
+        if len(b) <= 64 and len(_texts) < 8192:
+            _texts[b] = s
+    return s
+
+
+def _items(vals: tuple, i: int, _cached=_TEXTS.get) -> tuple[list[dict], int]:
+    """Messages or Spawns from the flat result at ``i`` (see ``_host_flat.lua``)."""
+    out = []
+    count, i = vals[i], i + 1
+    for _ in range(count):
+        anchor, data, target, ntags = vals[i : i + 4]
+        i += 4
+        item: dict = {}
+        if anchor is not False:
+            item["Anchor"] = _text(anchor)
+        if data is not False:
+            item["Data"] = _text(data)
+        if ntags >= 0:
+            end = i + 2 * ntags
+            item["Tags"] = [
+                {"name": _cached(name) or _text(name), "value": _cached(value) or _text(value)}
+                for name, value in zip(vals[i:end:2], vals[i + 1 : end : 2], strict=True)
+            ]
+            i = end
+        if target is not False:
+            item["Target"] = _text(target)
+        out.append(item)
+    return out, i
+
+
+def _parse_run(vals: tuple, i: int) -> tuple[bool, EvalResult, int]:
+    """One message's run in ``host.handle_batch``'s output at ``i``: ok, its result, the next position."""
+    ok, gas, kind = vals[i : i + 3]
+    if not ok:
+        return False, EvalResult(error=_text(kind), gas_used=gas), i + 3
+    if kind == b"E":
+        return True, EvalResult(error=_text(vals[i + 3]), gas_used=gas), i + 4
+    if kind == b"J":
+        return True, _json_result(vals[i + 3], gas), i + 4
+    output = {"data": _text(vals[i + 3]), "print": True, "prompt": _text(vals[i + 4])}
+    messages, i = _items(vals, i + 5)
+    spawns, i = _items(vals, i)
+    assignments = []
+    count, i = vals[i], i + 1
+    for _ in range(count):
+        message, nprocs = vals[i], vals[i + 1]
+        i += 2
+        assignments.append({"Message": _text(message), "Processes": [_text(p) for p in vals[i : i + nprocs]]})
+        i += nprocs
+    result = EvalResult(
+        output=output, messages=tuple(messages), spawns=tuple(spawns), assignments=tuple(assignments), gas_used=gas
+    )
+    return True, result, i
+
+
+def _json_result(payload: bytes, gas: int) -> EvalResult:
+    out = json.loads(_text(payload))
     if "Error" in out:
         return EvalResult(error=out["Error"], gas_used=gas)
     return EvalResult(
@@ -216,14 +408,14 @@ class LuaProcess(ProcessInstance):
         module: ModuleSource,
         process: ProcessContext,
         limits: Limits,
-        compact_every: int = COMPACT_EVERY,
+        compact_every: int | None = None,
         devices: Devices | None = None,
     ) -> None:
         self.module, self.process, self.limits = module, process, limits
+        self.compact_every = None if compact_every is None else max(1, compact_every)
         self.devices: Devices = devices or {}
         drive = self.devices.get("weavedrive@1.0")
         self._drive = LuaDriveBridge(drive, process) if isinstance(drive, FileDrive) else None
-        self.compact_every = max(1, compact_every)
         self._digest = hashlib.sha256(_LIBRARY_DIGEST.encode() + b"\0" + module.data).hexdigest()
         self._boot_env = _dumps(_boot_env(module, process))
         self._rt = self._runtime()
@@ -231,32 +423,97 @@ class LuaProcess(ProcessInstance):
         if base is None:
             raise ModuleError("the module's top level left state that cannot be serialised (a coroutine?)")
         self._base: bytes = base
-        self._log: list[tuple[bytes, bytes]] = []
+        self._log: list[tuple[tuple, bytes]] = []  # (msg as _Runtime.handle takes it, env_json)
+        self._work = 0  # work since the last compaction attempt, in instructions (see COMPACT_RATIO)
+        self._compact_at = _compact_threshold(len(base))
+        self._env_seen_obj: dict | None = None  # the env last seen, and a copy to notice changes in place
+        self._env_seen: dict | None = None
+        self._env_json = b""
 
     # ------------------------------------------------------------ messages
 
     def handle(self, msg: dict, env: dict) -> EvalResult:
-        msg_json, env_json = _dumps(msg), _dumps(env)
-        try:
-            ok, payload, gas = self._rt.handle(msg_json, env_json)
-        except Exception:  # a device failed for the unit's reasons: back to the state before, then raise
-            self._rebuild()
-            raise
-        result = _result(payload, gas) if ok else EvalResult(error=payload.decode(errors="replace"), gas_used=gas)
-        if result.error is not None:
-            self._rebuild()
-            return result
-        self._log.append((msg_json, env_json))
-        if len(self._log) >= self.compact_every:
-            self._compact()
-        return result
+        return self.handle_many([msg], env)[0]
+
+    def handle_many(self, msgs: list[dict], env: dict) -> list[EvalResult]:
+        """The messages in order, as ``handle`` one by one would, with fewer crossings into Lua."""
+        env_json = self._env_text(env)
+        calls = [_call(msg) for msg in msgs]
+        results: list[EvalResult] = []
+        pos, careful = 0, 0  # careful: messages left to run one at a time after a batch broke
+        while pos < len(calls):
+            size = 1 if careful else BATCH
+            if self.compact_every is not None:
+                size = min(size, max(1, self.compact_every - len(self._log)))
+            chunk = calls[pos : pos + size]
+            allowance = 1 << 62 if self.compact_every is not None else self._compact_at - self._work
+            try:
+                vals = self._rt.run_batch(env_json, chunk, allowance, PER_MESSAGE_WORK)
+            except _UnitFailure as failure:
+                self._rebuild()  # the batch's messages are not booked: back to the state before it
+                raise failure.cause from None
+            except lupa.LuaError as exc:
+                if len(chunk) > 1:
+                    self._rebuild()
+                    careful = len(chunk)
+                    continue
+                self._rollback()
+                error = "memory limit exceeded" if isinstance(exc, lupa.LuaMemoryError) else str(exc)
+                results.append(EvalResult(error=error))
+                pos += 1
+                careful = max(0, careful - 1)
+                continue
+            done = self._take(vals, chunk, env_json, results)
+            pos += done
+            careful = max(0, careful - done)
+        return results
+
+    def _take(self, vals: tuple, chunk: list[tuple], env_json: bytes, results: list[EvalResult]) -> int:
+        """Books the runs of one batch: log, work, results; rolls back or compacts. Returns how many ran."""
+        i = 0
+        for n, call in enumerate(chunk, 1):
+            _ok, result, i = _parse_run(vals, i)
+            results.append(result)
+            if result.error is not None:
+                self._rollback()
+                return n
+            self._log.append((call, env_json))
+            self._work += result.gas_used + PER_MESSAGE_WORK
+            if i >= len(vals):
+                if self._compact_due():
+                    self._compact()
+                return n
+        raise AssertionError("unreachable: the batch ran every message")
+
+    def _env_text(self, env: dict) -> bytes:
+        """env as JSON, re-encoded only when it changed (the engine passes one env per process)."""
+        if env is not self._env_seen_obj or env != self._env_seen:
+            self._env_seen_obj, self._env_seen = env, copy.deepcopy(env)
+            self._env_json = _dumps(env)
+        return self._env_json
+
+    def _compact_due(self) -> bool:
+        if self.compact_every is not None:
+            return len(self._log) >= self.compact_every
+        return self._work >= self._compact_at
 
     def _compact(self) -> None:
-        """Fold the log into the base when the state can be written (not while a Receive is parked)."""
+        """Try to make the current state the new base. Fails while a Receive is parked:
+        then the log keeps growing, and the next attempt waits twice as long."""
+        self._work = 0
+        base = self._rt.serialize()
+        if base is None:
+            self._compact_at *= 2
+            return
+        self._base, self._log = base, []
+        self._compact_at = _compact_threshold(len(base))
+
+    def _rollback(self) -> None:
+        """Back to the state before a failed message; then write it as the base, so that a
+        run of failing messages costs a rebuild each, not a replay of the whole log each."""
+        self._rebuild()
         if self._log:
-            base = self._rt.serialize()
-            if base is not None:
-                self._base, self._log = base, []
+            self._compact()
 
     def _runtime(self) -> _Runtime:
         return _Runtime(self.module.data, self.limits, self._boot_env, self.devices, self.process, self._drive)
@@ -265,10 +522,24 @@ class LuaProcess(ProcessInstance):
         """A fresh runtime holding base + log: the state before the failed message."""
         rt = self._runtime()
         rt.deserialize(self._base)
-        for msg_json, env_json in self._log:
-            ok, payload, _ = rt.handle(msg_json, env_json)
-            if not ok or "Error" in json.loads(payload):
-                raise SnapshotError("replaying the message log did not repeat its results")
+        pos = 0
+        while pos < len(self._log):
+            env_json = self._log[pos][1]
+            chunk = []
+            while pos < len(self._log) and len(chunk) < BATCH and self._log[pos][1] == env_json:
+                chunk.append(self._log[pos][0])
+                pos += 1
+            try:
+                vals = rt.run_batch(env_json, chunk, 1 << 62, 0)
+            except lupa.LuaError:
+                vals = ()
+            i = 0
+            for _ in chunk:
+                if i >= len(vals):
+                    raise SnapshotError("replaying the message log did not repeat its results")
+                _ok, result, i = _parse_run(vals, i)
+                if result.error is not None:
+                    raise SnapshotError("replaying the message log did not repeat its results")
         self._rt = rt
 
     # ----------------------------------------------------------- snapshots
@@ -278,19 +549,32 @@ class LuaProcess(ProcessInstance):
         return self._rt.lua.get_memory_used(total=True) + len(self._base) + log_bytes
 
     def snapshot(self) -> bytes:
-        self._compact()  # canonical bytes: equal states give equal snapshots, whatever the history
-        header = _dumps({"format": LUA_NATIVE_FORMAT, "digest": self._digest, "log": len(self._log)})
+        header = _dumps(
+            {
+                "format": LUA_NATIVE_FORMAT,
+                "digest": self._digest,
+                "log": len(self._log),
+                "work": self._work,
+                "compact_at": self._compact_at,
+            }
+        )
         parts = [_MAGIC, struct.pack(">I", len(header)), header, struct.pack(">Q", len(self._base)), self._base]
-        for msg_json, env_json in self._log:
+        for call, env_json in self._log:
+            msg_json = call[1] if call[0] == b"j" else _dumps(_unflatten(call))
             parts += [struct.pack(">II", len(msg_json), len(env_json)), msg_json, env_json]
         return b"".join(parts)
 
     def restore(self, data: bytes) -> None:
-        base, log = self._parse(data)
-        self._base, self._log = base, log
+        header, base, log = self._parse(data)
+        calls = []
+        for msg_json, env_json in log:
+            flat = _flatten(json.loads(msg_json))
+            calls.append((flat if flat is not None else (b"j", msg_json), env_json))
+        self._base, self._log = base, calls
         self._rebuild()
+        self._work, self._compact_at = header["work"], header["compact_at"]
 
-    def _parse(self, data: bytes) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+    def _parse(self, data: bytes) -> tuple[dict, bytes, list[tuple[bytes, bytes]]]:
         try:
             if not data.startswith(_MAGIC):
                 raise ValueError("not a pyao Lua snapshot")
@@ -309,11 +593,19 @@ class LuaProcess(ProcessInstance):
                 pos += mlen + elen
             if pos != len(data) or len(base) != blen:
                 raise ValueError("truncated or trailing bytes")
+            if not all(type(header[k]) is int and header[k] >= 0 for k in ("work", "compact_at")):
+                raise ValueError("bad compaction counters")
+            for msg_json, _env_json in log:
+                json.loads(msg_json)
         except (ValueError, KeyError, TypeError, struct.error) as exc:
             raise SnapshotError(f"damaged snapshot: {exc}") from None
         if header.get("digest") != self._digest:
             raise SnapshotError("snapshot was made for another module or library version")
-        return base, log
+        return header, base, log
+
+
+def _compact_threshold(base_len: int) -> int:
+    return COMPACT_RATIO * (SERIALISE_WORK + WORK_PER_STATE_BYTE * base_len)
 
 
 class LuaVM(VM):
@@ -321,7 +613,7 @@ class LuaVM(VM):
 
     formats = (LUA_NATIVE_FORMAT,)
 
-    def __init__(self, compact_every: int = COMPACT_EVERY, devices: Devices | None = None) -> None:
+    def __init__(self, compact_every: int | None = None, devices: Devices | None = None) -> None:
         self.compact_every = compact_every
         self.devices: Devices = devices or {}
 

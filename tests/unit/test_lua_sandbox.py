@@ -121,3 +121,75 @@ def test_failed_handler_rolls_back_everything():
     r = p.send("", Action="Bump")
     assert r.error is None and len(r.messages) == 1
     assert p.value("Count .. Hidden() .. #Nested.list") == "1113"
+
+
+# ------------------------------------------------ C loops the count hook cannot see
+
+
+@pytest.mark.parametrize(
+    "bomb",
+    [
+        # backtracking patterns: each runs for minutes in C without one Lua instruction
+        "local s = string.rep('a', 5000) return s:find('a-a-a-a-a-b')",
+        "local s = string.rep('a', 5000) return string.match(s, '.-.-.-.-x')",
+        "local s = string.rep('a', 5000) return select(2, s:gsub('a*a*a*a*b', ''))",
+        "local s = string.rep('a', 5000) for x in s:gmatch('a-a-a-a-b') do end",
+        "return ('x'):rep(3000):find(('x?'):rep(3000) .. ('x'):rep(3000))",
+        # C loops that copy nothing / touch an empty table
+        "return #string.rep('', 1 << 50)",
+        "local t = setmetatable({}, { __len = function() return 1 << 50 end }) table.insert(t, 1, 'x')",
+        "local t = setmetatable({}, { __len = function() return 1 << 50 end }) table.remove(t, 1)",
+        "table.move({}, 1, 1 << 50, 2)",
+    ],
+)
+def test_c_loops_are_bounded_by_the_compute_limit(bomb):
+    p = make_process(compute=10**7)
+    p.eval("X = 1")
+    r = p.eval("X = 2; " + bomb)
+    if "string.rep('', " in bomb:  # nothing to spin on: the empty string, at once
+        assert r.error is None and r.output["data"] == "0"
+    else:
+        assert r.error is not None and "compute limit" in r.error, r
+        assert p.value("X") == "1"
+    # caught by pcall, still the end of the message
+    r = p.eval("X = 3; pcall(function() " + bomb + " end)")
+    if "string.rep('', " not in bomb:
+        assert r.error is not None and p.value("X") == "1"
+
+
+def test_ordinary_patterns_and_table_functions_still_work():
+    p = make_process()
+    checks = {
+        "('hello world'):find('o w')": "5",
+        "('hello world'):find('o', 6)": "8",
+        "('a.b'):find('.', 1, true)": "2",
+        "('  trim me  '):match('^%s*(.-)%s*$')": "trim me",
+        "select(2, ('a,b,,c'):gsub(',', ';'))": "3",
+        "(function() local o = {} for w in ('one two  three'):gmatch('%a+') do o[#o+1] = w end "
+        "return table.concat(o, '|') end)()": "one|two|three",
+        "('f(a(b)c)'):match('%b()')": "(a(b)c)",
+        "('THE (quick) fox'):find('%f[%a]%a+%f[%A]', 5)": "6",
+        "('abcabc'):match('(a)(b)c%1%2')": "a",
+        "('x'):rep(3, ',')": "x,x,x",
+        "(function() local t = {1, 2, 3} table.insert(t, 4) table.insert(t, 1, 0) "
+        "return table.concat(t, ',') end)()": "0,1,2,3,4",
+        "(function() local t = {1, 2, 3} local v = table.remove(t, 1) "
+        "return v .. ':' .. table.concat(t, ',') .. ':' .. tostring(table.remove({})) end)()": "1:2,3:nil",
+        "(function() local t = {1, 2, 3, 4, 5} table.move(t, 1, 3, 3) return table.concat(t, ',') end)()": "1,2,1,2,3",
+        "(function() local t = {1, 2, 3, 4, 5} table.move(t, 3, 5, 1) return table.concat(t, ',') end)()": "3,4,5,4,5",
+        "table.concat(table.move({1, 2}, 1, 2, 3, {9, 9}), ',')": "9,9,1,2",
+        "select(2, pcall(table.insert, {}, 5, 'x'))": "bad argument #2 to 'insert' (position out of bounds)",
+        "select(2, pcall(table.insert, {}, 1, 2, 3))": "wrong number of arguments to 'insert'",
+        "select(2, pcall(table.remove, {1}, 5))": "bad argument #1 to 'remove' (position out of bounds)",
+    }
+    for expr, want in checks.items():
+        assert p.value(f"return tostring({expr})") == want, expr
+
+
+def test_a_huge_json_body_still_decodes():
+    """The library's own patterns (json) are linear and not charged: a big body decodes."""
+    p = make_process(compute=10**8)
+    body = "[" + ",".join(str(i) for i in range(20000)) + "]"
+    r = p.send(body, Action="Nothing", Content_Type="application/json")
+    assert r.error is None
+    assert p.value("#Inbox[#Inbox].Data") == "20000"

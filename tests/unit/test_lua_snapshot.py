@@ -111,3 +111,52 @@ def test_module_source_runs_after_the_library():
     r = p.send("", frm=STRANGER, Action="Ping")
     assert [m["Data"] for m in r.messages] == ["pong"]
     assert p.value("Ready") == "true"
+
+
+OBJECT_KEYS = [
+    (
+        "eval",
+        """
+        Reg = {}
+        for i = 1, 6 do Reg[{}] = 'empty ' .. i end                       -- alike keys, different values
+        for i = 1, 4 do Reg[function() return i end] = 'closure' end      -- one definition, upvalues differ
+        for i = 1, 3 do
+          local co = coroutine.create(function(x) coroutine.yield(x) end)
+          coroutine.resume(co, i)
+          Reg[co] = 'co ' .. i
+        end
+        Reg[print] = 'builtin'
+        Reg[{ tag = 'x' }] = { nested = true }
+        """,
+    ),
+    (
+        "eval",
+        "local o = {} for k, v in pairs(Reg) do o[#o + 1] = type(k) .. ':' .. tostring(v) end "
+        "return table.concat(o, ';')",
+    ),
+    ("eval", "local n = 0 local k = next(Reg) while k do n = n + 1 k = next(Reg, k) end return n"),
+    ("eval", "for k in pairs(Reg) do if type(k) == 'thread' then Reg[k] = nil end end"),  # state without coroutines
+]
+
+
+def test_object_keys_iterate_and_serialise_identically_across_os_processes():
+    """Keys that are tables, closures and coroutines: pairs order and snapshot bytes come out the
+    same in two OS processes (different string-hash seeds and addresses)."""
+    code = (
+        "import json, sys, hashlib; sys.path.insert(0, '.');"
+        "from tests.unit.test_lua_snapshot import run, OBJECT_KEYS; from tests.unit._lua import make_process;"
+        "p = make_process(); r = run(p, OBJECT_KEYS);"
+        "print(json.dumps([r, hashlib.sha256(p.instance.snapshot()).hexdigest()]))"
+    )
+    outs = [
+        json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, check=True).stdout)
+        for _ in range(3)
+    ]
+    assert outs[0] == outs[1] == outs[2]
+    results, _digest = outs[0]
+    listing = results[1]["Output"]["data"].split(";")
+    assert len(listing) == 15
+    # alike keys fall back on their values: the empties come in value order
+    empties = [x for x in listing if x.startswith("table:empty")]
+    assert empties == [f"table:empty {i}" for i in range(1, 7)]
+    assert results[2]["Output"]["data"] == "15"

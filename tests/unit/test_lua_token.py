@@ -103,7 +103,7 @@ def token(source: str = "require('.token')", **kw):
 
 
 def test_every_way_of_loading():
-    assert BLUEPRINTS == ("token",)
+    assert "token" in BLUEPRINTS
     for src in ("require('.token')", "require('token')", "require('blueprints.token')", "require('.blueprints.token')"):
         p = token(src)
         assert p.value("Balances[ao.id]") == INITIAL and p.value("Name") == "Points Coin"

@@ -72,8 +72,7 @@ def test_longjmp_without_setjmp_and_exit_are_errors():
 
 def test_a_module_importing_memory_is_refused():
     wat = (
-        '(module (import "env" "memory" (memory 1))'
-        ' (func (export "handle") (param i32 i32) (result i32) i32.const 0))'
+        '(module (import "env" "memory" (memory 1)) (func (export "handle") (param i32 i32) (result i32) i32.const 0))'
     )
 
     with pytest.raises(ModuleError):

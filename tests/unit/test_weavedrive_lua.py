@@ -252,6 +252,6 @@ def test_bytes_read_count_against_the_compute_limit(net):
     small = p.eval(f"local f = io.open('{path}') return #f:read(4096)")
     assert small.error is None and small.output["data"] == "4096"
     once = p.eval(f"local f = io.open('{path}') return #f:read('a')")
-    assert once.error is None and once.gas_used > BIG // 64 > small.gas_used
+    assert once.error is None and once.gas_used >= BIG // 64 > small.gas_used  # at least the bytes read
     r = p.eval(f"local f = io.open('{path}') for i = 1, 5 do f:seek('set', 0) f:read('a') end")
     assert r.error is not None and "compute limit" in r.error

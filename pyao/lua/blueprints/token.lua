@@ -25,6 +25,8 @@
 -- A missing or malformed Recipient/Quantity is an error: the message ends in
 -- an Error result and changes nothing.
 
+local _, private = ...
+local unordered_next = private and private.unordered_next -- see _host.lua; nil when loaded by Eval
 local json = require("json")
 local decimal = require("decimal")
 
@@ -109,7 +111,14 @@ Handlers.add("transfer", action("Transfer"), function(msg)
     Quantity = msg.Quantity,
     Data = notice("You received ", msg.Quantity, " from " .. Colors.green .. from),
   }
-  for name, value in pairs(msg) do
+  -- copying into two tables: the order of the walk does not matter
+  local walk, state, start
+  if unordered_next and getmetatable(msg) == nil then
+    walk, state = unordered_next, msg
+  else
+    walk, state, start = pairs(msg)
+  end
+  for name, value in walk, state, start do
     if type(name) == "string" and name:sub(1, 2) == "X-" then
       debit[name], credit[name] = value, value
     end

@@ -1,0 +1,200 @@
+"""The native Lua VM's fast paths: handle_many, the flat msg/result crossing, env caching,
+amortised compaction. Each must give exactly what the plain path gives."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from pyao.vm import lua as vm_lua
+from tests.unit._lua import MU, OWNER, PID, STRANGER, make_process, message
+
+PROGRAM = """
+require('.token')
+Handlers.add('odd', 'Odd', function(m)
+  -- results of shapes the flat form does not carry: they go as JSON, as before
+  table.insert(ao.outbox.Messages, { Target = 'x', Data = 42, Tags = { { name = 'n', value = 'v', extra = true } } })
+  ao.outbox.Spawns[1] = {}
+end)
+Handlers.add('env', 'Env', function(m, env)
+  Seen = (Seen or '') .. tostring(env.Process.Scribble) .. ';'
+  env.Process.Scribble = 'dirty'
+  env.Process.Tags[1].value = 'changed'
+  m.reply({ Data = ao.env.Process.Tags[1].value })
+end)
+Handlers.add('boom', 'Boom', function(m) Counter = (Counter or 0) + 1; error('boom ' .. Counter) end)
+Handlers.add('count', 'Count', function(m) Counter = (Counter or 0) + 1; m.reply({ Data = tostring(Counter) }) end)
+"""
+
+
+def tag(name, value):
+    return {"name": name, "value": value}
+
+
+def script():
+    """A mixed log: transfers, odd results, env abuse, failures, unusual msg shapes."""
+    msgs = []
+    n = 1
+
+    def add(tags, frm=OWNER, data="", **extra):
+        nonlocal n
+        n += 1
+        m = message(f"m-{n:04d}", data, tags, frm=frm, nonce=n)
+        m.update(extra)
+        msgs.append(m)
+
+    add([tag("Action", "Transfer"), tag("Recipient", OWNER), tag("Quantity", "5000")], frm=PID)
+    for i in range(30):
+        add([tag("Action", "Transfer"), tag("Recipient", f"{i % 7:043d}"), tag("Quantity", str(i + 1))])
+        if i % 5 == 0:
+            add([tag("Action", "Boom")])
+        if i % 6 == 0:
+            add([tag("Action", "Odd")])
+        if i % 4 == 0:
+            add([tag("Action", "Env")])
+        if i % 9 == 0:  # shapes that go as JSON: a nested value, a big integer, a None, a float
+            add([tag("Action", "Count")], Extra={"deep": [1, None, 3]})
+            add([tag("Action", "Count")], Big=2**70, Nothing=None, Ratio=0.25, Flag=True)
+            add([tag("Action", "Count"), {"name": "X-Note", "value": 'é\u0000"\\'}], frm=STRANGER, owner=MU)
+        add([tag("Action", "Count")], data="plain")
+    add([tag("Action", "Balances")])
+    return msgs
+
+
+def env_of(p):
+    return p.env
+
+
+def run_one_by_one(msgs):
+    p = make_process(PROGRAM, compact_every=None)
+    p.boot()
+    return [p.instance.handle(m, p.env).to_json() for m in msgs], p
+
+
+@pytest.mark.parametrize("page", [1, 3, 64, 1000])
+def test_handle_many_equals_handle_one_by_one(page):
+    msgs = script()
+    want, ref = run_one_by_one(msgs)
+    p = make_process(PROGRAM, compact_every=None)
+    p.boot()
+    got = []
+    for s in range(0, len(msgs), page):
+        got += [r.to_json() for r in p.instance.handle_many(msgs[s : s + page], p.env)]
+    assert got == want
+    assert p.instance.snapshot() == ref.instance.snapshot()
+    errors = [r for r in got if "Error" in r]
+    assert len(errors) == 6 and all("boom" in r["Error"] for r in errors)
+
+
+def test_flat_path_equals_json_path(monkeypatch):
+    """Every msg forced through JSON (the old way) gives the same results and state."""
+    msgs = script()
+    want, ref = run_one_by_one(msgs)
+    monkeypatch.setattr(vm_lua, "_flatten", lambda msg: None)
+    got, p = run_one_by_one(msgs)
+    assert got == want
+    # the same state (the log's msgs are written from what each path kept, so compare the base)
+    assert p.instance._base == ref.instance._base and len(p.instance._log) == len(ref.instance._log)
+
+
+def test_unusual_results_keep_their_json_shape():
+    p = make_process(PROGRAM)
+    r = p.send("", Action="Odd")
+    assert r.error is None
+    assert r.messages == ({"Data": 42, "Tags": [{"extra": True, "name": "n", "value": "v"}], "Target": "x"},)
+    assert r.spawns == ([],)  # an empty Lua table is a JSON array
+
+
+def test_env_changes_do_not_leak_into_the_next_message():
+    p = make_process(PROGRAM)
+    first = p.send("", Action="Env")
+    second = p.send("", Action="Env")
+    assert first.messages[0]["Data"] == second.messages[0]["Data"] == "changed"
+    assert p.value("Seen") == "nil;nil;"
+    # a new env (the CU passes another dict) is picked up
+    p.env = json.loads(json.dumps(p.env))
+    p.env["Process"]["Scribble"] = "fresh"
+    p.send("", Action="Env")
+    assert p.value("Seen") == "nil;nil;fresh;"
+    # and so is an env changed in place
+    p.env["Process"]["Scribble"] = "again"
+    p.send("", Action="Env")
+    assert p.value("Seen") == "nil;nil;fresh;again;"
+
+
+def test_amortised_compaction_is_counted_not_timed():
+    """Two runs split differently into pages compact at the same messages: equal snapshots
+    after every page, and a restore at any point continues identically."""
+    msgs = script() * 1
+    a = make_process(PROGRAM, compact_every=None)
+    b = make_process(PROGRAM, compact_every=None)
+    a.boot(), b.boot()
+    for s in range(0, len(msgs), 10):
+        a.instance.handle_many(msgs[s : s + 10], a.env)
+        for m in msgs[s : s + 10]:
+            b.instance.handle(m, b.env)
+        assert a.instance.snapshot() == b.instance.snapshot()
+    assert a.instance._log, "this log is shorter than one compaction period"
+
+
+def test_compaction_schedule_survives_restore(monkeypatch):
+    monkeypatch.setattr(vm_lua, "SERIALISE_WORK", 1000)
+    monkeypatch.setattr(vm_lua, "WORK_PER_STATE_BYTE", 0)
+    monkeypatch.setattr(vm_lua, "COMPACT_RATIO", 20)  # a compaction every few messages
+    msgs = script()
+    straight = make_process(PROGRAM, compact_every=None)
+    straight.boot()
+    full = [r.to_json() for r in straight.instance.handle_many(msgs, straight.env)]
+    for cut in (5, 17, 40):
+        p = make_process(PROGRAM, compact_every=None)
+        p.boot()
+        head = [r.to_json() for r in p.instance.handle_many(msgs[:cut], p.env)]
+        q = make_process(PROGRAM, compact_every=None)
+        q.instance.restore(p.instance.snapshot())
+        tail = [r.to_json() for r in q.instance.handle_many(msgs[cut:], q.env)]
+        assert head + tail == full
+        assert q.instance.snapshot() == straight.instance.snapshot()
+
+
+def test_a_failure_compacts_so_repeated_failures_stay_cheap():
+    p = make_process(PROGRAM, compact_every=None)
+    p.boot()
+    p.instance.handle_many([m for m in script() if "Boom" not in json.dumps(m["Tags"])][:20], p.env)
+    assert p.instance._log
+    r = p.send("", Action="Boom")
+    assert r.error is not None
+    assert not p.instance._log, "the state before the failure became the base"
+
+
+def test_normal_names_really_are_normal():
+    """The library skips utils.normalize for a fixed list of names: each must be a fixed point."""
+    source = (Path(vm_lua.__file__).parent.parent / "lua" / "process.lua").read_text()
+    block = re.search(r"local NORMAL = \{\}\nfor _, k in ipairs\(\{(.*?)\}\) do", source, re.S).group(1)
+    names = re.findall(r'"([^"]+)"', block)
+    assert len(names) > 20
+    p = make_process()
+    listing = ", ".join(json.dumps(n) for n in names)
+    out = p.value(
+        f"local o = {{}} for _, k in ipairs({{{listing}}}) do o[#o + 1] = Utils.normalize(k) end "
+        "return table.concat(o, ' ')"
+    )
+    assert out.split(" ") == names
+
+
+@pytest.mark.slow
+def test_giant_results_and_msgs_still_cross():
+    """Too many values for Lua's stack: a result goes as one JSON string, a msg as JSON."""
+    flood = "Handlers.add('flood', 'Flood', function(m) for i = 1, 15000 do Send({ Target = 'x' }) end end)"
+    p = make_process(flood, memory=1 << 30, compute=10**9)
+    msgs = [
+        message("a", "", [tag("Action", "Flood")], nonce=1),
+        message("b", "", [tag("Action", "Flood")], nonce=2),
+        message("c", "", [tag(f"T{i}", "v") for i in range(20000)], nonce=3),
+        message("d", "", [tag("Action", "Flood")], nonce=4),
+    ]
+    results = p.instance.handle_many(msgs, p.env)
+    assert [r.error for r in results] == [None] * 4
+    assert [len(r.messages) for r in results] == [15000, 15000, 0, 15000]
+    assert results[1].messages[-1]["Anchor"] == f"{30000:032d}"
+    assert p.value("#Inbox[1].TagArray") == "20000"
