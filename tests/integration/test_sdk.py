@@ -6,7 +6,9 @@ import asyncio
 import base64
 import json
 import threading
+import time
 
+import httpx
 import pytest
 
 import pyao
@@ -48,6 +50,18 @@ def _spawn(sdk, network, name):
     return sdk.spawn(
         network["module"], network["scheduler"], tags=[("Name", name), ("Authority", network["mu_address"])]
     )
+
+
+def _wait_on_gateway(gateway: str, item_id: str, timeout: float = 20.0) -> None:
+    """The SU uploads what it schedules in batches: an item reaches the gateway a moment later."""
+    query = "query($ids:[ID!]){transactions(ids:$ids){edges{node{id}}}}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body = httpx.post(gateway + "/graphql", json={"query": query, "variables": {"ids": [item_id]}}).json()
+        if body["data"]["transactions"]["edges"]:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{item_id} never reached the gateway")
 
 
 def _position(cursor):
@@ -158,8 +172,9 @@ def test_a_unit_that_is_down_raises_unit_error_naming_its_url(network):
 def test_spawn_of_a_bad_module_raises_a_clear_error(sdk, network):
     with pytest.raises(NotFound, match=r"module \S+ was not found on the gateway"):
         sdk.spawn(M, network["scheduler"])
-    # an existing item that is not a module: a user's message
+    # an existing item that is not a module: a user's message (once the SU has stored it on the gateway)
     pid = _spawn(sdk, network, "sdk-not-a-module")
+    _wait_on_gateway(network["gateway"], pid)
     with pytest.raises(RequestError, match="is not an ao module"):
         sdk.spawn(pid, network["scheduler"])
     with pytest.raises(RequestError, match="module must be a 43-character"):
