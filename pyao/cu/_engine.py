@@ -39,7 +39,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Iterable
 from concurrent.futures import Executor, ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pyao.abc import Devices, EvalResult, Evaluation, Limits, ProcessContext, ResultStore
@@ -107,6 +107,14 @@ class LiveProcess:
     checkpointed_seq: int = 0
     #: host memory of the instance, as its worker last reported it
     footprint: int = 0
+    #: result-store writes under way (awaited before anything reads the results or checkpoints)
+    storing: list = field(default_factory=list)
+
+    async def settled(self) -> None:
+        """Wait for the result-store writes under way; the first failure is raised."""
+        writes, self.storing = self.storing, []
+        if writes:
+            await asyncio.gather(*writes)
 
     @property
     def context(self) -> ProcessContext:
@@ -267,7 +275,10 @@ class Engine:
                 self._live[process_id] = p
             self._live.move_to_end(process_id)
             try:
-                await work(p)
+                try:
+                    await work(p)
+                finally:
+                    await p.settled()  # results are readable when the work returns (or it failed)
                 return p
             except WorkerLost:
                 self._live.pop(process_id, None)
@@ -334,6 +345,7 @@ class Engine:
     async def _checkpoint(self, p: LiveProcess) -> None:
         if self.checkpoints is None or p.next_seq == p.checkpointed_seq:
             return
+        await p.settled()  # a checkpoint is usable only once the store holds the results before it
         snapshot = await self.workers.call("snapshot", p.meta.id)
         checkpoint = Checkpoint(p.meta.id, p.module.source.id, p.module.format, p.position(), snapshot)
         await self._on_disk(self.checkpoints.save, checkpoint)
@@ -382,18 +394,28 @@ class Engine:
         start = None if p.cursor is None else str(p.cursor - 1)
         if to is not None and p.cursor is not None and to < p.cursor:
             return
+
+        def fetch(from_: str | None) -> asyncio.Future:
+            upto = None if to is None else str(to)
+            return asyncio.ensure_future(su.page(p.meta.id, from_=from_, to=upto, limit=self.config.page_size))
+
+        pending = fetch(start)
         while True:
-            page = await su.page(
-                p.meta.id, from_=start, to=None if to is None else str(to), limit=self.config.page_size
-            )
+            page = await pending
             edges = page.get("edges") or []
-            nodes = [e["node"] for e in edges]
-            scheduled = [m for m in map(_map_entry, nodes) if m.ordinate >= p.next_nonce]
-            if scheduled:
-                await self._evaluate_page(p, scheduled)
-            if not edges or not (page.get("page_info") or {}).get("has_next_page"):
+            more = bool(edges) and bool((page.get("page_info") or {}).get("has_next_page"))
+            # the next page is fetched while this one is evaluated
+            pending = fetch(str(edges[-1]["cursor"])) if more else None
+            try:
+                scheduled = [m for m in map(_map_entry, (e["node"] for e in edges)) if m.ordinate >= p.next_nonce]
+                if scheduled:
+                    await self._evaluate_page(p, scheduled)
+            except BaseException:
+                if pending is not None:
+                    pending.cancel()
+                raise
+            if pending is None:
                 return
-            start = str(edges[-1]["cursor"])
 
     async def _evaluate_page(self, p: LiveProcess, scheduled: list[ScheduledMessage]) -> None:
         valid, broken = self._verified(p, scheduled)
@@ -523,7 +545,8 @@ class Engine:
         ]  # fmt: skip
         p.next_seq += len(rows)
         p.last = rows[-1]
-        await self.stored(self.store.put, rows)
+        # stored while the next page evaluates (the store thread keeps the order); see _settled
+        p.storing.append(asyncio.get_running_loop().run_in_executor(self._store_pool, self.store.put, rows))
         if self.config.checkpoint_every and p.next_seq - p.checkpointed_seq >= self.config.checkpoint_every:
             await self._checkpoint_quietly(p)
 
