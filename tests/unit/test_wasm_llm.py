@@ -134,3 +134,23 @@ def test_no_llm_device_is_an_answer_not_a_crash():
     p = make("llm", W32, devices={})
     result = call(p, "Load", MODEL_PATH)
     assert result.error and "offers no device 'llm@1.0'" in result.error
+
+
+def test_an_answer_larger_than_the_buffer_is_its_negative_length_and_nothing_is_kept(device):
+    from pyao.vm.wasm._devices import DeviceDoor
+
+    door = DeviceDoor({"llm@1.0": device}, context())
+    charged = []
+    m = msg("Run", nonce=1)
+    load = json.dumps({"op": "load", "args": [MODEL_PATH]}).encode()
+    assert isinstance(door.call(b"llm@1.0", load, m, 10**9, 4096, charged.append), bytes)
+    prompt = json.dumps({"op": "set_prompt", "args": ["the llama king"]}).encode()
+    door.call(b"llm@1.0", prompt, m, 10**9, 4096, charged.append)
+    state, spent = dict(door.states), list(charged)
+    run = json.dumps({"op": "run", "args": [6]}).encode()
+    short = door.call(b"llm@1.0", run, m, 10**9, 8, charged.append)
+    assert isinstance(short, int) and short < -8
+    assert door.states == state and charged == spent  # nothing kept, nothing charged
+    answer = door.call(b"llm@1.0", run, m, 10**9, -short, charged.append)
+    assert isinstance(answer, bytes) and len(answer) == -short  # asked again: the same answer, now kept
+    assert door.states != state and charged[-1] == 6 * device_cost(device)
