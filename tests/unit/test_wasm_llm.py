@@ -53,14 +53,18 @@ def test_two_instances_decode_the_same_tokens(device, fmt):
     assert first[2] != first[4]
 
 
-@pytest.mark.parametrize("compact_every", [1, 1000])  # the device state in the base image, or in the log
-def test_snapshot_restore_carries_the_session(device, compact_every):
-    a = make("llm", W32, devices={"llm@1.0": device}, compact_every=compact_every)
+@pytest.mark.parametrize("in_base", [True, False])  # the device state in the base image, or replayed from the log
+def test_snapshot_restore_carries_the_session(device, in_base):
+    a = make("llm", W32, devices={"llm@1.0": device}, compact_every=1000)
+    a.compact_on_device_call = in_base
     session(a)
     snap = a.snapshot()
-    if compact_every == 1:
-        assert dict(_snapshot.decode(snap, W32, a._digest).devices)["llm@1.0"] == a.device_states["llm@1.0"]
-    b = make("llm", W32, devices={"llm@1.0": device}, compact_every=compact_every)
+    decoded = _snapshot.decode(snap, W32, a._digest)
+    if in_base:
+        assert dict(decoded.devices)["llm@1.0"] == a.device_states["llm@1.0"] and not decoded.log
+    else:
+        assert decoded.devices == () and len(decoded.log) == 5
+    b = make("llm", W32, devices={"llm@1.0": device}, compact_every=1000)
     b.restore(snap)
     assert b.device_states == a.device_states
     assert values(call(b, "Run", nonce=9, Tokens=8)) == values(call(a, "Run", nonce=9, Tokens=8))
@@ -99,14 +103,18 @@ def device_cost(device) -> int:
     return token_cost(device.models.get(MODEL_PATH, context(), {}))
 
 
-def test_a_failed_message_rolls_the_device_state_back(device):
+@pytest.mark.parametrize("compact_on_device_call", [True, False])
+def test_a_failed_message_rolls_the_device_state_back(device, compact_on_device_call):
     p = make("llm", W32, devices={"llm@1.0": device})
+    p.compact_on_device_call = compact_on_device_call
     values(call(p, "Load", MODEL_PATH))
     values(call(p, "Prompt", "the llama king", 2))
     before = p.device_states
     failed = call(p, "Run-Then-Fail", nonce=3, Tokens=4)
     assert failed.error == "asked to fail after the device call"
     assert p.device_states == before
+    # the rebuilt instance replayed the log: no device work when the base was refreshed after each call
+    assert p._rt.door.calls == (0 if compact_on_device_call else 2)
     twin = make("llm", W32, devices={"llm@1.0": device})
     values(call(twin, "Load", MODEL_PATH))
     values(call(twin, "Prompt", "the llama king", 2))

@@ -60,6 +60,7 @@ class DeviceDoor:
         self.devices = {n: d for n, d in devices.items() if isinstance(d, ProcessDevice)}
         self.process = process
         self.states: DeviceStates = {}
+        self.calls = 0  # device calls served and kept (the process compacts after a message that made one)
 
     def call(self, name: bytes, request: bytes, msg: dict, fuel_left: int, out_cap: int,
              charge: Callable[[int], None]) -> bytes | int:  # fmt: skip
@@ -77,6 +78,7 @@ class DeviceDoor:
             raise DeviceFailure(exc) from exc
         answer = _answer({"ok": True, "values": [_value(v) for v in reply.values]}, out_cap)
         if isinstance(answer, bytes):  # it fits: the call happened
+            self.calls += 1
             charge(reply.cost)
             if reply.state is None:
                 self.states.pop(device_name, None)

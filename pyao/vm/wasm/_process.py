@@ -26,7 +26,10 @@ Device state (``pyao.device_call``, ``_devices``): each ``ProcessDevice``'s
 per-process state bytes (an ``llm@1.0`` session) live beside the memory: the
 base holds the states as they were when the base was taken, and replaying the
 log repeats the device calls, so a snapshot, a restore and a rollback carry
-them exactly as they carry the memory.
+them exactly as they carry the memory. Replaying a device call costs what it
+cost the first time (an ``llm@1.0`` generation decodes again), so a message
+that called a device refreshes the base at once (``compact_on_device_call``):
+a rollback then replays no device work.
 """
 
 from __future__ import annotations
@@ -106,6 +109,7 @@ class WasmProcess(ProcessInstance):
         self.devices = devices or {}
         self.metered = metered
         self.compact_every = max(1, compact_every)
+        self.compact_on_device_call = True
         self._digest = hashlib.sha256(module.data).hexdigest()
         self._rt = self._fresh()
         self._base: MemoryImage = self._rt.memory.capture()
@@ -126,6 +130,7 @@ class WasmProcess(ProcessInstance):
 
     def handle(self, msg: dict, env: dict) -> EvalResult:
         msg_json, env_json = _dumps(msg), _dumps(env)
+        calls_before = self._rt.door.calls if self._rt.door is not None else 0
         try:
             outcome = self._rt.call(msg_json, env_json, msg)
         except DeviceFailure as failure:  # the unit's failure: no result, back to the state before it
@@ -136,7 +141,8 @@ class WasmProcess(ProcessInstance):
             self._rebuild()
             return result
         self._log.append((msg_json, env_json))
-        if len(self._log) >= self._interval():
+        device_work = self.compact_on_device_call and self._rt.door is not None and self._rt.door.calls != calls_before
+        if device_work or len(self._log) >= self._interval():
             self.compact()
         return result
 
