@@ -1,4 +1,4 @@
-"""Tokens per second: in-process inference (a Lua process calling llm@1.0) vs llama-cpp-python directly.
+"""Tokens per second: in-process inference (Lua and WASM processes calling llm@1.0) vs llama-cpp-python.
 
 Both sides run the same generated random-weight GGUF (F16, ~100M parameters by
 default), the same prompt, greedy decoding, the same thread count
@@ -8,7 +8,10 @@ default), the same prompt, greedy decoding, the same thread count
   ``eval([token])`` per token, as an application using the library would;
 * pyao: a native-Lua process whose message runs ``Llama.setPrompt(p)`` then
   ``Llama.run(n)`` through the device door (host call, session record, budget
-  accounting, context cache lookup per token).
+  accounting, context cache lookup per token);
+* pyao wasm: a WASM process (``kit/wasm/llm.c``, wasm32) whose message asks
+  ``run(n)`` through the ``pyao.device_call`` import (JSON request and answer,
+  the cost taken from its fuel).
 
 Both produce the same greedy tokens (checked), so they stop at the same place.
 Rounds alternate and each side keeps its best round. Goal (issue 7): pyao/native >= 0.9.
@@ -65,6 +68,29 @@ def pyao_round(device, n_tokens: int) -> tuple[float, bytes]:
     return (int(r.output["data"]) - n_prompt) / elapsed, p.value("Out").encode()
 
 
+def wasm_round(device, n_tokens: int) -> tuple[float, bytes]:
+    import json
+
+    from tests.unit._llm import MODEL_PATH
+    from tests.unit._wasm import ENV, W32, make, msg
+
+    def call(p, action: str, data: str = "", nonce: int = 1, **tags):
+        m = msg(action, data, nonce)
+        m["Tags"] += [{"name": k, "value": str(v)} for k, v in tags.items()]
+        r = p.handle(m, ENV)
+        assert r.error is None, r.error
+        return r.output["values"]
+
+    p = make("llm", W32, devices={"llm@1.0": device}, compute=10**12)
+    call(p, "Load", MODEL_PATH)
+    n_prompt = json.loads(call(p, "Prompt", PROMPT, 2) and call(p, "Info", nonce=3)[0])["tokens"]
+    t0 = time.perf_counter()
+    [text] = call(p, "Run", nonce=4, Tokens=n_tokens)
+    elapsed = time.perf_counter() - t0
+    n = json.loads(call(p, "Info", nonce=5)[0])["tokens"] - n_prompt
+    return n / elapsed, text.encode()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", type=float, default=100e6)
@@ -82,15 +108,20 @@ def main() -> None:
         model = write_tiny_model(root / "bench.gguf", shape=shape, f16=True)
         device = device_for(root, model)
         print(f"model: F16 {shape}, {model.stat().st_size / 1e6:.0f} MB; threads {N_THREADS}; {args.tokens} tokens")
-        best_native = best_pyao = 0.0
+        best_native = best_pyao = best_wasm = 0.0
         for i in range(args.rounds):
             native, native_text = native_round(model, args.tokens, N_CTX)
             ours, our_text = pyao_round(device, args.tokens)
+            wasm, wasm_text = wasm_round(device, args.tokens)
             # the process's text reaches us through Output (UTF-8 with replacement), so compare it that way
             assert native_text.decode(errors="replace").encode() == our_text, "the greedy outputs differ"
-            best_native, best_pyao = max(best_native, native), max(best_pyao, ours)
-            print(f"round {i + 1}: native {native:7.1f} tok/s   pyao {ours:7.1f} tok/s")
-        print(f"best: native {best_native:.1f} tok/s, pyao {best_pyao:.1f} tok/s, ratio {best_pyao / best_native:.3f}")
+            assert wasm_text == our_text, "the WASM process's greedy output differs from the Lua process's"
+            best_native, best_pyao, best_wasm = max(best_native, native), max(best_pyao, ours), max(best_wasm, wasm)
+            print(f"round {i + 1}: native {native:7.1f}   pyao lua {ours:7.1f}   pyao wasm {wasm:7.1f} tok/s")
+        print(
+            f"best: native {best_native:.1f} tok/s, pyao lua {best_pyao:.1f} tok/s (ratio "
+            f"{best_pyao / best_native:.3f}), pyao wasm {best_wasm:.1f} tok/s (ratio {best_wasm / best_native:.3f})"
+        )
 
 
 if __name__ == "__main__":

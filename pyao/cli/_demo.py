@@ -1,14 +1,20 @@
 """``pyao demo llama-fed [--model FILE.gguf]``: the Llama Fed end to end on the embedded network.
 
 Starts ``pyao up``'s units in this process (fresh data directory, free loopback
-ports) with the CU's ``llm@1.0`` device reading models from the gateway and
-recording provenance, uploads the model, spawns three processes from the aos
-module (a payment token, the Fed, the King; blueprint ``llama_fed``), gives two
-citizens payment tokens, and has them petition: citizen A twice on the same day
-(the second is refunded), citizen B once. It prints each grade, mint and
-reasoning as the Fed's results show them, the balances, and the provenance
-record of each of the King's answers. Without ``--model`` it writes a small
-random-weight model and says so: its grades are noise, not judgements.
+ports) with the CU's own configured devices (``weavedrive@1.0,llm@1.0``, built
+in its VM worker processes; ``llm@1.0`` records provenance with the CU's
+wallet), uploads the model, attests it with the demo's wallet (as ``pyao
+attest --wait`` does) and waits until the attestation is in a block, spawns
+three processes from the aos module (a payment token, the Fed, and the King,
+which has ``Extension: WeaveDrive`` and ``Attestor: <the demo's wallet>`` so
+WeaveDrive lets it read the model), gives two citizens payment tokens, and has
+them petition: citizen A twice on the same day (the second is refunded),
+citizen B once. It shows that WeaveDrive's rules hold: the King may not load an
+item nobody attested. It prints each grade, mint and reasoning as the Fed's
+results show them, the balances, and the provenance record of each of the
+King's answers (uploaded by the CU, so the demo waits for them on the gateway).
+Without ``--model`` it writes a small random-weight model and says so: its
+grades are noise, not judgements.
 
 ``--json`` prints a machine-readable summary last (the CI test reads it).
 """
@@ -59,11 +65,6 @@ def demo(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     from pyao.cli._up import run_network
-    from pyao.config import CUConfig
-    from pyao.data import load_or_create_signer
-    from pyao.devices.llm import LlmDevice
-    from pyao.devices.rawdrive import GatewayRawDrive
-    from pyao.provenance import ProvenanceRecorder
     from pyao.testing.postgres import free_ports
 
     data_dir: Path = args.data_dir
@@ -74,21 +75,14 @@ def _demo(args: argparse.Namespace) -> int:
         gateway_port=ports[0], su_port=ports[1], cu_port=ports[2], mu_port=ports[3],
     )  # fmt: skip
     gateway_url = f"http://127.0.0.1:{net.gateway_port}"
-    (net.data_dir / "cu").mkdir(parents=True, exist_ok=True)
-    cu_signer = load_or_create_signer(net.data_dir / "cu" / "wallet.json", CUConfig.from_env().wallet_type)
-    recorder = ProvenanceRecorder(gateway_url, cu_signer)
-    drive = GatewayRawDrive(gateway_url)
-    device = LlmDevice(drive, net.data_dir / "cu" / "models", on_generation=recorder)
     summary: dict[str, Any] = {}
 
     async def then(module_id: str) -> None:
-        summary.update(await _run(args, net, module_id, gateway_url, recorder))
+        summary.update(await _run(args, net, module_id, gateway_url))
 
-    try:
-        asyncio.run(run_network(net, cu_devices={device.name: device}, then=then))
-    finally:
-        recorder.close()
-        drive.close()
+    # no device objects handed over: the CU builds its configured ones (PYAO_CU_DEVICES, by default
+    # weavedrive@1.0 and llm@1.0) in each of its VM workers, as any CU does
+    asyncio.run(run_network(net, then=then))
     if args.json:
         print(json.dumps(summary, indent=1, sort_keys=True))
     return 0 if summary.get("ok") else 1
@@ -108,24 +102,31 @@ def _model_bytes(args: argparse.Namespace, data_dir: Path) -> tuple[bytes, str]:
     return path.read_bytes(), "a generated random-weight model"
 
 
-async def _run(args, net, module_id: str, gateway_url: str, recorder) -> dict[str, Any]:
+async def _run(args, net, module_id: str, gateway_url: str) -> dict[str, Any]:
     import pyao
     from pyao.data import DataItem, Wallet
 
     model, what = _model_bytes(args, net.data_dir)
     mu_url, cu_url = f"http://127.0.0.1:{net.mu_port}", f"http://127.0.0.1:{net.cu_port}"
+    ruler = Wallet.load(net.wallet)
     async with httpx.AsyncClient(timeout=60) as http:
         scheduler = (await http.get(f"http://127.0.0.1:{net.su_port}/")).json()["address"]
         mu_address = (await http.get(f"{mu_url}/", params={"debug": "1"})).json()["address"]
-        ruler = Wallet.load(net.wallet)
         item = DataItem.create(model, signer=ruler, tags=[("Content-Type", "application/octet-stream"),
                                                           ("Name", "llama-fed-king-model")])  # fmt: skip
-        (await http.post(f"{gateway_url}/tx/arweave", content=item.to_bytes())).raise_for_status()
-    print(f"uploaded {what} ({len(model):,} bytes) as /data/{item.id}")
+        await _post(http, gateway_url, item)
+        print(f"uploaded {what} ({len(model):,} bytes) as /data/{item.id}")
+        # an item nobody attests: WeaveDrive must refuse it to the King
+        unattested = DataItem.create(b"not attested", signer=ruler, tags=[("Name", "llama-fed-unattested")])
+        await _post(http, gateway_url, unattested)
+        height = await _attest(http, gateway_url, item.id, ruler)
+        print(f"attested /data/{item.id} by {ruler.address} (mined at block {height})")
     citizens = {"A": Wallet.generate(), "B": Wallet.generate()}
     conn = pyao.connect_async(mu_url=mu_url, cu_url=cu_url, gateway_url=gateway_url, signer=ruler)
     async with conn:
-        ids = await _spawn_all(conn, module_id, scheduler, mu_address)
+        ids = await _spawn_all(conn, module_id, scheduler, mu_address, attestor=ruler.address)
+        refusal = await _unattested_refused(conn, ids["king"], unattested.id)
+        print(f"WeaveDrive refuses the King an unattested item: {refusal}")
         await _configure(conn, ids, citizens, item.id)
         print(f"payment token {ids['token']}\nFed           {ids['fed']}\nKing          {ids['king']}")
         for who, text in PETITIONS:
@@ -136,16 +137,50 @@ async def _run(args, net, module_id: str, gateway_url: str, recorder) -> dict[st
         outcome = await _await_outcomes(conn, ids["fed"], expect_granted=2, expect_refused=1)
         balances = {who: await _balance(conn, ids["fed"], w.address) for who, w in citizens.items()}
     # blocking calls off the event loop: the gateway answering them runs on this very loop
-    await asyncio.to_thread(recorder.flush)
-    return await asyncio.to_thread(_report, outcome, balances, citizens, gateway_url, ids)
+    summary = await asyncio.to_thread(_report, outcome, balances, citizens, gateway_url, ids)
+    summary.update(model=item.id, attestor=ruler.address, unattested_refused=refusal)
+    return summary
 
 
-async def _spawn_all(conn, module_id: str, scheduler: str, mu_address: str) -> dict[str, str]:
+async def _post(http: httpx.AsyncClient, gateway_url: str, item) -> None:
+    r = await http.post(f"{gateway_url}/tx/arweave", content=item.to_bytes())
+    if r.status_code >= 300:
+        raise RuntimeError(f"the gateway refused item {item.id}: {r.status_code} {r.text[:200]}")
+
+
+async def _attest(http: httpx.AsyncClient, gateway_url: str, item_id: str, signer) -> int:
+    """``pyao attest ID --wait``: post the attestation and wait until it is in a block (only an
+    attestation at or below a message's Block-Height counts). Returns that block's height."""
+    from pyao.cli._attest import attestation_items
+
+    [attestation] = attestation_items(item_id, signer)
+    await _post(http, gateway_url, attestation)
+    deadline = time.monotonic() + TIMEOUT_S
+    while time.monotonic() < deadline:
+        r = await http.get(f"{gateway_url}/tx/{attestation.id}/status")
+        if r.status_code == 200:
+            return int(r.json()["block_height"])
+        await asyncio.sleep(0.25)
+    raise RuntimeError(f"the attestation {attestation.id} was not mined in {TIMEOUT_S:.0f} s")
+
+
+async def _spawn_all(conn, module_id: str, scheduler: str, mu_address: str, *, attestor: str) -> dict[str, str]:
     ids = {}
     for role in ("token", "fed", "king"):
-        ids[role] = await conn.spawn(module_id, scheduler, tags=[("Name", f"llama-fed-{role}"),
-                                                                 ("Authority", mu_address)])  # fmt: skip
+        tags = [("Name", f"llama-fed-{role}"), ("Authority", mu_address)]
+        if role == "king":  # the King reads its model through WeaveDrive, attested by the demo's wallet
+            tags += [("Extension", "WeaveDrive"), ("Attestor", attestor)]
+        ids[role] = await conn.spawn(module_id, scheduler, tags=tags)
     return ids
+
+
+async def _unattested_refused(conn, king: str, item_id: str) -> str:
+    """The King tries to load an item nobody attested: WeaveDrive's error, which must come."""
+    mid = await conn.message(king, tags=[("Action", "Eval")], data=f'require("llama").load("/data/{item_id}")')
+    error = (await conn.result(mid, king)).get("Error")
+    if not error:
+        raise RuntimeError(f"the King loaded /data/{item_id}, which nobody attested: WeaveDrive's rules did not hold")
+    return str(error)
 
 
 def _units(whole: int) -> str:
@@ -197,6 +232,14 @@ async def _balance(conn, fed: str, address: str) -> str:
     return str(r["Messages"][0]["Data"])
 
 
+def _await_records(find_records, gateway_url: str, content: bytes, timeout: float = 60.0) -> list:
+    """The CU uploads provenance records from its VM workers after each evaluation: wait for them."""
+    deadline = time.monotonic() + timeout
+    while not (found := find_records(gateway_url, content)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return found
+
+
 def _report(outcome, balances, citizens, gateway_url: str, ids) -> dict[str, Any]:
     from pyao.provenance import find_records
 
@@ -206,7 +249,7 @@ def _report(outcome, balances, citizens, gateway_url: str, ids) -> dict[str, Any
     for g in outcome["granted"]:
         print(f"  citizen {who.get(g['to'], g['to'])}: grade {g['grade']}, minted {int(g['minted']) / 10**12:g} "
               f"LLAMA; the King says: {g['reason']!r}")  # fmt: skip
-        found = find_records(gateway_url, g["answer"].encode())
+        found = _await_records(find_records, gateway_url, g["answer"].encode())
         records[g["answer"]] = [r.__dict__ for r in found]
         for r in found:
             print(f"    provenance record {r.id}: model {r.model}, message {r.message} of process {r.process}")

@@ -7,7 +7,8 @@ Contract
   ``weavedrive@1.0`` (``pyao.devices.weavedrive``: items on the permanent store
   opened as files) and ``llm@1.0`` (``pyao.devices.llm``: llama.cpp inference on
   GGUF models read through ``weavedrive@1.0``, each generation recorded as a
-  provenance record signed by the CU's wallet; ``tinymodel`` makes random-weight
+  provenance record signed by the CU's wallet, queued durably in
+  ``<data_dir>/provenance-queue.db`` until uploaded; ``tinymodel`` makes random-weight
   GGUF models for tests and the demo). ``llm@1.0`` needs the ``ai`` extra
   (llama-cpp-python); without it the CU offers no ``llm@1.0``, says so in its
   log, and a process that asks for it gets a clear error.
@@ -61,7 +62,9 @@ def _llm(config: CUConfig, built: Devices) -> Device | None:
     from pyao.data import load_or_create_signer
     from pyao.provenance import ProvenanceRecorder
 
-    recorder = ProvenanceRecorder(config.gateway_url, load_or_create_signer(config.wallet, config.wallet_type))
+    signer = load_or_create_signer(config.wallet, config.wallet_type)
+    # the durable queue, shared by the CU's VM workers: records not uploaded when the CU stops go up on its next start
+    recorder = ProvenanceRecorder(config.gateway_url, signer, queue_path=config.data_dir / "provenance-queue.db")
     return LlmDevice(drive, config.data_dir / "models", on_generation=recorder)
 
 

@@ -1,12 +1,12 @@
-"""Simple ``FileDrive``s for ``llm@1.0`` until the full ``weavedrive@1.0`` is wired in.
+"""Plain ``FileDrive``s for tests of ``llm@1.0`` (no unit builds them: CUs use ``weavedrive@1.0``).
 
 Contract
 --------
 * ``GatewayRawDrive(url)``: ``/data/<id>`` read by ranged ``GET /raw/<id>``
   from a gateway (1 MiB reads; the size from the ``Content-Range`` answer). It
   applies **no** WeaveDrive admission rule (no Extension, Availability-Type or
-  attestation check): it serves the demo and tests on a local network, and is
-  replaced by the real drive on a public unit.
+  attestation check): a test helper (counting ranged reads against a real
+  gateway), never a unit's drive.
 * ``DirectoryDrive(mapping)``: ``/data/<id>`` from local files (``id -> path``),
   for unit tests. Unknown ids raise ``NotFound``.
 * Both refuse any path other than ``/data/<43-char id>`` with ``DeviceAccessDenied``.

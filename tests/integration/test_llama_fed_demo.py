@@ -1,4 +1,5 @@
-"""``pyao demo llama-fed`` end to end on the embedded network, on a generated random-weight model."""
+"""``pyao demo llama-fed`` end to end on the embedded network, on a generated random-weight model, with the
+CU's own configured devices: the King reads its model through WeaveDrive (attested by the demo's wallet)."""
 
 from __future__ import annotations
 
@@ -30,3 +31,12 @@ def test_llama_fed_demo(tmp_path):
         assert json.loads(g["answer"])["grade"] == g["grade"] in PAYOUT
         assert int(g["minted"]) == PAYOUT[g["grade"]] * 10**12 == int(summary["balances"][who])
         assert summary["provenance"][g["answer"]], "each of the King's answers has a provenance record"
+
+    # the model came through the CU's own weavedrive@1.0: an item nobody attested is refused to the King,
+    # and the CU's llm@1.0 (built in its VM workers) cached the attested model under the CU's data dir
+    assert "not admissible" in summary["unattested_refused"], summary["unattested_refused"]
+    cached = list((tmp_path / "net" / "cu" / "models").glob("*.gguf"))
+    assert cached, "the CU's llm@1.0 device read the model"
+    for g in summary["granted"]:
+        [record] = summary["provenance"][g["answer"]]
+        assert record["model"] == summary["model"] and record["process"] == summary["processes"]["king"]

@@ -11,7 +11,8 @@ Contract
   (``_abi``); the clock and random bytes come from the message; NaNs are
   canonicalised. ``Memory-Limit`` caps the memory, ``Compute-Limit`` the fuel
   of each message (all formats: an endless loop must not hang the unit).
-  WeaveDrive reads go to the ``weavedrive@1.0`` device when the unit has one.
+  WeaveDrive reads go to the ``weavedrive@1.0`` device when the unit has one;
+  ``pyao.device_call`` reaches its ``ProcessDevice``s (``llm@1.0``).
 
 See docs/wasm.md.
 """
@@ -72,4 +73,5 @@ class WasmVM(VM):
             drive if isinstance(drive, FileDrive) else None,
             metered=fmt in METERED_FORMATS,
             compact_every=self.compact_every,
+            devices=self.devices,
         )

@@ -11,6 +11,8 @@ Contract
   entropy, the environment or files: the clock and random bytes come from the
   message being evaluated (``MessageInputs``), stdout/stderr are dropped, the
   file system is empty, and WeaveDrive reads go to the ``weavedrive@1.0`` device.
+  ``pyao.device_call`` reaches the unit's ``ProcessDevice``s (``llm@1.0``; see
+  ``_devices``), charging their cost to the message's fuel.
 
 Errors inside the module
 ------------------------
@@ -35,6 +37,7 @@ import wasmtime
 
 from pyao.abc import DriveFile, FileDrive, ProcessContext
 from pyao.errors import DeviceError, NotFound
+from pyao.vm.wasm._devices import IMPORT_MODULE, IMPORT_NAME, MAX_NAME_BYTES, MAX_REQUEST_BYTES, DeviceDoor
 from pyao.vm.wasm._memory import WASM_PAGE, LinearMemory
 
 WEAVEDRIVE = "weavedrive@1.0"
@@ -108,10 +111,12 @@ class EmscriptenHost:
         process: ProcessContext,
         drive: FileDrive | None,
         gas_used: Callable[[], int],
+        door: DeviceDoor | None = None,
     ) -> None:
         self.store = store
         self.process = process
         self.drive = drive
+        self.door = door
         self.gas_used = gas_used
         self.inputs = MessageInputs()
         self.mem: LinearMemory | None = None
@@ -406,6 +411,24 @@ class EmscriptenHost:
     def metering_gas_used(self) -> int:
         return min(self.gas_used(), 0x7FFFFFFF)
 
+    # ------------------------------------------------------------ devices (pyao.device_call)
+
+    def device_call(self, name: int, name_len: int, req: int, req_len: int, out: int, out_cap: int) -> int:
+        if self.door is None:
+            raise HostAbort("the module called pyao.device_call, but this unit gives it no devices")
+        if name_len > MAX_NAME_BYTES or req_len > MAX_REQUEST_BYTES:
+            raise HostAbort("pyao.device_call: the device name or the request is too long")
+        self._m._base(out, out_cap)  # check the answer buffer before asking the device
+        answer = self.door.call(self._m.read(name, name_len), self._m.read(req, req_len), self.inputs.msg,
+                                self.store.get_fuel(), out_cap, self._charge)  # fmt: skip
+        if isinstance(answer, int):
+            return answer
+        self._m.write(out, answer)
+        return len(answer)
+
+    def _charge(self, cost: int) -> None:
+        self.store.set_fuel(max(0, self.store.get_fuel() - max(0, int(cost))))
+
     # ------------------------------------------------------------ WeaveDrive
 
     # The official glue runs these imports through Asyncify: each call mallocs a 40 MiB unwind
@@ -539,6 +562,7 @@ _METHOD: dict[tuple[str, str], str] = {
     ("env", "weavedrive_open"): "weavedrive_open",
     ("env", "weavedrive_read"): "weavedrive_read",
     ("env", "weavedrive_close"): "weavedrive_close",
+    (IMPORT_MODULE, IMPORT_NAME): "device_call",
     ("wasi_snapshot_preview1", "fd_write"): "fd_write",
     ("wasi_snapshot_preview1", "fd_read"): "fd_read",
     ("wasi_snapshot_preview1", "fd_close"): "fd_close",

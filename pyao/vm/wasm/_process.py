@@ -21,6 +21,15 @@ a fixed share of the work (``_interval``).
 
 Snapshots are the compressed base plus the log (``_snapshot``); restoring boots
 a fresh instance, loads the image and replays the log.
+
+Device state (``pyao.device_call``, ``_devices``): each ``ProcessDevice``'s
+per-process state bytes (an ``llm@1.0`` session) live beside the memory: the
+base holds the states as they were when the base was taken, and replaying the
+log repeats the device calls, so a snapshot, a restore and a rollback carry
+them exactly as they carry the memory. Replaying a device call costs what it
+cost the first time (an ``llm@1.0`` generation decodes again), so a message
+that called a device refreshes the base at once (``compact_on_device_call``):
+a rollback then replays no device work.
 """
 
 from __future__ import annotations
@@ -30,9 +39,10 @@ import json
 
 import wasmtime
 
-from pyao.abc import EvalResult, FileDrive, Limits, ModuleSource, ProcessContext, ProcessInstance
+from pyao.abc import Devices, EvalResult, FileDrive, Limits, ModuleSource, ProcessContext, ProcessInstance
 from pyao.errors import SnapshotError
 from pyao.vm.wasm import _snapshot
+from pyao.vm.wasm._devices import DeviceDoor, DeviceFailure, DeviceStates
 from pyao.vm.wasm._memory import MemoryFault, MemoryImage
 from pyao.vm.wasm._runtime import Outcome, Runtime
 
@@ -91,37 +101,55 @@ class WasmProcess(ProcessInstance):
         drive: FileDrive | None,
         metered: bool,
         compact_every: int = COMPACT_EVERY,
+        devices: Devices | None = None,
     ) -> None:
         self._engine, self._compiled = engine, compiled
         self.format = module_format
         self.process, self.limits, self.drive = process, limits, drive
+        self.devices = devices or {}
         self.metered = metered
         self.compact_every = max(1, compact_every)
+        self.compact_on_device_call = True
         self._digest = hashlib.sha256(module.data).hexdigest()
         self._rt = self._fresh()
         self._base: MemoryImage = self._rt.memory.capture()
+        self._base_states: DeviceStates = {}
         self._base_blob: bytes | None = None
         self._log: list[tuple[bytes, bytes]] = []
 
     def _fresh(self) -> Runtime:
-        return Runtime(self._engine, self._compiled, self.process, self.limits, self.drive)
+        door = DeviceDoor(self.devices, self.process)
+        return Runtime(self._engine, self._compiled, self.process, self.limits, self.drive, door)
+
+    @property
+    def device_states(self) -> DeviceStates:
+        """Each device's per-process state now (``name@version`` -> bytes)."""
+        return dict(self._rt.door.states) if self._rt.door is not None else {}
 
     # ------------------------------------------------------------ messages
 
     def handle(self, msg: dict, env: dict) -> EvalResult:
         msg_json, env_json = _dumps(msg), _dumps(env)
-        result = result_of(self._rt.call(msg_json, env_json, msg), self.metered)
+        calls_before = self._rt.door.calls if self._rt.door is not None else 0
+        try:
+            outcome = self._rt.call(msg_json, env_json, msg)
+        except DeviceFailure as failure:  # the unit's failure: no result, back to the state before it
+            self._rebuild()
+            raise failure.cause from None
+        result = result_of(outcome, self.metered)
         if result.error is not None:
             self._rebuild()
             return result
         self._log.append((msg_json, env_json))
-        if len(self._log) >= self._interval():
+        device_work = self.compact_on_device_call and self._rt.door is not None and self._rt.door.calls != calls_before
+        if device_work or len(self._log) >= self._interval():
             self.compact()
         return result
 
     def compact(self) -> None:
         """Make the memory as it is now the base, with an empty log (one copy of the memory)."""
         self._base, self._base_blob, self._log = self._rt.memory.capture(), None, []
+        self._base_states = self.device_states
 
     def _interval(self) -> int:
         return max(self.compact_every, self._rt.memory.size() // COPY_BYTES_PER_MESSAGE)
@@ -133,6 +161,8 @@ class WasmProcess(ProcessInstance):
             rt.memory.load(self._base)
         except (MemoryFault, wasmtime.WasmtimeError) as exc:
             raise SnapshotError(f"the memory image does not fit this module: {exc}") from None
+        if rt.door is not None:
+            rt.door.states = dict(self._base_states)
         for msg_json, env_json in self._log:
             result = result_of(rt.call(msg_json, env_json, json.loads(msg_json)), self.metered)
             if result.error is not None:
@@ -151,17 +181,22 @@ class WasmProcess(ProcessInstance):
 
     def snapshot(self) -> bytes:
         if self._base_blob is None:
-            self._base_blob = _snapshot.encode_image(self._base, self.format, self._digest)
+            self._base_blob = _snapshot.encode_image(self._base, self.format, self._digest, self._base_states)
         return _snapshot.with_log(self._base_blob, self._log)
 
     def restore(self, data: bytes) -> None:
         snap = _snapshot.decode(data, self.format, self._digest)
         if snap.memory.size > self.limits.memory:
             raise SnapshotError(f"the snapshot's memory ({snap.memory.size} bytes) is over this process's limit")
-        base, log, blob = self._base, self._log, self._base_blob
-        self._base, self._log, self._base_blob = snap.memory, list(snap.log), None
+        base, states, log, blob = self._base, self._base_states, self._log, self._base_blob
+        self._base, self._base_states, self._log, self._base_blob = (
+            snap.memory,
+            dict(snap.devices),
+            list(snap.log),
+            None,
+        )
         try:
             self._rebuild()
         except Exception:
-            self._base, self._log, self._base_blob = base, log, blob
+            self._base, self._base_states, self._log, self._base_blob = base, states, log, blob
             raise

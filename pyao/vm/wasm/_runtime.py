@@ -31,6 +31,7 @@ import wasmtime
 from pyao.abc import FileDrive, Limits, ProcessContext
 from pyao.errors import ModuleError
 from pyao.vm.wasm._abi import EmscriptenHost, HostAbort, LongJump
+from pyao.vm.wasm._devices import DeviceDoor
 from pyao.vm.wasm._memory import LinearMemory, MemoryFault
 
 #: address space reserved per wasm64 memory: growth up to here never moves or copies it (virtual only)
@@ -108,13 +109,15 @@ class Runtime:
         process: ProcessContext,
         limits: Limits,
         drive: FileDrive | None,
+        door: DeviceDoor | None = None,
     ) -> None:
         self.limits = limits
         self.store = wasmtime.Store(engine)
         self.store.set_limits(memory_size=limits.memory)
         self.store.set_fuel(BOOT_FUEL)
         self._fuel_start = BOOT_FUEL
-        self.host = EmscriptenHost(self.store, process, drive, self.fuel_used)
+        self.door = door
+        self.host = EmscriptenHost(self.store, process, drive, self.fuel_used, door)
         try:
             instance = wasmtime.Instance(self.store, module, self.host.imports(module))
             self.host.bind(instance)

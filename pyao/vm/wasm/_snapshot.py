@@ -2,18 +2,20 @@
 
 Layout (all integers big-endian)::
 
-    MAGIC                      b"PYAO-WASM-STATE-2\n"
+    MAGIC                      b"PYAO-WASM-STATE-3\n"
     u32 header length, header  JSON: {format, module (sha256 of the module bytes), memory (bytes)}
     chunks                     the memory in 1 MiB chunks (the last may be shorter), each
                                u8 mode, u32 length, payload: mode 0 = all zero (no payload),
                                1 = zlib level 1, 2 = raw (a chunk that does not compress)
+    u32 device states, states  u32 name length, u32 state length, name (UTF-8), state bytes:
+                               each ProcessDevice's per-process state at the base (``_devices``)
     u32 log entries, entries   u32 msg length, u32 env length, msg JSON, env JSON
     sha256                     of every byte before it
 
 Zero chunks cost nothing and incompressible ones are not squeezed in vain (a 16 KiB probe
 decides), so a large, sparse memory snapshots fast. Damage is detected by the trailing
 sha256 (and zlib's checksum and the lengths); a snapshot of another module or format is
-refused (``SnapshotError``).
+refused (``SnapshotError``). Version 2 snapshots (no device section) are still read.
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ from dataclasses import dataclass
 from pyao.errors import SnapshotError
 from pyao.vm.wasm._memory import CHUNK, WASM_PAGE, MemoryImage
 
-MAGIC = b"PYAO-WASM-STATE-2\n"
+MAGIC = b"PYAO-WASM-STATE-3\n"
+MAGIC_V2 = b"PYAO-WASM-STATE-2\n"  # the same without device states
+MAX_DEVICE_STATES = 64
 _PROBE = 16 * 1024
 _ZERO, _ZLIB, _RAW = 0, 1, 2
 
@@ -36,10 +40,13 @@ _ZERO, _ZLIB, _RAW = 0, 1, 2
 class Snapshot:
     memory: MemoryImage
     log: tuple[tuple[bytes, bytes], ...]
+    devices: tuple[tuple[str, bytes], ...] = ()
 
 
-def encode_image(image: MemoryImage, module_format: str, module_digest: str) -> bytes:
-    """Header and memory chunks (everything but the log, which ``with_log`` appends)."""
+def encode_image(
+    image: MemoryImage, module_format: str, module_digest: str, devices: dict[str, bytes] | None = None
+) -> bytes:
+    """Header, memory chunks and device states (everything but the log, which ``with_log`` appends)."""
     parts = [_pack_header({"format": module_format, "module": module_digest, "memory": image.size})]
     held = dict(image.chunks)
     for start in range(0, image.size, CHUNK):
@@ -52,6 +59,11 @@ def encode_image(image: MemoryImage, module_format: str, module_digest: str) -> 
         else:
             payload, mode = zlib.compress(chunk, 1), _ZLIB
         parts += [struct.pack(">BI", mode, len(payload)), payload]
+    states = sorted((devices or {}).items())
+    parts.append(struct.pack(">I", len(states)))
+    for name, state in states:
+        raw = name.encode()
+        parts += [struct.pack(">II", len(raw), len(state)), raw, state]
     return b"".join(parts)
 
 
@@ -71,7 +83,8 @@ def with_log(image_blob: bytes, log: list[tuple[bytes, bytes]]) -> bytes:
 def decode(data: bytes, module_format: str, module_digest: str) -> Snapshot:
     """The memory image and log of ``data``; raises SnapshotError on damage or a mismatch."""
     try:
-        if not data.startswith(MAGIC):
+        version = 3 if data.startswith(MAGIC) else 2 if data.startswith(MAGIC_V2) else 0
+        if not version:
             raise ValueError("not a pyao WASM snapshot")
         data, digest = data[:-32], data[-32:]
         if hashlib.sha256(data).digest() != digest:
@@ -86,6 +99,7 @@ def decode(data: bytes, module_format: str, module_digest: str) -> Snapshot:
         if size < 0 or size % WASM_PAGE:
             raise ValueError("bad memory size")
         image, pos = _read_chunks(data, pos, size)
+        devices, pos = _read_devices(data, pos) if version == 3 else ((), pos)
         log, pos = _read_log(data, pos)
         if pos != len(data):
             raise ValueError("trailing bytes")
@@ -93,7 +107,7 @@ def decode(data: bytes, module_format: str, module_digest: str) -> Snapshot:
         raise SnapshotError(str(exc)) from None
     except (ValueError, KeyError, TypeError, struct.error, zlib.error) as exc:
         raise SnapshotError(f"damaged snapshot: {exc}") from None
-    return Snapshot(image, log)
+    return Snapshot(image, log, devices)
 
 
 class _Mismatch(Exception):
@@ -123,6 +137,22 @@ def _read_chunks(data: bytes, pos: int, size: int) -> tuple[MemoryImage, int]:
             raise ValueError("a chunk of the wrong size")
         chunks.append((start, payload))
     return MemoryImage(size, tuple(chunks)), pos
+
+
+def _read_devices(data: bytes, pos: int) -> tuple[tuple[tuple[str, bytes], ...], int]:
+    (count,) = struct.unpack_from(">I", data, pos)
+    pos += 4
+    if count > MAX_DEVICE_STATES:
+        raise ValueError("too many device states")
+    states = []
+    for _ in range(count):
+        nlen, slen = struct.unpack_from(">II", data, pos)
+        pos += 8
+        if pos + nlen + slen > len(data):
+            raise ValueError("truncated device state")
+        states.append((data[pos : pos + nlen].decode("utf-8"), data[pos + nlen : pos + nlen + slen]))
+        pos += nlen + slen
+    return tuple(states), pos
 
 
 def _read_log(data: bytes, pos: int) -> tuple[tuple[tuple[bytes, bytes], ...], int]:
