@@ -712,7 +712,7 @@ local bundled = {}
 -- all run in linear time (process code gets the guarded ones below).
 local library_private = {
   unordered_next = next, find = string.find, match = string.match, gmatch = string.gmatch, gsub = string.gsub,
-  format = string.format,
+  format = string.format, move = table.move,
 }
 
 -- ------------------------------------------------------- C loops under the meter
@@ -907,10 +907,85 @@ local function tree_copy(v)
   return c
 end
 
+-- A faster copy: Lua source of one table constructor that builds the same tree
+-- (sequences first, as tree_copy), compiled once per distinct env. nil when the
+-- tree holds something a constant cannot write (a float that is not finite, a
+-- sequence with holes, nesting too deep for the parser): then tree_copy does it.
+local function constructor_source(v, parts, n, depth)
+  local ty = type(v)
+  if ty == "string" then
+    n = n + 1
+    parts[n] = sformat("%q", v)
+  elseif ty == "boolean" then
+    n = n + 1
+    parts[n] = v and "true" or "false"
+  elseif mtype(v) == "integer" then
+    n = n + 1
+    parts[n] = v == math.mininteger and "(-9223372036854775807-1)" or sformat("%d", v)
+  elseif ty == "number" then
+    if v ~= v or v == math.huge or v == -math.huge then
+      return nil
+    end
+    n = n + 1
+    parts[n] = sformat("%a", v)
+  elseif ty == "table" and depth < 100 then
+    local len = rawlen(v)
+    n = n + 1
+    parts[n] = "{"
+    for i = 1, len do
+      if rawget(v, i) == nil then
+        return nil
+      end
+      n = constructor_source(rawget(v, i), parts, n, depth + 1)
+      if n == nil then
+        return nil
+      end
+      n = n + 1
+      parts[n] = ","
+    end
+    for k, x in next, v do
+      if not (mtype(k) == "integer" and k >= 1 and k <= len) then
+        if mtype(k) == "integer" then
+          return nil -- an integer key past the sequence: leave the layout to tree_copy
+        end
+        n = n + 1
+        parts[n] = "["
+        n = constructor_source(k, parts, n, depth + 1)
+        if n == nil then
+          return nil
+        end
+        n = n + 1
+        parts[n] = "]="
+        n = constructor_source(x, parts, n, depth + 1)
+        if n == nil then
+          return nil
+        end
+        n = n + 1
+        parts[n] = ","
+      end
+    end
+    n = n + 1
+    parts[n] = "}"
+  else
+    return nil
+  end
+  return n
+end
+
+local env_build -- the compiled constructor of env_template, or nil (then tree_copy)
+
 local function env_for(env_json)
   if env_json ~= env_text then
     env_template = host_json.decode(env_json)
     env_text = env_json
+    local parts = { "return " }
+    env_build = nil
+    if constructor_source(env_template, parts, 1, 0) then
+      env_build = real_load(tconcat(parts), "=pyao-host-env", "t", {})
+    end
+  end
+  if env_build then
+    return env_build()
   end
   return tree_copy(env_template)
 end

@@ -42,6 +42,17 @@ Name = Name or "Points Coin"
 Ticker = Ticker or "PNTS"
 Logo = Logo or "SBCCXwwecBlDqRLUjb8dYABExTJXLieawf7m2aBJ-KY"
 
+-- msg keys that do not start with "X-" (the CU's fields, the library's own,
+-- common tags): Transfer skips testing them, which changes nothing but the time.
+local NOT_X = {}
+for _, k in ipairs({
+  "Id", "Signature", "Data", "Owner", "Anchor", "From", "Forwarded-By", "Tags", "TagArray", "Target", "Epoch",
+  "Nonce", "Timestamp", "Block-Height", "Hash-Chain", "Cron", "Read-Only", "Module", "Action", "Recipient",
+  "Quantity", "Reference", "reply", "forward", "Content-Type", "Pushed-For", "From-Process", "From-Module", "Cast",
+}) do
+  NOT_X[k] = true
+end
+
 local function action(name)
   return Handlers.utils.hasMatchingTag("Action", name)
 end
@@ -119,7 +130,7 @@ Handlers.add("transfer", action("Transfer"), function(msg)
     walk, state, start = pairs(msg)
   end
   for name, value in walk, state, start do
-    if type(name) == "string" and name:sub(1, 2) == "X-" then
+    if not NOT_X[name] and type(name) == "string" and name:sub(1, 2) == "X-" then
       debit[name], credit[name] = value, value
     end
   end
