@@ -7,15 +7,22 @@
 
 local d_getmetatable, mtype = debug_getmetatable, math.type
 
--- A result as flat values, appended to `out` (see host.handle_batch): "F",
--- data, prompt, then Messages and Spawns (count, then per item Anchor, Data,
--- Target (false when absent), tag count (-1: no Tags), names and values), then
--- Assignments (count, then per item Message, process count, processes); or "E",
--- the error text. A result of any other shape (a process that rewrote its
--- outbox) goes as "J", its JSON text, exactly as before the flat form existed.
+-- A result as flat values, appended to `out` (see host.handle_batch). Its
+-- strings travel together: "S", then every string of the result joined with
+-- "\0" (one value to cross and one to decode, instead of one per string), then
+-- the shape as integers: Messages and Spawns (count, then per item its flags
+-- (1 Anchor, 2 Data, 4 Target present) and tag count (-1: no Tags)), then
+-- Assignments (count, then per item its process count). The strings, in
+-- order: Output data, prompt, then per item Anchor, Data, tag names and
+-- values, Target (those present), then per assignment Message and processes.
+-- Should a string hold "\0" itself, "P" replaces "S" and the joined string:
+-- the number of strings, then the strings one by one. Or "E", the error text.
+-- A result of any other shape (a process that rewrote its outbox) goes as
+-- "J", its JSON text, exactly as before the flat form existed.
 local MSG_KEYS = { Anchor = true, Data = true, Target = true, Tags = true }
 local MAX_FLAT = 100000 -- values per result, and per batch, returned flat (Lua's stack holds 1,000,000)
 local RESULT_KEYS = { Output = true, Messages = true, Spawns = true, Assignments = true, Error = true }
+local tconcat, find = table.concat, string.find
 
 local function plain_list(t) -- a table JSON writes as an array: keys exactly 1..n, no metatable
   if type(t) ~= "table" or d_getmetatable(t) ~= nil then
@@ -31,84 +38,104 @@ local function plain_list(t) -- a table JSON writes as an array: keys exactly 1.
   return count == n and n or nil
 end
 
-local function flat_item(m, out, no)
-  if type(m) ~= "table" or d_getmetatable(m) ~= nil or next(m) == nil then
+-- One message or spawn: its strings into parts (from np), its flags and tag
+-- count into shape (from ns). Returns the new np, ns, or nil.
+local function flat_item(m, parts, np, shape, ns)
+  if type(m) ~= "table" or d_getmetatable(m) ~= nil then
     return nil
   end
+  local keys = 0
   for k, v in next, m do
     if not MSG_KEYS[k] or (k ~= "Tags" and type(v) ~= "string") then
       return nil
     end
+    keys = keys + 1
   end
-  local tags = m.Tags
-  local nt = -1
+  if keys == 0 then
+    return nil
+  end
+  local anchor, data, target, tags = m.Anchor, m.Data, m.Target, m.Tags
+  local flags, nt = 0, -1
+  if anchor then
+    flags, np = 1, np + 1
+    parts[np] = anchor
+  end
+  if data then
+    flags, np = flags + 2, np + 1
+    parts[np] = data
+  end
   if tags ~= nil then
     nt = plain_list(tags)
     if nt == nil then
       return nil
     end
-  end
-  out[no + 1], out[no + 2], out[no + 3], out[no + 4] = m.Anchor or false, m.Data or false, m.Target or false, nt
-  no = no + 4
-  for i = 1, nt do
-    local t = tags[i]
-    if type(t) ~= "table" or d_getmetatable(t) ~= nil then
-      return nil
+    for i = 1, nt do
+      local t = tags[i]
+      if type(t) ~= "table" or d_getmetatable(t) ~= nil then
+        return nil
+      end
+      local name, value = t.name, t.value
+      if type(name) ~= "string" or type(value) ~= "string" or next(t, next(t, next(t))) ~= nil then
+        return nil
+      end
+      parts[np + 1], parts[np + 2] = name, value
+      np = np + 2
     end
-    local name, value = t.name, t.value
-    if type(name) ~= "string" or type(value) ~= "string" or next(t, next(t, next(t))) ~= nil then
-      return nil
-    end
-    out[no + 1], out[no + 2] = name, value
-    no = no + 2
   end
-  return no
+  if target then
+    flags, np = flags + 4, np + 1
+    parts[np] = target
+  end
+  shape[ns + 1], shape[ns + 2] = flags, nt
+  return np, ns + 2
 end
 
-local function flat_list(list, out, no)
+local function flat_list(list, parts, np, shape, ns)
   local n = plain_list(list)
   if n == nil then
     return nil
   end
-  no = no + 1
-  out[no] = n
+  ns = ns + 1
+  shape[ns] = n
   for i = 1, n do
-    no = flat_item(list[i], out, no)
-    if no == nil then
+    np, ns = flat_item(list[i], parts, np, shape, ns)
+    if np == nil then
       return nil
     end
   end
-  return no
+  return np, ns
 end
 
-local function flat_assignments(list, out, no)
+local function flat_assignments(list, parts, np, shape, ns)
   local n = plain_list(list)
   if n == nil then
     return nil
   end
-  no = no + 1
-  out[no] = n
+  ns = ns + 1
+  shape[ns] = n
   for i = 1, n do
     local a = list[i]
     if type(a) ~= "table" or d_getmetatable(a) ~= nil or type(a.Message) ~= "string" then
       return nil
     end
     local procs = a.Processes
-    local np = plain_list(procs)
-    if np == nil or next(a, next(a, next(a))) ~= nil then
+    local nprocs = plain_list(procs)
+    if nprocs == nil or next(a, next(a, next(a))) ~= nil then
       return nil
     end
-    out[no + 1], out[no + 2] = a.Message, np
-    no = no + 2
-    for j = 1, np do
+    np = np + 1
+    parts[np] = a.Message
+    ns = ns + 1
+    shape[ns] = nprocs
+    for j = 1, nprocs do
       if type(procs[j]) ~= "string" then
         return nil
       end
-      no = no + 1
-      out[no] = procs[j]
+      np = np + 1
+      parts[np] = procs[j]
     end
   end
-  return no
+  return np, ns
 end
 
 -- Appends r's flat form at out[no + 1 ...]; returns the new end, or nil (then
@@ -131,10 +158,32 @@ local function flat_result(r, out, no)
     or o.print ~= true or next(o, next(o, next(o, next(o)))) ~= nil then
     return nil
   end
-  out[no + 1], out[no + 2], out[no + 3] = "F", o.data, o.prompt
-  no = flat_list(r.Messages, out, no + 3)
-  no = no and flat_list(r.Spawns, out, no)
-  return no and flat_assignments(r.Assignments, out, no)
+  local parts, shape = { o.data, o.prompt }, {}
+  local np, ns = flat_list(r.Messages, parts, 2, shape, 0)
+  if np then
+    np, ns = flat_list(r.Spawns, parts, np, shape, ns)
+  end
+  if np then
+    np, ns = flat_assignments(r.Assignments, parts, np, shape, ns)
+  end
+  if np == nil then
+    return nil
+  end
+  if find(tconcat(parts, "", 1, np), "\0", 1, true) then -- "\0" cannot be the separator: one by one
+    out[no + 1], out[no + 2] = "P", np
+    no = no + 2
+    for i = 1, np do
+      out[no + i] = parts[i]
+    end
+    no = no + np
+  else
+    out[no + 1], out[no + 2] = "S", tconcat(parts, "\0", 1, np)
+    no = no + 2
+  end
+  for i = 1, ns do
+    out[no + i] = shape[i]
+  end
+  return no + ns
 end
 
 return { flat_result = flat_result, MAX_FLAT = MAX_FLAT }

@@ -44,6 +44,7 @@ decoded once per distinct env; results come back flat (``_parse_run``).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 import math
@@ -325,54 +326,91 @@ def _text(b: bytes, _texts: dict = _TEXTS, _decode=_DECODE) -> str:
     return s
 
 
-def _items(vals: tuple, i: int, _cached=_TEXTS.get) -> tuple[list[dict], int]:
-    """Messages or Spawns from the flat result at ``i`` (see ``_host_flat.lua``)."""
+def _items(parts: list[str], p: int, vals: tuple, i: int) -> tuple[list[dict], int, int]:
+    """Messages or Spawns: strings from ``parts`` at ``p``, shape from ``vals`` at ``i``
+    (see ``_host_flat.lua``). Keys in the order the JSON form has them."""
     out = []
     count, i = vals[i], i + 1
     for _ in range(count):
-        anchor, data, target, ntags = vals[i : i + 4]
-        i += 4
+        flags, ntags = vals[i], vals[i + 1]
+        i += 2
         item: dict = {}
-        if anchor is not False:
-            item["Anchor"] = _text(anchor)
-        if data is not False:
-            item["Data"] = _text(data)
+        if flags & 1:
+            item["Anchor"] = parts[p]
+            p += 1
+        if flags & 2:
+            item["Data"] = parts[p]
+            p += 1
         if ntags >= 0:
-            end = i + 2 * ntags
-            item["Tags"] = [
-                {"name": _cached(name) or _text(name), "value": _cached(value) or _text(value)}
-                for name, value in zip(vals[i:end:2], vals[i + 1 : end : 2], strict=True)
-            ]
-            i = end
-        if target is not False:
-            item["Target"] = _text(target)
+            end = p + 2 * ntags
+            item["Tags"] = [{"name": n, "value": v} for n, v in zip(parts[p:end:2], parts[p + 1 : end : 2], strict=True)]
+            p = end
+        if flags & 4:
+            item["Target"] = parts[p]
+            p += 1
         out.append(item)
-    return out, i
+    return out, p, i
 
 
-def _parse_run(vals: tuple, i: int) -> tuple[bool, EvalResult, int]:
+def _parse_run(vals: tuple, i: int, _decode=_DECODE) -> tuple[bool, EvalResult, int]:
     """One message's run in ``host.handle_batch``'s output at ``i``: ok, its result, the next position."""
     ok, gas, kind = vals[i : i + 3]
     if not ok:
         return False, EvalResult(error=_text(kind), gas_used=gas), i + 3
-    if kind == b"E":
+    if kind == b"S":
+        parts = _decode(vals[i + 3], "utf-8", "replace").split("\0")
+        i += 4
+    elif kind == b"P":
+        count = vals[i + 3]
+        parts = [_text(b) for b in vals[i + 4 : i + 4 + count]]
+        i += 4 + count
+    elif kind == b"E":
         return True, EvalResult(error=_text(vals[i + 3]), gas_used=gas), i + 4
-    if kind == b"J":
+    else:  # b"J"
         return True, _json_result(vals[i + 3], gas), i + 4
-    output = {"data": _text(vals[i + 3]), "print": True, "prompt": _text(vals[i + 4])}
-    messages, i = _items(vals, i + 5)
-    spawns, i = _items(vals, i)
+    output = {"data": parts[0], "print": True, "prompt": parts[1]}
+    messages, p, i = _items(parts, 2, vals, i)
+    spawns, p, i = _items(parts, p, vals, i)
     assignments = []
     count, i = vals[i], i + 1
     for _ in range(count):
-        message, nprocs = vals[i], vals[i + 1]
-        i += 2
-        assignments.append({"Message": _text(message), "Processes": [_text(p) for p in vals[i : i + nprocs]]})
-        i += nprocs
-    result = EvalResult(
-        output=output, messages=tuple(messages), spawns=tuple(spawns), assignments=tuple(assignments), gas_used=gas
+        nprocs = vals[i]
+        i += 1
+        assignments.append({"Message": parts[p], "Processes": parts[p + 1 : p + 1 + nprocs]})
+        p += 1 + nprocs
+    return True, _result(output, tuple(messages), tuple(spawns), tuple(assignments), gas), i
+
+
+def _plain_result(output: object, messages: tuple, spawns: tuple, assignments: tuple, gas: int) -> EvalResult:
+    return EvalResult(output=output, messages=messages, spawns=spawns, assignments=assignments, gas_used=gas)
+
+
+def _quick_result(output: object, messages: tuple, spawns: tuple, assignments: tuple, gas: int) -> EvalResult:
+    """``EvalResult(...)`` without the frozen dataclass's ``__init__`` (one ``object.__setattr__``
+    per field, about half the cost of a Transfer's parse): the fields go into ``__dict__`` at once."""
+    result = _new(EvalResult)
+    result.__dict__.update(
+        output=output, messages=messages, spawns=spawns, assignments=assignments, error=None, gas_used=gas
     )
-    return True, result, i
+    return result
+
+
+def _pick_result_builder():
+    """``_quick_result`` while it builds exactly what the constructor builds (checked once, here)."""
+    sample = ({"data": "d"}, ({"Data": "x"},), (), ({"Message": "m", "Processes": []},), 7)
+    fields = [f.name for f in dataclasses.fields(EvalResult)]
+    try:
+        quick = _quick_result(*sample)
+    except (AttributeError, TypeError):  # slots, or no instance __dict__
+        return _plain_result
+    plain = _plain_result(*sample)
+    same = quick == plain and vars(quick) == vars(plain) and list(vars(quick)) == fields
+    plain_class = not hasattr(EvalResult, "__post_init__") and not hasattr(EvalResult, "__slots__")
+    return _quick_result if same and plain_class else _plain_result
+
+
+_new = object.__new__
+_result = _pick_result_builder()
 
 
 def _json_result(payload: bytes, gas: int) -> EvalResult:
