@@ -343,7 +343,8 @@ def _items(parts: list[str], p: int, vals: tuple, i: int) -> tuple[list[dict], i
             p += 1
         if ntags >= 0:
             end = p + 2 * ntags
-            item["Tags"] = [{"name": n, "value": v} for n, v in zip(parts[p:end:2], parts[p + 1 : end : 2], strict=True)]
+            names, values = parts[p:end:2], parts[p + 1 : end : 2]
+            item["Tags"] = [{"name": n, "value": v} for n, v in zip(names, values, strict=True)]
             p = end
         if flags & 4:
             item["Target"] = parts[p]
