@@ -1031,18 +1031,47 @@ local function run(msg, env, budget, out, no)
   return no + 2, failed, gas
 end
 
--- One message from the batch's arguments at a[i]: "j", its JSON; or "f",
--- nfields, k1, v1, ..., ntags (-1: no Tags), name1, value1, ...
+-- A shape (field names joined with "\0") as a list of names; the last few
+-- shapes seen are kept (the CU sends every message in the same shape).
+local shapes, nshapes = {}, 0
+
+local function shape_keys(shape)
+  local keys = shapes[shape]
+  if keys == nil then
+    keys = {}
+    local n, pos = 0, 1
+    while true do
+      local z = string.find(shape, "\0", pos, true)
+      n = n + 1
+      keys[n] = ssub(shape, pos, (z or 0) - 1)
+      if not z then
+        break
+      end
+      pos = z + 1
+    end
+    keys.n = n
+    if nshapes < 64 then
+      nshapes = nshapes + 1
+      shapes[shape] = keys
+    end
+  end
+  return keys
+end
+
+-- One message from the batch's arguments at a[i]: "j", its JSON; or "s",
+-- shape, one value per name of the shape (nil: no such field; the place of
+-- "Tags" is nil too), then ntags (-1: no Tags), name1, value1, ...
 local function read_msg(a, i)
   if a[i] == "j" then
     return host_json.decode(a[i + 1]), i + 2
   end
   local msg = {}
-  i = i + 2
-  for _ = 1, a[i - 1] do
-    msg[a[i]] = a[i + 1]
-    i = i + 2
+  local keys = shape_keys(a[i + 1])
+  i = i + 1
+  for j = 1, keys.n do
+    msg[keys[j]] = a[i + j]
   end
+  i = i + keys.n + 1
   local nt = a[i]
   i = i + 1
   if nt >= 0 then

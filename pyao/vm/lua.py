@@ -241,37 +241,56 @@ def _key(name: str, _keys: dict = _KEYS) -> bytes:
     return b
 
 
+_SHAPES: dict[tuple, tuple[bytes, int] | None] = {}  # a msg's field names -> (shape, place of Tags)
+
+
+def _shape(names: tuple) -> tuple[bytes, int] | None:
+    """The field names joined with "\\0" and where ``Tags`` is among them (-1: absent),
+    or None when a name cannot be carried so (not a str, or holding "\\0")."""
+    shape = _SHAPES.get(names)
+    if shape is None and names not in _SHAPES:
+        ok = all(type(name) is str and "\0" not in name for name in names)
+        shape = ("\0".join(names).encode(), names.index("Tags") if "Tags" in names else -1) if ok else None
+        if len(_SHAPES) < 256:
+            _SHAPES[names] = shape
+    return shape
+
+
+def _finite(kind: type, value: object) -> bool:
+    return kind is float and math.isfinite(value)
+
+
 def _flatten(msg: dict) -> tuple | None:
-    """``(b"f", nfields, k1, v1, …, ntags | -1, name1, value1, …)`` for a msg of plain
+    """``(b"s", shape, v1, …, vn, ntags | -1, name1, value1, …)`` for a msg of plain
     scalars plus a ``Tags`` list of ``{name, value}`` strings, or None for anything
-    else (which then goes as JSON). The Lua table built from it equals the one the
-    JSON decoder builds: a None value is a missing key, as JSON's null is."""
+    else (which then goes as JSON). ``shape`` names the fields (see ``_shape``), one
+    value per name: None (Lua's nil) for a None field and in the place of Tags. The
+    Lua table built from it equals the one the JSON decoder builds: a None value is
+    a missing key, as JSON's null is."""
     if len(msg) > _MAX_FLAT_TAGS:
         return None
-    flat: list = [b"f", 0]
-    add = flat.append
+    shape = _shape(tuple(msg))
+    if shape is None:
+        return None
+    values = list(msg.values())
     tags = None
-    for key, value in msg.items():
+    if shape[1] >= 0:
+        tags = values[shape[1]]
+        values[shape[1]] = None
+    flat: list = [b"s", shape[0]]
+    add = flat.append
+    for value in values:
         kind = type(value)
-        if type(key) is not str:
-            return None
         if kind is str:
-            add(_key(key))
             add(value.encode())
-        elif key == "Tags" and kind is list:
-            tags = value
-        elif value is None:
-            continue
-        elif kind is bool or (kind is int and value in _INT64) or (kind is float and math.isfinite(value)):
-            add(_key(key))
-            add(value)
-        else:
+        elif not (value is None or kind is bool or (kind is int and value in _INT64) or _finite(kind, value)):
             return None
-    flat[1] = (len(flat) - 2) // 2
+        else:
+            add(value)
     if tags is None:
         add(-1)
         return tuple(flat)
-    if len(tags) > _MAX_FLAT_TAGS:
+    if type(tags) is not list or len(tags) > _MAX_FLAT_TAGS:
         return None
     add(len(tags))
     for tag in tags:
@@ -294,11 +313,13 @@ def _call(msg: dict) -> tuple:
 def _unflatten(flat: tuple) -> dict:
     """The msg dict back from ``_flatten``'s tuple (for snapshots): same Lua table when decoded."""
     msg: dict = {}
-    n, i = flat[1], 2
-    for _ in range(n):
-        key, value = flat[i].decode(), flat[i + 1]
-        msg[key] = value.decode() if type(value) is bytes else value
-        i += 2
+    names = flat[1].decode().split("\0")
+    i = 2
+    for name in names:
+        value = flat[i]
+        i += 1
+        if value is not None and name != "Tags":
+            msg[name] = value.decode() if type(value) is bytes else value
     if flat[i] >= 0:
         msg["Tags"] = [
             {"name": flat[j].decode(), "value": flat[j + 1].decode()} for j in range(i + 1, i + 1 + 2 * flat[i], 2)
