@@ -745,6 +745,7 @@ local guarded = assert(real_load(GUARDS_SOURCE, "=pyao-host-guards", "t", part_e
 end)
 local flat = assert(real_load(FLAT_SOURCE, "=pyao-host-flat", "t", part_env()))()
 local flat_result, MAX_FLAT = flat.flat_result, flat.MAX_FLAT
+host.kept_parts = flat.kept_parts -- (the strings of one result of the last batch, one by one)
 
 local function build_env()
   E = {}
@@ -1091,6 +1092,7 @@ end
 --- MAX_FLAT values, and after the one whose gas + per_message brings the allowance
 --- to 0 or below (its state is then due to be written).
 function host.handle_batch(budget, env_json, allowance, per_message, count, ...)
+  flat.reset()
   local a = { ... }
   local out, no, i = {}, 0, 1
   for _ = 1, count do

@@ -1,7 +1,8 @@
 -- Host side of the native Lua VM, part 3: results as flat values.
 --
 -- Contract: loaded by _host.lua with the real base functions as its env;
--- returns flat_result(r, out, no) and MAX_FLAT. flat_result appends r's flat
+-- returns flat_result(r, out, no), MAX_FLAT, reset() (at the start of every
+-- batch) and kept_parts(key) (below). flat_result appends r's flat
 -- form at out[no + 1 ...] and returns the new end, or nil when r has a shape
 -- the flat form does not carry (the caller then sends r as JSON).
 
@@ -9,20 +10,39 @@ local d_getmetatable, mtype = debug_getmetatable, math.type
 
 -- A result as flat values, appended to `out` (see host.handle_batch). Its
 -- strings travel together: "S", then every string of the result joined with
--- "\0" (one value to cross and one to decode, instead of one per string), then
--- the shape as integers: Messages and Spawns (count, then per item its flags
--- (1 Anchor, 2 Data, 4 Target present) and tag count (-1: no Tags)), then
--- Assignments (count, then per item its process count). The strings, in
+-- "\0" (one value to cross and one to decode, instead of one per string), the
+-- number of strings, the key to ask kept_parts for them one by one (below),
+-- then the shape as integers: Messages and Spawns (count, then per item its
+-- flags (1 Anchor, 2 Data, 4 Target present) and tag count (-1: no Tags)),
+-- then Assignments (count, then per item its process count). The strings, in
 -- order: Output data, prompt, then per item Anchor, Data, tag names and
 -- values, Target (those present), then per assignment Message and processes.
--- Should a string hold "\0" itself, "P" replaces "S" and the joined string:
--- the number of strings, then the strings one by one. Or "E", the error text.
+-- Or "E", the error text.
 -- A result of any other shape (a process that rewrote its outbox) goes as
 -- "J", its JSON text, exactly as before the flat form existed.
 local MSG_KEYS = { Anchor = true, Data = true, Target = true, Tags = true }
 local MAX_FLAT = 100000 -- values per result, and per batch, returned flat (Lua's stack holds 1,000,000)
 local RESULT_KEYS = { Output = true, Messages = true, Spawns = true, Assignments = true, Error = true }
-local tconcat, find = table.concat, string.find
+local tconcat, tunpack = table.concat, table.unpack
+
+-- The strings of this batch's results, one after the other in `strs` (a
+-- result's are strs[first .. last]), kept until the next batch: should one of
+-- them hold "\0", the joined string splits into more pieces than it has
+-- strings, and the VM asks for them one by one (kept_parts(first, last)).
+-- Only strings are kept, so what comes back is what was joined. One table
+-- for the whole batch, emptied when the next one starts.
+local strs, nstrs = {}, 0
+
+local function reset()
+  for i = #strs, 1, -1 do
+    strs[i] = nil
+  end
+  nstrs = 0
+end
+
+local function kept_parts(first, last)
+  return tunpack(strs, first, last)
+end
 
 local function plain_list(t) -- a table JSON writes as an array: keys exactly 1..n, no metatable
   if type(t) ~= "table" or d_getmetatable(t) ~= nil then
@@ -38,9 +58,9 @@ local function plain_list(t) -- a table JSON writes as an array: keys exactly 1.
   return count == n and n or nil
 end
 
--- One message or spawn: its strings into parts (from np), its flags and tag
--- count into shape (from ns). Returns the new np, ns, or nil.
-local function flat_item(m, parts, np, shape, ns)
+-- One message or spawn: its strings into strs after np, its flags and tag
+-- count into out after no. Returns the new np, no, or nil.
+local function flat_item(m, np, out, no)
   if type(m) ~= "table" or d_getmetatable(m) ~= nil then
     return nil
   end
@@ -58,11 +78,11 @@ local function flat_item(m, parts, np, shape, ns)
   local flags, nt = 0, -1
   if anchor then
     flags, np = 1, np + 1
-    parts[np] = anchor
+    strs[np] = anchor
   end
   if data then
     flags, np = flags + 2, np + 1
-    parts[np] = data
+    strs[np] = data
   end
   if tags ~= nil then
     nt = plain_list(tags)
@@ -78,41 +98,41 @@ local function flat_item(m, parts, np, shape, ns)
       if type(name) ~= "string" or type(value) ~= "string" or next(t, next(t, next(t))) ~= nil then
         return nil
       end
-      parts[np + 1], parts[np + 2] = name, value
+      strs[np + 1], strs[np + 2] = name, value
       np = np + 2
     end
   end
   if target then
     flags, np = flags + 4, np + 1
-    parts[np] = target
+    strs[np] = target
   end
-  shape[ns + 1], shape[ns + 2] = flags, nt
-  return np, ns + 2
+  out[no + 1], out[no + 2] = flags, nt
+  return np, no + 2
 end
 
-local function flat_list(list, parts, np, shape, ns)
+local function flat_list(list, np, out, no)
   local n = plain_list(list)
   if n == nil then
     return nil
   end
-  ns = ns + 1
-  shape[ns] = n
+  no = no + 1
+  out[no] = n
   for i = 1, n do
-    np, ns = flat_item(list[i], parts, np, shape, ns)
+    np, no = flat_item(list[i], np, out, no)
     if np == nil then
       return nil
     end
   end
-  return np, ns
+  return np, no
 end
 
-local function flat_assignments(list, parts, np, shape, ns)
+local function flat_assignments(list, np, out, no)
   local n = plain_list(list)
   if n == nil then
     return nil
   end
-  ns = ns + 1
-  shape[ns] = n
+  no = no + 1
+  out[no] = n
   for i = 1, n do
     local a = list[i]
     if type(a) ~= "table" or d_getmetatable(a) ~= nil or type(a.Message) ~= "string" then
@@ -124,18 +144,18 @@ local function flat_assignments(list, parts, np, shape, ns)
       return nil
     end
     np = np + 1
-    parts[np] = a.Message
-    ns = ns + 1
-    shape[ns] = nprocs
+    strs[np] = a.Message
+    no = no + 1
+    out[no] = nprocs
     for j = 1, nprocs do
       if type(procs[j]) ~= "string" then
         return nil
       end
       np = np + 1
-      parts[np] = procs[j]
+      strs[np] = procs[j]
     end
   end
-  return np, ns
+  return np, no
 end
 
 -- Appends r's flat form at out[no + 1 ...]; returns the new end, or nil (then
@@ -158,32 +178,23 @@ local function flat_result(r, out, no)
     or o.print ~= true or next(o, next(o, next(o, next(o)))) ~= nil then
     return nil
   end
-  local parts, shape = { o.data, o.prompt }, {}
-  local np, ns = flat_list(r.Messages, parts, 2, shape, 0)
+  local first = nstrs + 1
+  strs[first], strs[first + 1] = o.data, o.prompt
+  local head = no -- "S", joined, count, first: filled in below
+  local np, fno = flat_list(r.Messages, first + 1, out, no + 4)
   if np then
-    np, ns = flat_list(r.Spawns, parts, np, shape, ns)
+    np, fno = flat_list(r.Spawns, np, out, fno)
   end
   if np then
-    np, ns = flat_assignments(r.Assignments, parts, np, shape, ns)
+    np, fno = flat_assignments(r.Assignments, np, out, fno)
   end
   if np == nil then
-    return nil
+    return nil -- (strs past nstrs: garbage to overwrite, emptied by the next reset)
   end
-  if find(tconcat(parts, "", 1, np), "\0", 1, true) then -- "\0" cannot be the separator: one by one
-    out[no + 1], out[no + 2] = "P", np
-    no = no + 2
-    for i = 1, np do
-      out[no + i] = parts[i]
-    end
-    no = no + np
-  else
-    out[no + 1], out[no + 2] = "S", tconcat(parts, "\0", 1, np)
-    no = no + 2
-  end
-  for i = 1, ns do
-    out[no + i] = shape[i]
-  end
-  return no + ns
+  nstrs = np
+  out[head + 1], out[head + 2], out[head + 3], out[head + 4] = "S", tconcat(strs, "\0", first, np), np - first + 1,
+    first
+  return fno
 end
 
-return { flat_result = flat_result, MAX_FLAT = MAX_FLAT }
+return { flat_result = flat_result, MAX_FLAT = MAX_FLAT, reset = reset, kept_parts = kept_parts }

@@ -374,18 +374,18 @@ def _items(parts: list[str], p: int, vals: tuple, i: int) -> tuple[list[dict], i
     return out, p, i
 
 
-def _parse_run(vals: tuple, i: int, _decode=_DECODE) -> tuple[bool, EvalResult, int]:
-    """One message's run in ``host.handle_batch``'s output at ``i``: ok, its result, the next position."""
+def _parse_run(vals: tuple, i: int, kept_parts, _decode=_DECODE) -> tuple[bool, EvalResult, int]:
+    """One message's run in ``host.handle_batch``'s output at ``i``: ok, its result, the next
+    position. ``kept_parts``: the host's, for a result whose strings hold "\\0" themselves."""
     ok, gas, kind = vals[i : i + 3]
     if not ok:
         return False, EvalResult(error=_text(kind), gas_used=gas), i + 3
     if kind == b"S":
         parts = _decode(vals[i + 3], "utf-8", "replace").split("\0")
-        i += 4
-    elif kind == b"P":
-        count = vals[i + 3]
-        parts = [_text(b) for b in vals[i + 4 : i + 4 + count]]
-        i += 4 + count
+        if len(parts) != vals[i + 4]:  # a string held "\0" itself: take them one by one
+            first = vals[i + 5]
+            parts = [_text(b) for b in kept_parts(first, first + vals[i + 4] - 1)]
+        i += 6
     elif kind == b"E":
         return True, EvalResult(error=_text(vals[i + 3]), gas_used=gas), i + 4
     else:  # b"J"
@@ -531,8 +531,9 @@ class LuaProcess(ProcessInstance):
     def _take(self, vals: tuple, chunk: list[tuple], env_json: bytes, results: list[EvalResult]) -> int:
         """Books the runs of one batch: log, work, results; rolls back or compacts. Returns how many ran."""
         i = 0
+        kept_parts = self._rt.host.kept_parts
         for n, call in enumerate(chunk, 1):
-            _ok, result, i = _parse_run(vals, i)
+            _ok, result, i = _parse_run(vals, i, kept_parts)
             results.append(result)
             if result.error is not None:
                 self._rollback()
@@ -597,7 +598,7 @@ class LuaProcess(ProcessInstance):
             for _ in chunk:
                 if i >= len(vals):
                     raise SnapshotError("replaying the message log did not repeat its results")
-                _ok, result, i = _parse_run(vals, i)
+                _ok, result, i = _parse_run(vals, i, rt.host.kept_parts)
                 if result.error is not None:
                     raise SnapshotError("replaying the message log did not repeat its results")
         self._rt = rt
