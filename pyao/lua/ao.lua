@@ -6,6 +6,7 @@ local unordered_next = private and private.unordered_next -- see _host.lua; nil 
 local gmatch = private and private.gmatch or string.gmatch -- raw: the patterns here are linear
 local find = private and private.find or string.find
 local format = private and private.format or string.format -- raw: only numbers are formatted here
+local mtype = math.type
 
 -- s without leading and trailing white space, in linear time
 local function trim(s)
@@ -123,7 +124,10 @@ end
 
 local function data_of(msg, default)
   local data = msg.Data
-  if type(data) == "table" then
+  local ty = type(data)
+  if ty == "string" then
+    return data, false
+  elseif ty == "table" then
     return json.encode(data), true
   elseif data == nil then
     return default, false
@@ -273,17 +277,19 @@ function ao.isTrusted(msg)
   return false
 end
 
+-- the new reference, as text, and the Anchor
 local function next_reference()
   ao.reference = ao.reference + 1
-  return ao.reference, format("%032d", ao.reference)
+  local ref = ao.reference
+  local anchor = format("%032d", ref)
+  return ref, mtype(ref) == "integer" and format("%d", ref) or tostring(ref), anchor
 end
 
 function ao.send(msg)
   if type(msg) ~= "table" then
     error("Send: the message must be a table", 0) -- (assert's error: no position)
   end
-  local ref, anchor = next_reference()
-  local refs = tostring(ref)
+  local _, refs, anchor = next_reference()
   local data, is_json = data_of(msg, nil)
   local tags = {
     { name = "Data-Protocol", value = "ao" },
@@ -315,8 +321,7 @@ end
 function ao.spawn(module, msg)
   assert(type(module) == "string", "Spawn: a module id is required")
   assert(type(msg) == "table", "Spawn: the message must be a table")
-  local ref, anchor = next_reference()
-  local refs = tostring(ref)
+  local _, refs, anchor = next_reference()
   local data = data_of(msg, "NODATA")
   local tags = {
     { name = "Data-Protocol", value = "ao" },

@@ -10,6 +10,7 @@
 local _, private = ...
 local raw_move = private and private.move -- see _host.lua; nil when loaded by Eval
 local utils = require("utils")
+local default_matches = utils.matchesSpec
 
 local handlers = { _version = "pyao-1", list = {}, onceNonce = 0 }
 
@@ -174,7 +175,12 @@ function handlers.evaluate(msg, env)
   while h ~= nil do -- as ipairs, without its iterator calls
     -- still listed (by name)? handlers.list[i] == h answers yes at once while the list is unchanged
     if h.name ~= "_default" and (handlers.list[i] == h or index_of(h.name)) then
-      local m = utils.matchesSpec(msg, h.pattern)
+      local pattern, m = h.pattern, nil
+      if type(pattern) == "function" and utils.matchesSpec == default_matches then
+        m = pattern(msg) -- what matchesSpec does with a function, without the call
+      else
+        m = utils.matchesSpec(msg, pattern)
+      end
       local v -- verdict(m), with the common answers first
       if m == 0 or m == false or m == nil then
         v = 0

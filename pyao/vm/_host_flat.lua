@@ -6,7 +6,7 @@
 -- form at out[no + 1 ...] and returns the new end, or nil when r has a shape
 -- the flat form does not carry (the caller then sends r as JSON).
 
-local d_getmetatable, mtype = debug_getmetatable, math.type
+local d_getmetatable = debug_getmetatable
 
 -- A result as flat values, appended to `out` (see host.handle_batch). Its
 -- strings travel together: "S", then every string of the result joined with
@@ -44,16 +44,16 @@ local function kept_parts(first, last)
   return tunpack(strs, first, last)
 end
 
-local function plain_list(t) -- a table JSON writes as an array: keys exactly 1..n, no metatable
+-- A table JSON writes as an array: keys exactly 1..n, no metatable. Counting
+-- the keys is enough here: every caller then refuses a nil among t[1..n] (a
+-- string is expected there), and n keys with none of 1..n missing are 1..n.
+local function plain_list(t)
   if type(t) ~= "table" or d_getmetatable(t) ~= nil then
     return nil
   end
   local n, count = rawlen(t), 0
-  for k in next, t do
+  for _ in next, t do
     count = count + 1
-    if mtype(k) ~= "integer" or k < 1 or k > n then
-      return nil
-    end
   end
   return count == n and n or nil
 end
