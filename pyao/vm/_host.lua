@@ -709,7 +709,9 @@ local bundled = {}
 -- runtimes. The library uses it only where the outcome does not depend on the
 -- order (counting, copying into another table, collecting keys it then sorts).
 -- Also the raw pattern functions, for the library's own fixed patterns, which
--- all run in linear time (process code gets the guarded ones below).
+-- all run in linear time (process code gets the guarded ones below), and the
+-- raw table.move, which the library uses only on tables without a metatable
+-- (so `#t` is bounded by the table's size).
 local library_private = {
   unordered_next = next, find = string.find, match = string.match, gmatch = string.gmatch, gsub = string.gsub,
   format = string.format, move = table.move,

@@ -12,7 +12,7 @@ local d_getmetatable = debug_getmetatable
 -- strings travel together: "S", then every string of the result joined with
 -- "\0" (one value to cross and one to decode, instead of one per string), the
 -- number of strings, the key to ask kept_parts for them one by one (below),
--- then the shape as integers: Messages and Spawns (count, then per item its
+-- the number of integers that follow, then the shape as integers: Messages and Spawns (count, then per item its
 -- flags (1 Anchor, 2 Data, 4 Target present) and tag count (-1: no Tags)),
 -- then Assignments (count, then per item its process count). The strings, in
 -- order: Output data, prompt, then per item Anchor, Data, tag names and
@@ -180,8 +180,8 @@ local function flat_result(r, out, no)
   end
   local first = nstrs + 1
   strs[first], strs[first + 1] = o.data, o.prompt
-  local head = no -- "S", joined, count, first: filled in below
-  local np, fno = flat_list(r.Messages, first + 1, out, no + 4)
+  local head = no -- "S", joined, count, first, shape length: filled in below
+  local np, fno = flat_list(r.Messages, first + 1, out, no + 5)
   if np then
     np, fno = flat_list(r.Spawns, np, out, fno)
   end
@@ -194,6 +194,7 @@ local function flat_result(r, out, no)
   nstrs = np
   out[head + 1], out[head + 2], out[head + 3], out[head + 4] = "S", tconcat(strs, "\0", first, np), np - first + 1,
     first
+  out[head + 5] = fno - head - 5 -- how many integers the shape has
   return fno
 end
 

@@ -37,14 +37,17 @@ so equal histories give equal snapshots.
 Speed
 -----
 ``handle_many`` runs a page of messages in one call into Lua. A msg crosses as
-flat values (no JSON either way unless it has an unusual shape), env as JSON
-decoded once per distinct env; results come back flat (``_parse_run``).
+its shape (field names, one string cached in Lua) plus its values (no JSON
+either way unless it has an unusual shape), env as JSON decoded once per
+distinct env; a result comes back as one NUL-joined string of its strings plus
+its shape as integers (``_parse_run``), split in C.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -347,13 +350,13 @@ def _text(b: bytes, _texts: dict = _TEXTS, _decode=_DECODE) -> str:
     return s
 
 
-def _items(parts: list[str], p: int, vals: tuple, i: int) -> tuple[list[dict], int, int]:
-    """Messages or Spawns: strings from ``parts`` at ``p``, shape from ``vals`` at ``i``
+def _items(parts: list[str], p: int, shape: tuple, i: int) -> tuple[list[dict], int, int]:
+    """Messages or Spawns: strings from ``parts`` at ``p``, their shape from ``shape`` at ``i``
     (see ``_host_flat.lua``). Keys in the order the JSON form has them."""
     out = []
-    count, i = vals[i], i + 1
+    count, i = shape[i], i + 1
     for _ in range(count):
-        flags, ntags = vals[i], vals[i + 1]
+        flags, ntags = shape[i], shape[i + 1]
         i += 2
         item: dict = {}
         if flags & 1:
@@ -374,6 +377,74 @@ def _items(parts: list[str], p: int, vals: tuple, i: int) -> tuple[list[dict], i
     return out, p, i
 
 
+def _build_any(shape: tuple, parts: list[str], gas: int) -> EvalResult:
+    """A result from its strings and its shape, for any shape (see ``_builder``)."""
+    messages, p, i = _items(parts, 2, shape, 0)
+    spawns, p, i = _items(parts, p, shape, i)
+    assignments = []
+    for nprocs in shape[i + 1 : i + 1 + shape[i]]:
+        assignments.append({"Message": parts[p], "Processes": parts[p + 1 : p + 1 + nprocs]})
+        p += 1 + nprocs
+    output = {"data": parts[0], "print": True, "prompt": parts[1]}
+    return _result(output, tuple(messages), tuple(spawns), tuple(assignments), gas)
+
+
+_BUILDERS: dict[tuple, object] = {}  # a result's shape -> its builder (parts, gas) -> EvalResult
+_MAX_BUILDERS = 256
+_MAX_COMPILED_STRINGS = 512  # bigger results take _build_any: no huge generated functions
+
+
+def _builder(shape: tuple):
+    """The function that builds a result of this shape from its strings: for the shapes
+    met most (a Transfer's two notices, a reply), Python source written for the shape,
+    one expression with every index a constant, compiled once; else ``_build_any``.
+    Only integers from the shape go into the source, never a string of the result."""
+    build = _BUILDERS.get(shape)
+    if build is not None:
+        return build
+    exprs: list[list[str]] = [[], []]
+    p, i = 2, 0
+    for which in (0, 1):  # Messages, Spawns
+        for _ in range(shape[i]):
+            flags, ntags = shape[i + 1], shape[i + 2]
+            i += 2
+            fields = []
+            if flags & 1:
+                fields.append(f'"Anchor": p[{p}]')
+                p += 1
+            if flags & 2:
+                fields.append(f'"Data": p[{p}]')
+                p += 1
+            if ntags >= 0:
+                tags = ", ".join(f'{{"name": p[{p + 2 * j}], "value": p[{p + 2 * j + 1}]}}' for j in range(ntags))
+                fields.append(f'"Tags": [{tags}]')
+                p += 2 * ntags
+            if flags & 4:
+                fields.append(f'"Target": p[{p}]')
+                p += 1
+            exprs[which].append("{" + ", ".join(fields) + "}")
+        i += 1
+    assignments = []
+    for nprocs in shape[i + 1 : i + 1 + shape[i]]:
+        assignments.append(f'{{"Message": p[{p}], "Processes": p[{p + 1}:{p + 1 + nprocs}]}}')
+        p += 1 + nprocs
+    if p > _MAX_COMPILED_STRINGS:
+        build = functools.partial(_build_any, shape)
+    else:
+        as_tuple = lambda items: "(" + "".join(x + ", " for x in items) + ")"  # noqa: E731
+        source = (
+            "def build(p, gas):\n"
+            f'    return _result({{"data": p[0], "print": True, "prompt": p[1]}}, {as_tuple(exprs[0])}, '
+            f"{as_tuple(exprs[1])}, {as_tuple(assignments)}, gas)\n"
+        )
+        namespace: dict = {"_result": _result}
+        exec(compile(source, f"<pyao result shape {len(_BUILDERS)}>", "exec"), namespace)
+        build = namespace["build"]
+    if len(_BUILDERS) < _MAX_BUILDERS:
+        _BUILDERS[shape] = build
+    return build
+
+
 def _parse_run(vals: tuple, i: int, kept_parts, _decode=_DECODE) -> tuple[bool, EvalResult, int]:
     """One message's run in ``host.handle_batch``'s output at ``i``: ok, its result, the next
     position. ``kept_parts``: the host's, for a result whose strings hold "\\0" themselves."""
@@ -385,22 +456,13 @@ def _parse_run(vals: tuple, i: int, kept_parts, _decode=_DECODE) -> tuple[bool, 
         if len(parts) != vals[i + 4]:  # a string held "\0" itself: take them one by one
             first = vals[i + 5]
             parts = [_text(b) for b in kept_parts(first, first + vals[i + 4] - 1)]
-        i += 6
-    elif kind == b"E":
+        end = i + 7 + vals[i + 6]
+        shape = vals[i + 7 : end]
+        build = _BUILDERS.get(shape) or _builder(shape)
+        return True, build(parts, gas), end
+    if kind == b"E":
         return True, EvalResult(error=_text(vals[i + 3]), gas_used=gas), i + 4
-    else:  # b"J"
-        return True, _json_result(vals[i + 3], gas), i + 4
-    output = {"data": parts[0], "print": True, "prompt": parts[1]}
-    messages, p, i = _items(parts, 2, vals, i)
-    spawns, p, i = _items(parts, p, vals, i)
-    assignments = []
-    count, i = vals[i], i + 1
-    for _ in range(count):
-        nprocs = vals[i]
-        i += 1
-        assignments.append({"Message": parts[p], "Processes": parts[p + 1 : p + 1 + nprocs]})
-        p += 1 + nprocs
-    return True, _result(output, tuple(messages), tuple(spawns), tuple(assignments), gas), i
+    return True, _json_result(vals[i + 3], gas), i + 4  # b"J"
 
 
 def _plain_result(output: object, messages: tuple, spawns: tuple, assignments: tuple, gas: int) -> EvalResult:
