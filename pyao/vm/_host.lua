@@ -1034,31 +1034,39 @@ local function run(msg, env, budget, out, no)
   return no + 2, failed, gas
 end
 
--- A shape (field names joined with "\0") as a list of names; the last few
--- shapes seen are kept (the CU sends every message in the same shape).
+-- A shape (field names joined with "\0") as a function that builds the msg
+-- table from the batch's arguments: one table constructor naming every field
+-- (a[i + j] for the j-th; a nil one makes no key), compiled once per shape; the
+-- first shapes seen are kept (the CU sends every message in the same shape).
+-- The constructor sizes the table at once, with room for the fields the
+-- library adds (TagArray, reply, forward, the tags copied onto the msg).
 local shapes, nshapes = {}, 0
+local ROOM = 12 -- nil fields: they make no key, only room
 
-local function shape_keys(shape)
-  local keys = shapes[shape]
-  if keys == nil then
-    keys = {}
-    local n, pos = 0, 1
+local function shape_builder(shape)
+  local build = shapes[shape]
+  if build == nil then
+    local fields, n, pos = {}, 0, 1
     while true do
       local z = string.find(shape, "\0", pos, true)
       n = n + 1
-      keys[n] = ssub(shape, pos, (z or 0) - 1)
+      fields[n] = sformat("[%q] = a[i + %d], ", ssub(shape, pos, (z or 0) - 1), n)
       if not z then
         break
       end
       pos = z + 1
     end
-    keys.n = n
+    for k = 1, ROOM do
+      fields[n + k] = sformat("[%q] = nil, ", "\0room" .. k)
+    end
+    local source = "local a, i = ...\nreturn { " .. tconcat(fields) .. "}, " .. n
+    build = assert(real_load(source, "=pyao-host-msg", "t", {}))
     if nshapes < 64 then
       nshapes = nshapes + 1
-      shapes[shape] = keys
+      shapes[shape] = build
     end
   end
-  return keys
+  return build
 end
 
 -- One message from the batch's arguments at a[i]: "j", its JSON; or "s",
@@ -1068,13 +1076,8 @@ local function read_msg(a, i)
   if a[i] == "j" then
     return host_json.decode(a[i + 1]), i + 2
   end
-  local msg = {}
-  local keys = shape_keys(a[i + 1])
-  i = i + 1
-  for j = 1, keys.n do
-    msg[keys[j]] = a[i + j]
-  end
-  i = i + keys.n + 1
+  local msg, n = shape_builder(a[i + 1])(a, i + 1)
+  i = i + n + 2
   local nt = a[i]
   i = i + 1
   if nt >= 0 then
