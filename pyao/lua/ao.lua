@@ -6,6 +6,7 @@ local unordered_next = private and private.unordered_next -- see _host.lua; nil 
 local gmatch = private and private.gmatch or string.gmatch -- raw: the patterns here are linear
 local find = private and private.find or string.find
 local format = private and private.format or string.format -- raw: only numbers are formatted here
+local mtype = math.type
 
 -- s without leading and trailing white space, in linear time
 local function trim(s)
@@ -42,10 +43,13 @@ local ao = {
 }
 
 local function member(list, value)
-  for _, v in ipairs(list) do
+  local i, v = 1, list[1]
+  while v ~= nil do -- ipairs, without a call into C per element
     if v == value then
       return true
     end
+    i = i + 1
+    v = list[i]
   end
   return false
 end
@@ -67,17 +71,27 @@ local RESERVED = { Target = true, Data = true, Anchor = true, Tags = true, From 
 local function collect_tags(into, msg)
   if unordered_next and getmetatable(msg) == nil then
     -- the string keys in sorted order, as pairs gives them, without pairs' general work
-    local keys = {}
+    local keys, nkeys = {}, 0
     for k in unordered_next, msg do
-      if type(k) == "string" and not RESERVED[k] then
-        keys[#keys + 1] = k
+      if not RESERVED[k] and type(k) == "string" then
+        nkeys = nkeys + 1
+        keys[nkeys] = k
       end
     end
-    table.sort(keys)
-    for _, k in ipairs(keys) do
-      local v = rawget(msg, k)
-      if type(v) ~= "function" then
-        into[#into + 1] = { name = k, value = tag_value(v) }
+    if nkeys > 1 then
+      table.sort(keys)
+    end
+    local n = #into
+    for i = 1, nkeys do
+      local k = keys[i]
+      local v = msg[k] -- no metatable: a raw read
+      local ty = type(v)
+      if ty == "string" then
+        n = n + 1
+        into[n] = { name = k, value = v }
+      elseif ty ~= "function" then
+        n = n + 1
+        into[n] = { name = k, value = tag_value(v) }
       end
     end
   else
@@ -110,7 +124,10 @@ end
 
 local function data_of(msg, default)
   local data = msg.Data
-  if type(data) == "table" then
+  local ty = type(data)
+  if ty == "string" then
+    return data, false
+  elseif ty == "table" then
     return json.encode(data), true
   elseif data == nil then
     return default, false
@@ -118,20 +135,52 @@ local function data_of(msg, default)
   return tostring(data), false
 end
 
+-- An Authority tag's value split at commas and trimmed, for the last value
+-- seen (ao.init runs for every message, nearly always with the same tags).
+local authority_text, authority_parts
+
+local function authority_list(value)
+  if value ~= authority_text or authority_parts == nil or type(value) ~= "string" then
+    local parts = {}
+    for part in gmatch(value, "[^,]+") do
+      parts[#parts + 1] = trim(part)
+    end
+    authority_text, authority_parts = value, parts
+  end
+  return authority_parts
+end
+
+local function init_tag(t, authorities)
+  local name = t.name
+  if name == "Module" then
+    ao._module = t.value
+  elseif name == "Authority" then
+    local parts = authority_list(t.value)
+    for j = 1, #parts do
+      local part = parts[j]
+      if part ~= "" and not member(authorities, part) then
+        authorities[#authorities + 1] = part
+      end
+    end
+  end
+end
+
 function ao.init(env)
   ao.id = env.Process.Id
   ao._module = ""
-  ao.authorities = {}
-  for _, t in ipairs(env.Process.Tags or {}) do
-    if t.name == "Module" then
-      ao._module = t.value
-    elseif t.name == "Authority" then
-      for part in gmatch(t.value, "[^,]+") do
-        part = trim(part)
-        if part ~= "" and not member(ao.authorities, part) then
-          ao.authorities[#ao.authorities + 1] = part
-        end
-      end
+  local authorities = {}
+  ao.authorities = authorities
+  local tags = env.Process.Tags or {}
+  if type(tags) ~= "table" then
+    for _, t in ipairs(tags) do
+      init_tag(t, authorities)
+    end
+  else
+    local i, t = 1, tags[1]
+    while t ~= nil do
+      init_tag(t, authorities)
+      i = i + 1
+      t = tags[i]
     end
   end
   ao.env = env
@@ -142,17 +191,53 @@ function ao.clearOutbox()
   ao.outbox = { Output = {}, Messages = {}, Spawns = {}, Assignments = {} }
 end
 
-function ao.normalize(msg)
-  local kept = {}
-  for _, name in ipairs(ao.nonExtractableTags) do
+-- The set of ao.nonExtractableTags, rebuilt only when the list changed
+-- (checked element by element: no allocation in the common case).
+local kept_list, kept_seen, kept_set
+
+local function kept_names()
+  local list = ao.nonExtractableTags
+  if list == kept_list and kept_set ~= nil then
+    local i, name = 1, list[1]
+    while name ~= nil and name == kept_seen[i] do
+      i = i + 1
+      name = list[i]
+    end
+    if name == nil and kept_seen[i] == nil then
+      return kept_set
+    end
+  end
+  local kept, seen, n = {}, {}, 0
+  for _, name in ipairs(list) do
     if name == name then -- a NaN cannot be a key (and equals no tag name)
       kept[name] = true
     end
+    n = n + 1
+    seen[n] = name
   end
-  for _, t in ipairs(msg.Tags) do
-    if not kept[t.name] then
-      msg[t.name] = t.value
+  kept_list, kept_seen, kept_set = list, seen, kept
+  return kept
+end
+
+function ao.normalize(msg)
+  local kept = kept_names()
+  local tags = msg.Tags
+  if type(tags) ~= "table" then
+    for _, t in ipairs(tags) do
+      if not kept[t.name] then
+        msg[t.name] = t.value
+      end
     end
+    return msg
+  end
+  local i, t = 1, tags[1]
+  while t ~= nil do
+    local name = t.name
+    if not kept[name] then
+      msg[name] = t.value
+    end
+    i = i + 1
+    t = tags[i]
   end
   return msg
 end
@@ -192,15 +277,19 @@ function ao.isTrusted(msg)
   return false
 end
 
+-- the new reference, as text, and the Anchor
 local function next_reference()
   ao.reference = ao.reference + 1
-  return ao.reference, format("%032d", ao.reference)
+  local ref = ao.reference
+  local anchor = format("%032d", ref)
+  return ref, mtype(ref) == "integer" and format("%d", ref) or tostring(ref), anchor
 end
 
 function ao.send(msg)
-  assert(type(msg) == "table", "Send: the message must be a table")
-  local ref, anchor = next_reference()
-  local refs = tostring(ref)
+  if type(msg) ~= "table" then
+    error("Send: the message must be a table", 0) -- (assert's error: no position)
+  end
+  local _, refs, anchor = next_reference()
   local data, is_json = data_of(msg, nil)
   local tags = {
     { name = "Data-Protocol", value = "ao" },
@@ -232,8 +321,7 @@ end
 function ao.spawn(module, msg)
   assert(type(module) == "string", "Spawn: a module id is required")
   assert(type(msg) == "table", "Spawn: the message must be a table")
-  local ref, anchor = next_reference()
-  local refs = tostring(ref)
+  local _, refs, anchor = next_reference()
   local data = data_of(msg, "NODATA")
   local tags = {
     { name = "Data-Protocol", value = "ao" },

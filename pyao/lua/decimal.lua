@@ -20,16 +20,17 @@ local decimal = { _version = "pyao-1" }
 
 local _, private = ...
 local find = private and private.find or string.find -- raw: the patterns here are linear
+local format = private and private.format or string.format -- raw: only integers are formatted here
 
 local LIMB = 9
 local BASE = 1000000000
 
-function decimal.parse(v)
+local function parse(v)
   if math.type(v) == "integer" then
     if v < 0 then
       return nil
     end
-    return string.format("%d", v)
+    return format("%d", v)
   end
   if type(v) ~= "string" then
     return nil
@@ -46,8 +47,12 @@ function decimal.parse(v)
   end
   return v:sub(start)
 end
+decimal.parse = parse
 
 local function operand(v)
+  if decimal.parse == parse and type(v) == "string" and find(v, "^[1-9]%d*$") then
+    return v -- canonical already: parse's first case, without the calls
+  end
   local s = decimal.parse(v)
   if s == nil then
     error("decimal: not a non-negative integer: " .. tostring(v), 3)
@@ -74,9 +79,9 @@ local function join(l, n)
   while n > 1 and l[n] == 0 do
     n = n - 1
   end
-  local parts = { string.format("%d", l[n]) }
+  local parts = { format("%d", l[n]) }
   for i = n - 1, 1, -1 do
-    parts[#parts + 1] = string.format("%09d", l[i])
+    parts[#parts + 1] = format("%09d", l[i])
   end
   return table.concat(parts)
 end
@@ -117,7 +122,7 @@ local SMALL = 18
 function decimal.add(a, b)
   a, b = operand(a), operand(b)
   if #a <= SMALL and #b <= SMALL then
-    return string.format("%d", tonumber(a) + tonumber(b))
+    return format("%d", tonumber(a) + tonumber(b))
   end
   local x, nx = limbs(a)
   local y, ny = limbs(b)
@@ -144,7 +149,7 @@ function decimal.sub(a, b)
     error("decimal: " .. a .. " - " .. b .. " is negative", 2)
   end
   if #a <= SMALL then
-    return string.format("%d", tonumber(a) - tonumber(b))
+    return format("%d", tonumber(a) - tonumber(b))
   end
   local x, nx = limbs(a)
   local y = limbs(b)

@@ -7,15 +7,22 @@
 -- removed. Handlers.receive parks the running coroutine until a message that
 -- matches arrives.
 
+local _, private = ...
+local raw_move = private and private.move -- see _host.lua; nil when loaded by Eval
 local utils = require("utils")
+local default_matches = utils.matchesSpec
 
 local handlers = { _version = "pyao-1", list = {}, onceNonce = 0 }
 
 local function index_of(name)
-  for i, h in ipairs(handlers.list) do
+  local list = handlers.list
+  local i, h = 1, list[1]
+  while h ~= nil do -- ipairs, without a call into C per element
     if h.name == name then
       return i
     end
+    i = i + 1
+    h = list[i]
   end
   return nil
 end
@@ -157,13 +164,31 @@ function handlers.evaluate(msg, env)
   -- walk a copy: handlers added while evaluating wait for the next message,
   -- handlers removed while evaluating do not run
   local list = handlers.list
-  local snapshot = table.move(list, 1, #list, 1, {})
+  local snapshot
+  if raw_move and getmetatable(list) == nil then
+    snapshot = raw_move(list, 1, #list, 1, {}) -- a plain table: #list is bounded by its size
+  else
+    snapshot = table.move(list, 1, #list, 1, {})
+  end
   local i = 1
   local h = snapshot[1]
   while h ~= nil do -- as ipairs, without its iterator calls
     -- still listed (by name)? handlers.list[i] == h answers yes at once while the list is unchanged
     if h.name ~= "_default" and (handlers.list[i] == h or index_of(h.name)) then
-      local v = verdict(utils.matchesSpec(msg, h.pattern))
+      local pattern, m = h.pattern, nil
+      if type(pattern) == "function" and utils.matchesSpec == default_matches then
+        m = pattern(msg) -- what matchesSpec does with a function, without the call
+      else
+        m = utils.matchesSpec(msg, pattern)
+      end
+      local v -- verdict(m), with the common answers first
+      if m == 0 or m == false or m == nil then
+        v = 0
+      elseif m == -1 or m == true then
+        v = -1
+      else
+        v = verdict(m)
+      end
       if v ~= 0 then
         if h.maxRuns ~= nil and h.maxRuns ~= "inf" then
           h.maxRuns = h.maxRuns - 1

@@ -190,43 +190,76 @@ for _, k in ipairs({
 end
 local default_normalize = utils.normalize
 
+-- (The loops over lists below are `while` loops over t[i] until nil: what
+-- ipairs does, without a call into C for every element.)
 local function normalise(msg, env)
   local normalize = utils.normalize
   local known = normalize == default_normalize and NORMAL or {}
   -- keys to rename, applied in sorted order (which decides between two keys
   -- that normalise to the same name)
-  local keys = {}
+  local keys, nkeys = {}, 0
   if unordered_next then
     for k in unordered_next, msg do
-      if type(k) == "string" and not known[k] and normalize(k) ~= k then
-        keys[#keys + 1] = k
+      if not known[k] and type(k) == "string" and normalize(k) ~= k then
+        nkeys = nkeys + 1
+        keys[nkeys] = k
       end
     end
-    table.sort(keys)
+    if nkeys > 1 then
+      table.sort(keys)
+    end
   else
     for k in pairs(msg) do
-      keys[#keys + 1] = k
+      nkeys = nkeys + 1
+      keys[nkeys] = k
     end
   end
-  for _, k in ipairs(keys) do
+  for i = 1, nkeys do
+    local k = keys[i]
     local nk = normalize(k)
     if nk ~= k then
       msg[nk], msg[k] = msg[k], nil
     end
   end
   msg.Tags = msg.Tags or {}
-  for _, t in ipairs(msg.Tags) do
-    local name = t.name
-    if not known[name] then
-      t.name = normalize(name)
+  local tags = msg.Tags
+  if type(tags) == "table" then
+    local i, t = 1, tags[1]
+    while t ~= nil do
+      local name = t.name
+      if not known[name] then
+        t.name = normalize(name)
+      end
+      i = i + 1
+      t = tags[i]
+    end
+  else
+    for _, t in ipairs(tags) do
+      local name = t.name
+      if not known[name] then
+        t.name = normalize(name)
+      end
     end
   end
   ao.normalize(msg)
   msg.TagArray = msg.Tags
   local map = {}
-  for _, t in ipairs(msg.TagArray) do
-    if map[t.name] == nil then
-      map[t.name] = t.value
+  tags = msg.TagArray
+  if type(tags) == "table" then
+    local i, t = 1, tags[1]
+    while t ~= nil do
+      local name = t.name
+      if map[name] == nil then
+        map[name] = t.value
+      end
+      i = i + 1
+      t = tags[i]
+    end
+  else
+    for _, t in ipairs(tags) do
+      if map[t.name] == nil then
+        map[t.name] = t.value
+      end
     end
   end
   msg.Tags = map
@@ -291,10 +324,14 @@ end
 
 -- Is the named handler there already, exactly as `add` would leave it?
 local function installed(name, pattern, handle)
-  for _, h in ipairs(Handlers.list) do
+  local list = Handlers.list
+  local i, h = 1, list[1]
+  while h ~= nil do
     if h.name == name then
       return h.pattern == pattern and h.handle == handle and h.maxRuns == nil
     end
+    i = i + 1
+    h = list[i]
   end
   return false
 end

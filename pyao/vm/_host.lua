@@ -709,10 +709,12 @@ local bundled = {}
 -- runtimes. The library uses it only where the outcome does not depend on the
 -- order (counting, copying into another table, collecting keys it then sorts).
 -- Also the raw pattern functions, for the library's own fixed patterns, which
--- all run in linear time (process code gets the guarded ones below).
+-- all run in linear time (process code gets the guarded ones below), and the
+-- raw table.move, which the library uses only on tables without a metatable
+-- (so `#t` is bounded by the table's size).
 local library_private = {
   unordered_next = next, find = string.find, match = string.match, gmatch = string.gmatch, gsub = string.gsub,
-  format = string.format,
+  format = string.format, move = table.move,
 }
 
 -- ------------------------------------------------------- C loops under the meter
@@ -745,6 +747,7 @@ local guarded = assert(real_load(GUARDS_SOURCE, "=pyao-host-guards", "t", part_e
 end)
 local flat = assert(real_load(FLAT_SOURCE, "=pyao-host-flat", "t", part_env()))()
 local flat_result, MAX_FLAT = flat.flat_result, flat.MAX_FLAT
+host.kept_parts = flat.kept_parts -- (the strings of one result of the last batch, one by one)
 
 local function build_env()
   E = {}
@@ -907,10 +910,85 @@ local function tree_copy(v)
   return c
 end
 
+-- A faster copy: Lua source of one table constructor that builds the same tree
+-- (sequences first, as tree_copy), compiled once per distinct env. nil when the
+-- tree holds something a constant cannot write (a float that is not finite, a
+-- sequence with holes, nesting too deep for the parser): then tree_copy does it.
+local function constructor_source(v, parts, n, depth)
+  local ty = type(v)
+  if ty == "string" then
+    n = n + 1
+    parts[n] = sformat("%q", v)
+  elseif ty == "boolean" then
+    n = n + 1
+    parts[n] = v and "true" or "false"
+  elseif mtype(v) == "integer" then
+    n = n + 1
+    parts[n] = v == math.mininteger and "(-9223372036854775807-1)" or sformat("%d", v)
+  elseif ty == "number" then
+    if v ~= v or v == math.huge or v == -math.huge then
+      return nil
+    end
+    n = n + 1
+    parts[n] = sformat("%a", v)
+  elseif ty == "table" and depth < 100 then
+    local len = rawlen(v)
+    n = n + 1
+    parts[n] = "{"
+    for i = 1, len do
+      if rawget(v, i) == nil then
+        return nil
+      end
+      n = constructor_source(rawget(v, i), parts, n, depth + 1)
+      if n == nil then
+        return nil
+      end
+      n = n + 1
+      parts[n] = ","
+    end
+    for k, x in next, v do
+      if not (mtype(k) == "integer" and k >= 1 and k <= len) then
+        if mtype(k) == "integer" then
+          return nil -- an integer key past the sequence: leave the layout to tree_copy
+        end
+        n = n + 1
+        parts[n] = "["
+        n = constructor_source(k, parts, n, depth + 1)
+        if n == nil then
+          return nil
+        end
+        n = n + 1
+        parts[n] = "]="
+        n = constructor_source(x, parts, n, depth + 1)
+        if n == nil then
+          return nil
+        end
+        n = n + 1
+        parts[n] = ","
+      end
+    end
+    n = n + 1
+    parts[n] = "}"
+  else
+    return nil
+  end
+  return n
+end
+
+local env_build -- the compiled constructor of env_template, or nil (then tree_copy)
+
 local function env_for(env_json)
   if env_json ~= env_text then
     env_template = host_json.decode(env_json)
     env_text = env_json
+    local parts = { "return " }
+    env_build = nil
+    if constructor_source(env_template, parts, 1, 0) then
+      env_build = real_load(tconcat(parts), "=pyao-host-env", "t", {})
+    end
+  end
+  if env_build then
+    return env_build()
   end
   return tree_copy(env_template)
 end
@@ -956,18 +1034,50 @@ local function run(msg, env, budget, out, no)
   return no + 2, failed, gas
 end
 
--- One message from the batch's arguments at a[i]: "j", its JSON; or "f",
--- nfields, k1, v1, ..., ntags (-1: no Tags), name1, value1, ...
+-- A shape (field names joined with "\0") as a function that builds the msg
+-- table from the batch's arguments: one table constructor naming every field
+-- (a[i + j] for the j-th; a nil one makes no key), compiled once per shape; the
+-- first shapes seen are kept (the CU sends every message in the same shape).
+-- The constructor sizes the table at once, with room for the fields the
+-- library adds (TagArray, reply, forward, the tags copied onto the msg).
+local shapes, nshapes = {}, 0
+local ROOM = 12 -- nil fields: they make no key, only room
+
+local function shape_builder(shape)
+  local build = shapes[shape]
+  if build == nil then
+    local fields, n, pos = {}, 0, 1
+    while true do
+      local z = string.find(shape, "\0", pos, true)
+      n = n + 1
+      fields[n] = sformat("[%q] = a[i + %d], ", ssub(shape, pos, (z or 0) - 1), n)
+      if not z then
+        break
+      end
+      pos = z + 1
+    end
+    for k = 1, ROOM do
+      fields[n + k] = sformat("[%q] = nil, ", "\0room" .. k)
+    end
+    local source = "local a, i = ...\nreturn { " .. tconcat(fields) .. "}, " .. n
+    build = assert(real_load(source, "=pyao-host-msg", "t", {}))
+    if nshapes < 64 then
+      nshapes = nshapes + 1
+      shapes[shape] = build
+    end
+  end
+  return build
+end
+
+-- One message from the batch's arguments at a[i]: "j", its JSON; or "s",
+-- shape, one value per name of the shape (nil: no such field; the place of
+-- "Tags" is nil too), then ntags (-1: no Tags), name1, value1, ...
 local function read_msg(a, i)
   if a[i] == "j" then
     return host_json.decode(a[i + 1]), i + 2
   end
-  local msg = {}
-  i = i + 2
-  for _ = 1, a[i - 1] do
-    msg[a[i]] = a[i + 1]
-    i = i + 2
-  end
+  local msg, n = shape_builder(a[i + 1])(a, i + 1)
+  i = i + n + 2
   local nt = a[i]
   i = i + 1
   if nt >= 0 then
@@ -987,6 +1097,7 @@ end
 --- MAX_FLAT values, and after the one whose gas + per_message brings the allowance
 --- to 0 or below (its state is then due to be written).
 function host.handle_batch(budget, env_json, allowance, per_message, count, ...)
+  flat.reset()
   local a = { ... }
   local out, no, i = {}, 0, 1
   for _ = 1, count do

@@ -1,71 +1,116 @@
 -- Host side of the native Lua VM, part 3: results as flat values.
 --
 -- Contract: loaded by _host.lua with the real base functions as its env;
--- returns flat_result(r, out, no) and MAX_FLAT. flat_result appends r's flat
+-- returns flat_result(r, out, no), MAX_FLAT, reset() (at the start of every
+-- batch) and kept_parts(key) (below). flat_result appends r's flat
 -- form at out[no + 1 ...] and returns the new end, or nil when r has a shape
 -- the flat form does not carry (the caller then sends r as JSON).
 
-local d_getmetatable, mtype = debug_getmetatable, math.type
+local d_getmetatable = debug_getmetatable
 
--- A result as flat values, appended to `out` (see host.handle_batch): "F",
--- data, prompt, then Messages and Spawns (count, then per item Anchor, Data,
--- Target (false when absent), tag count (-1: no Tags), names and values), then
--- Assignments (count, then per item Message, process count, processes); or "E",
--- the error text. A result of any other shape (a process that rewrote its
--- outbox) goes as "J", its JSON text, exactly as before the flat form existed.
+-- A result as flat values, appended to `out` (see host.handle_batch). Its
+-- strings travel together: "S", then every string of the result joined with
+-- "\0" (one value to cross and one to decode, instead of one per string), the
+-- number of strings, the key to ask kept_parts for them one by one (below),
+-- the number of integers that follow, then the shape as integers: Messages and Spawns (count, then per item its
+-- flags (1 Anchor, 2 Data, 4 Target present) and tag count (-1: no Tags)),
+-- then Assignments (count, then per item its process count). The strings, in
+-- order: Output data, prompt, then per item Anchor, Data, tag names and
+-- values, Target (those present), then per assignment Message and processes.
+-- Or "E", the error text.
+-- A result of any other shape (a process that rewrote its outbox) goes as
+-- "J", its JSON text, exactly as before the flat form existed.
 local MSG_KEYS = { Anchor = true, Data = true, Target = true, Tags = true }
 local MAX_FLAT = 100000 -- values per result, and per batch, returned flat (Lua's stack holds 1,000,000)
 local RESULT_KEYS = { Output = true, Messages = true, Spawns = true, Assignments = true, Error = true }
+local tconcat, tunpack = table.concat, table.unpack
 
-local function plain_list(t) -- a table JSON writes as an array: keys exactly 1..n, no metatable
+-- The strings of this batch's results, one after the other in `strs` (a
+-- result's are strs[first .. last]), kept until the next batch: should one of
+-- them hold "\0", the joined string splits into more pieces than it has
+-- strings, and the VM asks for them one by one (kept_parts(first, last)).
+-- Only strings are kept, so what comes back is what was joined. One table
+-- for the whole batch, emptied when the next one starts.
+local strs, nstrs = {}, 0
+
+local function reset()
+  for i = #strs, 1, -1 do
+    strs[i] = nil
+  end
+  nstrs = 0
+end
+
+local function kept_parts(first, last)
+  return tunpack(strs, first, last)
+end
+
+-- A table JSON writes as an array: keys exactly 1..n, no metatable. Counting
+-- the keys is enough here: every caller then refuses a nil among t[1..n] (a
+-- string is expected there), and n keys with none of 1..n missing are 1..n.
+local function plain_list(t)
   if type(t) ~= "table" or d_getmetatable(t) ~= nil then
     return nil
   end
   local n, count = rawlen(t), 0
-  for k in next, t do
+  for _ in next, t do
     count = count + 1
-    if mtype(k) ~= "integer" or k < 1 or k > n then
-      return nil
-    end
   end
   return count == n and n or nil
 end
 
-local function flat_item(m, out, no)
-  if type(m) ~= "table" or d_getmetatable(m) ~= nil or next(m) == nil then
+-- One message or spawn: its strings into strs after np, its flags and tag
+-- count into out after no. Returns the new np, no, or nil.
+local function flat_item(m, np, out, no)
+  if type(m) ~= "table" or d_getmetatable(m) ~= nil then
     return nil
   end
+  local keys = 0
   for k, v in next, m do
     if not MSG_KEYS[k] or (k ~= "Tags" and type(v) ~= "string") then
       return nil
     end
+    keys = keys + 1
   end
-  local tags = m.Tags
-  local nt = -1
+  if keys == 0 then
+    return nil
+  end
+  local anchor, data, target, tags = m.Anchor, m.Data, m.Target, m.Tags
+  local flags, nt = 0, -1
+  if anchor then
+    flags, np = 1, np + 1
+    strs[np] = anchor
+  end
+  if data then
+    flags, np = flags + 2, np + 1
+    strs[np] = data
+  end
   if tags ~= nil then
     nt = plain_list(tags)
     if nt == nil then
       return nil
     end
-  end
-  out[no + 1], out[no + 2], out[no + 3], out[no + 4] = m.Anchor or false, m.Data or false, m.Target or false, nt
-  no = no + 4
-  for i = 1, nt do
-    local t = tags[i]
-    if type(t) ~= "table" or d_getmetatable(t) ~= nil then
-      return nil
+    for i = 1, nt do
+      local t = tags[i]
+      if type(t) ~= "table" or d_getmetatable(t) ~= nil then
+        return nil
+      end
+      local name, value = t.name, t.value
+      if type(name) ~= "string" or type(value) ~= "string" or next(t, next(t, next(t))) ~= nil then
+        return nil
+      end
+      strs[np + 1], strs[np + 2] = name, value
+      np = np + 2
     end
-    local name, value = t.name, t.value
-    if type(name) ~= "string" or type(value) ~= "string" or next(t, next(t, next(t))) ~= nil then
-      return nil
-    end
-    out[no + 1], out[no + 2] = name, value
-    no = no + 2
   end
-  return no
+  if target then
+    flags, np = flags + 4, np + 1
+    strs[np] = target
+  end
+  out[no + 1], out[no + 2] = flags, nt
+  return np, no + 2
 end
 
-local function flat_list(list, out, no)
+local function flat_list(list, np, out, no)
   local n = plain_list(list)
   if n == nil then
     return nil
@@ -73,15 +118,15 @@ local function flat_list(list, out, no)
   no = no + 1
   out[no] = n
   for i = 1, n do
-    no = flat_item(list[i], out, no)
-    if no == nil then
+    np, no = flat_item(list[i], np, out, no)
+    if np == nil then
       return nil
     end
   end
-  return no
+  return np, no
 end
 
-local function flat_assignments(list, out, no)
+local function flat_assignments(list, np, out, no)
   local n = plain_list(list)
   if n == nil then
     return nil
@@ -94,21 +139,23 @@ local function flat_assignments(list, out, no)
       return nil
     end
     local procs = a.Processes
-    local np = plain_list(procs)
-    if np == nil or next(a, next(a, next(a))) ~= nil then
+    local nprocs = plain_list(procs)
+    if nprocs == nil or next(a, next(a, next(a))) ~= nil then
       return nil
     end
-    out[no + 1], out[no + 2] = a.Message, np
-    no = no + 2
-    for j = 1, np do
+    np = np + 1
+    strs[np] = a.Message
+    no = no + 1
+    out[no] = nprocs
+    for j = 1, nprocs do
       if type(procs[j]) ~= "string" then
         return nil
       end
-      no = no + 1
-      out[no] = procs[j]
+      np = np + 1
+      strs[np] = procs[j]
     end
   end
-  return no
+  return np, no
 end
 
 -- Appends r's flat form at out[no + 1 ...]; returns the new end, or nil (then
@@ -131,10 +178,24 @@ local function flat_result(r, out, no)
     or o.print ~= true or next(o, next(o, next(o, next(o)))) ~= nil then
     return nil
   end
-  out[no + 1], out[no + 2], out[no + 3] = "F", o.data, o.prompt
-  no = flat_list(r.Messages, out, no + 3)
-  no = no and flat_list(r.Spawns, out, no)
-  return no and flat_assignments(r.Assignments, out, no)
+  local first = nstrs + 1
+  strs[first], strs[first + 1] = o.data, o.prompt
+  local head = no -- "S", joined, count, first, shape length: filled in below
+  local np, fno = flat_list(r.Messages, first + 1, out, no + 5)
+  if np then
+    np, fno = flat_list(r.Spawns, np, out, fno)
+  end
+  if np then
+    np, fno = flat_assignments(r.Assignments, np, out, fno)
+  end
+  if np == nil then
+    return nil -- (strs past nstrs: garbage to overwrite, emptied by the next reset)
+  end
+  nstrs = np
+  out[head + 1], out[head + 2], out[head + 3], out[head + 4] = "S", tconcat(strs, "\0", first, np), np - first + 1,
+    first
+  out[head + 5] = fno - head - 5 -- how many integers the shape has
+  return fno
 end
 
-return { flat_result = flat_result, MAX_FLAT = MAX_FLAT }
+return { flat_result = flat_result, MAX_FLAT = MAX_FLAT, reset = reset, kept_parts = kept_parts }

@@ -37,13 +37,17 @@ so equal histories give equal snapshots.
 Speed
 -----
 ``handle_many`` runs a page of messages in one call into Lua. A msg crosses as
-flat values (no JSON either way unless it has an unusual shape), env as JSON
-decoded once per distinct env; results come back flat (``_parse_run``).
+its shape (field names, one string cached in Lua) plus its values (no JSON
+either way unless it has an unusual shape), env as JSON decoded once per
+distinct env; a result comes back as one NUL-joined string of its strings plus
+its shape as integers (``_parse_run``), split in C.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -240,37 +244,56 @@ def _key(name: str, _keys: dict = _KEYS) -> bytes:
     return b
 
 
+_SHAPES: dict[tuple, tuple[bytes, int] | None] = {}  # a msg's field names -> (shape, place of Tags)
+
+
+def _shape(names: tuple) -> tuple[bytes, int] | None:
+    """The field names joined with "\\0" and where ``Tags`` is among them (-1: absent),
+    or None when a name cannot be carried so (not a str, or holding "\\0")."""
+    shape = _SHAPES.get(names)
+    if shape is None and names not in _SHAPES:
+        ok = all(type(name) is str and "\0" not in name for name in names)
+        shape = ("\0".join(names).encode(), names.index("Tags") if "Tags" in names else -1) if ok else None
+        if len(_SHAPES) < 256:
+            _SHAPES[names] = shape
+    return shape
+
+
+def _finite(kind: type, value: object) -> bool:
+    return kind is float and math.isfinite(value)
+
+
 def _flatten(msg: dict) -> tuple | None:
-    """``(b"f", nfields, k1, v1, …, ntags | -1, name1, value1, …)`` for a msg of plain
+    """``(b"s", shape, v1, …, vn, ntags | -1, name1, value1, …)`` for a msg of plain
     scalars plus a ``Tags`` list of ``{name, value}`` strings, or None for anything
-    else (which then goes as JSON). The Lua table built from it equals the one the
-    JSON decoder builds: a None value is a missing key, as JSON's null is."""
+    else (which then goes as JSON). ``shape`` names the fields (see ``_shape``), one
+    value per name: None (Lua's nil) for a None field and in the place of Tags. The
+    Lua table built from it equals the one the JSON decoder builds: a None value is
+    a missing key, as JSON's null is."""
     if len(msg) > _MAX_FLAT_TAGS:
         return None
-    flat: list = [b"f", 0]
-    add = flat.append
+    shape = _shape(tuple(msg))
+    if shape is None:
+        return None
+    values = list(msg.values())
     tags = None
-    for key, value in msg.items():
+    if shape[1] >= 0:
+        tags = values[shape[1]]
+        values[shape[1]] = None
+    flat: list = [b"s", shape[0]]
+    add = flat.append
+    for value in values:
         kind = type(value)
-        if type(key) is not str:
-            return None
         if kind is str:
-            add(_key(key))
             add(value.encode())
-        elif key == "Tags" and kind is list:
-            tags = value
-        elif value is None:
-            continue
-        elif kind is bool or (kind is int and value in _INT64) or (kind is float and math.isfinite(value)):
-            add(_key(key))
-            add(value)
-        else:
+        elif not (value is None or kind is bool or (kind is int and value in _INT64) or _finite(kind, value)):
             return None
-    flat[1] = (len(flat) - 2) // 2
+        else:
+            add(value)
     if tags is None:
         add(-1)
         return tuple(flat)
-    if len(tags) > _MAX_FLAT_TAGS:
+    if type(tags) is not list or len(tags) > _MAX_FLAT_TAGS:
         return None
     add(len(tags))
     for tag in tags:
@@ -293,11 +316,13 @@ def _call(msg: dict) -> tuple:
 def _unflatten(flat: tuple) -> dict:
     """The msg dict back from ``_flatten``'s tuple (for snapshots): same Lua table when decoded."""
     msg: dict = {}
-    n, i = flat[1], 2
-    for _ in range(n):
-        key, value = flat[i].decode(), flat[i + 1]
-        msg[key] = value.decode() if type(value) is bytes else value
-        i += 2
+    names = flat[1].decode().split("\0")
+    i = 2
+    for name in names:
+        value = flat[i]
+        i += 1
+        if value is not None and name != "Tags":
+            msg[name] = value.decode() if type(value) is bytes else value
     if flat[i] >= 0:
         msg["Tags"] = [
             {"name": flat[j].decode(), "value": flat[j + 1].decode()} for j in range(i + 1, i + 1 + 2 * flat[i], 2)
@@ -325,54 +350,151 @@ def _text(b: bytes, _texts: dict = _TEXTS, _decode=_DECODE) -> str:
     return s
 
 
-def _items(vals: tuple, i: int, _cached=_TEXTS.get) -> tuple[list[dict], int]:
-    """Messages or Spawns from the flat result at ``i`` (see ``_host_flat.lua``)."""
+def _items(parts: list[str], p: int, shape: tuple, i: int) -> tuple[list[dict], int, int]:
+    """Messages or Spawns: strings from ``parts`` at ``p``, their shape from ``shape`` at ``i``
+    (see ``_host_flat.lua``). Keys in the order the JSON form has them."""
     out = []
-    count, i = vals[i], i + 1
+    count, i = shape[i], i + 1
     for _ in range(count):
-        anchor, data, target, ntags = vals[i : i + 4]
-        i += 4
+        flags, ntags = shape[i], shape[i + 1]
+        i += 2
         item: dict = {}
-        if anchor is not False:
-            item["Anchor"] = _text(anchor)
-        if data is not False:
-            item["Data"] = _text(data)
+        if flags & 1:
+            item["Anchor"] = parts[p]
+            p += 1
+        if flags & 2:
+            item["Data"] = parts[p]
+            p += 1
         if ntags >= 0:
-            end = i + 2 * ntags
-            item["Tags"] = [
-                {"name": _cached(name) or _text(name), "value": _cached(value) or _text(value)}
-                for name, value in zip(vals[i:end:2], vals[i + 1 : end : 2], strict=True)
-            ]
-            i = end
-        if target is not False:
-            item["Target"] = _text(target)
+            end = p + 2 * ntags
+            names, values = parts[p:end:2], parts[p + 1 : end : 2]
+            item["Tags"] = [{"name": n, "value": v} for n, v in zip(names, values, strict=True)]
+            p = end
+        if flags & 4:
+            item["Target"] = parts[p]
+            p += 1
         out.append(item)
-    return out, i
+    return out, p, i
 
 
-def _parse_run(vals: tuple, i: int) -> tuple[bool, EvalResult, int]:
-    """One message's run in ``host.handle_batch``'s output at ``i``: ok, its result, the next position."""
+def _build_any(shape: tuple, parts: list[str], gas: int) -> EvalResult:
+    """A result from its strings and its shape, for any shape (see ``_builder``)."""
+    messages, p, i = _items(parts, 2, shape, 0)
+    spawns, p, i = _items(parts, p, shape, i)
+    assignments = []
+    for nprocs in shape[i + 1 : i + 1 + shape[i]]:
+        assignments.append({"Message": parts[p], "Processes": parts[p + 1 : p + 1 + nprocs]})
+        p += 1 + nprocs
+    output = {"data": parts[0], "print": True, "prompt": parts[1]}
+    return _result(output, tuple(messages), tuple(spawns), tuple(assignments), gas)
+
+
+_BUILDERS: dict[tuple, object] = {}  # a result's shape -> its builder (parts, gas) -> EvalResult
+_MAX_BUILDERS = 256
+_MAX_COMPILED_STRINGS = 512  # bigger results take _build_any: no huge generated functions
+
+
+def _builder(shape: tuple):
+    """The function that builds a result of this shape from its strings: for the shapes
+    met most (a Transfer's two notices, a reply), Python source written for the shape,
+    one expression with every index a constant, compiled once; else ``_build_any``.
+    Only integers from the shape go into the source, never a string of the result."""
+    build = _BUILDERS.get(shape)
+    if build is not None:
+        return build
+    exprs: list[list[str]] = [[], []]
+    p, i = 2, 0
+    for which in (0, 1):  # Messages, Spawns
+        for _ in range(shape[i]):
+            flags, ntags = shape[i + 1], shape[i + 2]
+            i += 2
+            fields = []
+            if flags & 1:
+                fields.append(f'"Anchor": p[{p}]')
+                p += 1
+            if flags & 2:
+                fields.append(f'"Data": p[{p}]')
+                p += 1
+            if ntags >= 0:
+                tags = ", ".join(f'{{"name": p[{p + 2 * j}], "value": p[{p + 2 * j + 1}]}}' for j in range(ntags))
+                fields.append(f'"Tags": [{tags}]')
+                p += 2 * ntags
+            if flags & 4:
+                fields.append(f'"Target": p[{p}]')
+                p += 1
+            exprs[which].append("{" + ", ".join(fields) + "}")
+        i += 1
+    assignments = []
+    for nprocs in shape[i + 1 : i + 1 + shape[i]]:
+        assignments.append(f'{{"Message": p[{p}], "Processes": p[{p + 1}:{p + 1 + nprocs}]}}')
+        p += 1 + nprocs
+    if p > _MAX_COMPILED_STRINGS:
+        build = functools.partial(_build_any, shape)
+    else:
+        as_tuple = lambda items: "(" + "".join(x + ", " for x in items) + ")"  # noqa: E731
+        source = (
+            "def build(p, gas):\n"
+            f'    return _result({{"data": p[0], "print": True, "prompt": p[1]}}, {as_tuple(exprs[0])}, '
+            f"{as_tuple(exprs[1])}, {as_tuple(assignments)}, gas)\n"
+        )
+        namespace: dict = {"_result": _result}
+        exec(compile(source, f"<pyao result shape {len(_BUILDERS)}>", "exec"), namespace)
+        build = namespace["build"]
+    if len(_BUILDERS) < _MAX_BUILDERS:
+        _BUILDERS[shape] = build
+    return build
+
+
+def _parse_run(vals: tuple, i: int, kept_parts, _decode=_DECODE) -> tuple[bool, EvalResult, int]:
+    """One message's run in ``host.handle_batch``'s output at ``i``: ok, its result, the next
+    position. ``kept_parts``: the host's, for a result whose strings hold "\\0" themselves."""
     ok, gas, kind = vals[i : i + 3]
     if not ok:
         return False, EvalResult(error=_text(kind), gas_used=gas), i + 3
+    if kind == b"S":
+        parts = _decode(vals[i + 3], "utf-8", "replace").split("\0")
+        if len(parts) != vals[i + 4]:  # a string held "\0" itself: take them one by one
+            first = vals[i + 5]
+            parts = [_text(b) for b in kept_parts(first, first + vals[i + 4] - 1)]
+        end = i + 7 + vals[i + 6]
+        shape = vals[i + 7 : end]
+        build = _BUILDERS.get(shape) or _builder(shape)
+        return True, build(parts, gas), end
     if kind == b"E":
         return True, EvalResult(error=_text(vals[i + 3]), gas_used=gas), i + 4
-    if kind == b"J":
-        return True, _json_result(vals[i + 3], gas), i + 4
-    output = {"data": _text(vals[i + 3]), "print": True, "prompt": _text(vals[i + 4])}
-    messages, i = _items(vals, i + 5)
-    spawns, i = _items(vals, i)
-    assignments = []
-    count, i = vals[i], i + 1
-    for _ in range(count):
-        message, nprocs = vals[i], vals[i + 1]
-        i += 2
-        assignments.append({"Message": _text(message), "Processes": [_text(p) for p in vals[i : i + nprocs]]})
-        i += nprocs
-    result = EvalResult(
-        output=output, messages=tuple(messages), spawns=tuple(spawns), assignments=tuple(assignments), gas_used=gas
+    return True, _json_result(vals[i + 3], gas), i + 4  # b"J"
+
+
+def _plain_result(output: object, messages: tuple, spawns: tuple, assignments: tuple, gas: int) -> EvalResult:
+    return EvalResult(output=output, messages=messages, spawns=spawns, assignments=assignments, gas_used=gas)
+
+
+def _quick_result(output: object, messages: tuple, spawns: tuple, assignments: tuple, gas: int) -> EvalResult:
+    """``EvalResult(...)`` without the frozen dataclass's ``__init__`` (one ``object.__setattr__``
+    per field, about half the cost of a Transfer's parse): the fields go into ``__dict__`` at once."""
+    result = _new(EvalResult)
+    result.__dict__.update(
+        output=output, messages=messages, spawns=spawns, assignments=assignments, error=None, gas_used=gas
     )
-    return True, result, i
+    return result
+
+
+def _pick_result_builder():
+    """``_quick_result`` while it builds exactly what the constructor builds (checked once, here)."""
+    sample = ({"data": "d"}, ({"Data": "x"},), (), ({"Message": "m", "Processes": []},), 7)
+    fields = [f.name for f in dataclasses.fields(EvalResult)]
+    try:
+        quick = _quick_result(*sample)
+    except (AttributeError, TypeError):  # slots, or no instance __dict__
+        return _plain_result
+    plain = _plain_result(*sample)
+    same = quick == plain and vars(quick) == vars(plain) and list(vars(quick)) == fields
+    plain_class = not hasattr(EvalResult, "__post_init__") and not hasattr(EvalResult, "__slots__")
+    return _quick_result if same and plain_class else _plain_result
+
+
+_new = object.__new__
+_result = _pick_result_builder()
 
 
 def _json_result(payload: bytes, gas: int) -> EvalResult:
@@ -471,8 +593,9 @@ class LuaProcess(ProcessInstance):
     def _take(self, vals: tuple, chunk: list[tuple], env_json: bytes, results: list[EvalResult]) -> int:
         """Books the runs of one batch: log, work, results; rolls back or compacts. Returns how many ran."""
         i = 0
+        kept_parts = self._rt.host.kept_parts
         for n, call in enumerate(chunk, 1):
-            _ok, result, i = _parse_run(vals, i)
+            _ok, result, i = _parse_run(vals, i, kept_parts)
             results.append(result)
             if result.error is not None:
                 self._rollback()
@@ -537,7 +660,7 @@ class LuaProcess(ProcessInstance):
             for _ in chunk:
                 if i >= len(vals):
                     raise SnapshotError("replaying the message log did not repeat its results")
-                _ok, result, i = _parse_run(vals, i)
+                _ok, result, i = _parse_run(vals, i, rt.host.kept_parts)
                 if result.error is not None:
                     raise SnapshotError("replaying the message log did not repeat its results")
         self._rt = rt

@@ -198,3 +198,46 @@ def test_giant_results_and_msgs_still_cross():
     assert [len(r.messages) for r in results] == [15000, 15000, 0, 15000]
     assert results[1].messages[-1]["Anchor"] == f"{30000:032d}"
     assert p.value("#Inbox[1].TagArray") == "20000"
+
+
+WIRE = r"""
+Handlers.add('wire', 'Wire', function(m)
+  local n = tonumber(m.Tags.N)
+  local payload = m.Tags.Payload
+  if payload == 'BAD' then payload = 'bad utf-8 \255\254 cut \226\130' end
+  local tags = {}
+  for i = 1, n do tags[i] = { name = 'T' .. i, value = string.rep('v', i % 3) } end
+  ao.send({ Target = m.Tags.Target, Data = payload, Tags = tags })
+  Spawn('MOD', { Data = payload, Extra = 'x\0y' })
+  Assign({ Processes = { 'p1', m.Tags.Target }, Message = 'mid' })
+  print(payload)
+end)
+"""
+
+
+@pytest.mark.parametrize(
+    "payload,n,text",
+    [
+        ("plain", 2, "plain"),
+        ("nul\0inside", 2, "nul\0inside"),
+        ("BAD", 3, "bad utf-8 \ufffd\ufffd cut \ufffd"),
+        ("many tags", 300, "many tags"),
+        ("nul\0and many", 300, "nul\0and many"),
+    ],
+)
+def test_result_strings_cross_intact(payload, n, text):
+    """A result's strings cross joined with NUL: a string holding NUL itself, invalid UTF-8
+    (decoded as each string alone would be) and a result too big for a compiled builder
+    (300 tags) all arrive as they would one by one."""
+    p = make_process(WIRE)
+    tags = [tag("Action", "Wire"), tag("N", str(n)), tag("Target", "T\0x"), tag("Payload", payload)]
+    r = p.instance.handle(message("wire-1", "", tags), p.env)
+    assert r.error is None, r.error
+    (msg,) = r.messages
+    assert msg["Target"] == "T\0x" and msg["Data"] == text
+    assert msg["Tags"][4:] == [tag(f"T{i}", "v" * (i % 3)) for i in range(1, n + 1)]
+    assert list(msg) == ["Anchor", "Data", "Tags", "Target"]
+    (spawn,) = r.spawns
+    assert spawn["Data"] == text and tag("Extra", "x\0y") in spawn["Tags"] and "Target" not in spawn
+    assert r.assignments == ({"Message": "mid", "Processes": ["p1", "T\0x"]},)
+    assert r.output["data"] == text
