@@ -40,7 +40,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from pyao._http import EXCEPTION_HANDLERS, read_body
+from pyao._http import EXCEPTION_HANDLERS, read_body, send_json
 from pyao.abc import Evaluation
 from pyao.data import is_id
 from pyao.errors import NotFound, RequestError
@@ -299,9 +299,7 @@ class ComputeApp(Starlette):
         if scope["type"] == "http" and scope["method"] == "GET":
             body = held_result(self.state.unit, scope["path"], scope["query_string"])
             if body is not None:
-                headers = [(b"content-length", b"%d" % len(body)), (b"content-type", b"application/json")]
-                await send({"type": "http.response.start", "status": 200, "headers": headers})
-                await send({"type": "http.response.body", "body": body})
+                await send_json(send, 200, body)
                 return
         await super().__call__(scope, receive, send)
 
