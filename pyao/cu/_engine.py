@@ -222,6 +222,10 @@ class Engine:
             raise NotFound(f"message {message_id} is not scheduled on process {process_id}")
         return _int(tags, "Nonce"), _int(tags, "Timestamp")
 
+    def is_live(self, process_id: str) -> bool:
+        """Whether the process is loaded (evaluating it further costs no load from a checkpoint)."""
+        return process_id in self._live
+
     async def meta(self, process_id: str) -> ProcessMeta:
         live = self._live.get(process_id)
         if live is not None:

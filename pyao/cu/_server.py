@@ -135,6 +135,11 @@ async def result(request: Request) -> Response:
     if held is not None:
         return Response(held, media_type="application/json")
     found = await engine.stored(engine.store.by_message, pid, message_id)
+    if found is None and engine.is_live(pid):
+        # most often the message was just scheduled: evaluate all the SU has (one schedule page),
+        # then look again, without first asking the SU for this message's slot
+        await engine.evaluate_to(pid)
+        found = await engine.stored(engine.store.by_message, pid, message_id)
     if found is None:
         nonce, _ = await engine.message_slot(pid, message_id)
         # evaluate all the SU has, not just up to this message: a burst's next results are then
