@@ -131,24 +131,32 @@ async def result(request: Request) -> Response:
     engine = _unit(request).engine
     message_id = _pid(request.path_params["message_id"], "message id")
     pid = _pid(request.query_params.get("process-id"))
-    held = engine.store.recent_result(pid, message_id)  # just stored: no store round trip
-    if held is not None:
-        return Response(held, media_type="application/json")
-    found = await engine.stored(engine.store.by_message, pid, message_id)
+    found = await _evaluation(engine, pid, message_id)
     if found is None and engine.is_live(pid):
         # most often the message was just scheduled: evaluate all the SU has (one schedule page),
         # then look again, without first asking the SU for this message's slot
         await engine.evaluate_to(pid)
-        found = await engine.stored(engine.store.by_message, pid, message_id)
+        found = await _evaluation(engine, pid, message_id)
     if found is None:
         nonce, _ = await engine.message_slot(pid, message_id)
         # evaluate all the SU has, not just up to this message: a burst's next results are then
         # stored already, instead of one schedule page and one VM call per message
         await engine.evaluate_to(pid, nonce=nonce, timestamp=None)
-        found = await engine.stored(engine.store.by_message, pid, message_id)
+        found = await _evaluation(engine, pid, message_id)
     if found is None:
         raise NotFound(f"no evaluation of message {message_id} on process {pid}")
+    if isinstance(found, bytes):
+        return Response(found, media_type="application/json")
     return JSONResponse(found.result)
+
+
+async def _evaluation(engine: Any, pid: str, message_id: str) -> bytes | Evaluation | None:
+    """The stored result of ``message_id``: its JSON when just stored (held in memory, no store
+    round trip), else the evaluation read from the store, or None."""
+    held = engine.store.recent_result(pid, message_id)
+    if held is not None:
+        return held
+    return await engine.stored(engine.store.by_message, pid, message_id)
 
 
 async def _connection(request: Request, pid: str, *, only_cron: bool, limit: int, sort: str) -> Response:
