@@ -47,6 +47,8 @@ from pyao.testing.network import running_network
 from pyao.vm.lua import LUA_NATIVE_FORMAT
 
 USER = Ed25519Signer.from_seed(bytes([44]) * 32)
+#: a pooled connection idle longer than this is replaced (uvicorn closes idle ones after 5 s)
+KEEP_ALIVE_S = 4.0
 MODULE = b"""
 Handlers.add("count", "Count", function(msg) Counted = (Counted or 0) + 1 end)
 """
@@ -150,26 +152,33 @@ async def mu_drained(mu: str, timeout: float = 300.0) -> None:
 async def latency(mu_port: int, cu_port: int, batch: list[tuple[str, str, bytes]], rate: float) -> list[float]:
     """Open loop: message i is submitted at i / rate seconds, each timed to its result, over a pool
     of keep-alive connections (as a client such as aoconnect keeps them); a message that finds no
-    free connection opens one."""
+    free connection opens one, and a connection idle for longer than the server keeps one open
+    (uvicorn: 5 s) is replaced, as an HTTP client's pool does."""
     out: list[float] = []
-    pool: list[tuple[Conn, Conn]] = [(await Conn.open(mu_port), await Conn.open(cu_port)) for _ in range(32)]
+    opened = time.perf_counter()
+    pool = [(await Conn.open(mu_port), await Conn.open(cu_port), opened) for _ in range(32)]
     started = time.perf_counter()
 
     async def one(i: int, pid: str, mid: str, raw: bytes) -> None:
         await asyncio.sleep(max(0.0, started + i / rate - time.perf_counter()))
         t0 = time.perf_counter()
-        mu, cu = pool.pop() if pool else (await Conn.open(mu_port), await Conn.open(cu_port))
+        mu, cu, used = pool.pop() if pool else (await Conn.open(mu_port), await Conn.open(cu_port), t0)
+        if t0 - used > KEEP_ALIVE_S:
+            mu.close()
+            cu.close()
+            mu, cu = await Conn.open(mu_port), await Conn.open(cu_port)
         status, body = await mu.request("POST", "/", raw)
         if status != 202:
             raise RuntimeError(f"MU {status} {body[:200]!r}")
         status, body = await cu.request("GET", f"/result/{mid}?process-id={pid}")
         if status != 200:
             raise RuntimeError(f"CU {status} {body[:200]!r}")
-        out.append(time.perf_counter() - t0)
-        pool.append((mu, cu))
+        done = time.perf_counter()
+        out.append(done - t0)
+        pool.append((mu, cu, done))
 
     await asyncio.gather(*(one(i, *entry) for i, entry in enumerate(batch)))
-    for mu, cu in pool:
+    for mu, cu, _ in pool:
         mu.close()
         cu.close()
     return out

@@ -7,6 +7,7 @@ tree documents; anything else is a bug and is answered 500 without details leaki
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -67,6 +68,42 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise PayloadTooLarge(f"body is over the limit of {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+class Disconnected(Exception):
+    """The client left before its request body arrived: nobody to answer."""
+
+
+async def receive_body(scope: dict, receive: Any, limit: int) -> bytes:
+    """``read_body`` for a bare ASGI handler: the same limits and errors, straight from ASGI
+    messages (``Disconnected`` when the client leaves first)."""
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            if not value.isdigit():
+                raise RequestError("Content-Length is not a number")
+            if int(value) > limit:
+                raise PayloadTooLarge(f"body of {value.decode()} bytes is over the limit of {limit} bytes")
+            break
+    chunks = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise Disconnected
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def send_json(send: Any, status: int, body: bytes) -> None:
+    """A complete JSON answer on a bare ASGI ``send``."""
+    headers = [(b"content-length", b"%d" % len(body)), (b"content-type", b"application/json")]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def require_data(body: bytes) -> bytes:

@@ -475,6 +475,11 @@ class ResultStore(ABC):
     ) -> list[Evaluation]:
         """Up to ``limit`` non-error evaluations within the bounds, by seq (descending if asked)."""
 
+    def recent_result(self, process_id: str, message_id: str) -> bytes | None:
+        """The stored result JSON of ``message_id`` if this store still holds it in memory, without
+        blocking (safe from any thread); None means "ask ``by_message``". Default: never."""
+        return None
+
     @abstractmethod
     def close(self) -> None:
         """Release connections (idempotent)."""

@@ -142,6 +142,32 @@ class LiveProcess:
         self.checkpointed_seq = pos.next_seq
 
 
+class _LiveProcesses(OrderedDict):
+    """The hot processes (least recently used first) and the sum of their footprints, kept as
+    they change: summing them on every evaluation cost O(hot processes) each time."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.footprint = 0
+
+    def __setitem__(self, pid: str, p: LiveProcess) -> None:
+        old = self.get(pid)
+        self.footprint += p.footprint - (0 if old is None else old.footprint)
+        super().__setitem__(pid, p)
+
+    def pop(self, pid: str, *default: Any) -> Any:
+        p = super().pop(pid, *default)
+        if isinstance(p, LiveProcess):
+            self.footprint -= p.footprint
+        return p
+
+    def resize(self, p: LiveProcess, footprint: int) -> None:
+        """``p``'s footprint is now ``footprint`` (the total follows when ``p`` is the hot one)."""
+        if self.get(p.meta.id) is p:
+            self.footprint += footprint - p.footprint
+        p.footprint = footprint
+
+
 class Engine:
     """Evaluates processes on demand and stores the results (see the module docstring)."""
 
@@ -156,7 +182,7 @@ class Engine:
         self._store_pool: Executor = ThreadPoolExecutor(1, thread_name_prefix="pyao-cu-store")
         self._disk_pool: Executor = ThreadPoolExecutor(1, thread_name_prefix="pyao-cu-disk")
         #: hot processes, least recently used first
-        self._live: OrderedDict[str, LiveProcess] = OrderedDict()
+        self._live = _LiveProcesses()
         self._locks: dict[str, asyncio.Lock] = {}
         self._evicting = asyncio.Lock()
 
@@ -230,6 +256,10 @@ class Engine:
             raise NotFound(f"message {message_id} is not scheduled on process {process_id}")
         return _int(tags, "Nonce"), _int(tags, "Timestamp")
 
+    def is_live(self, process_id: str) -> bool:
+        """Whether the process is loaded (evaluating it further costs no load from a checkpoint)."""
+        return process_id in self._live
+
     async def meta(self, process_id: str) -> ProcessMeta:
         live = self._live.get(process_id)
         if live is not None:
@@ -261,7 +291,7 @@ class Engine:
 
     def stats(self) -> dict[str, int]:
         """Hot processes and their memory, for ``GET /``."""
-        return {"hot_processes": len(self._live), "hot_bytes": sum(p.footprint for p in self._live.values())}
+        return {"hot_processes": len(self._live), "hot_bytes": self._live.footprint}
 
     # ------------------------------------------------------------ loading, checkpoints, eviction
 
@@ -381,7 +411,7 @@ class Engine:
     def _over_budget(self) -> bool:
         if len(self._live) > self.config.max_live:
             return True
-        return sum(p.footprint for p in self._live.values()) > self.config.live_memory
+        return self._live.footprint > self.config.live_memory
 
     # ------------------------------------------------------------ evaluation
 
@@ -537,7 +567,8 @@ class Engine:
         """Evaluate ``work`` in order on the process's worker, store every result, checkpoint when due."""
         if not work:
             return
-        results, p.footprint = await self.workers.call("handle", p.meta.id, [w.msg for w in work], p.env)
+        results, footprint = await self.workers.call("handle", p.meta.id, [w.msg for w in work], p.env)
+        self._live.resize(p, footprint)
         rows = [
             Evaluation(p.meta.id, p.next_seq + i, w.message_id, w.ordinate, w.cron, w.timestamp, w.block_height,
                        r.to_json())

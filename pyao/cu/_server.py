@@ -40,7 +40,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from pyao._http import EXCEPTION_HANDLERS, read_body
+from pyao._http import EXCEPTION_HANDLERS, read_body, send_json
 from pyao.abc import Evaluation
 from pyao.data import is_id
 from pyao.errors import NotFound, RequestError
@@ -131,16 +131,32 @@ async def result(request: Request) -> Response:
     engine = _unit(request).engine
     message_id = _pid(request.path_params["message_id"], "message id")
     pid = _pid(request.query_params.get("process-id"))
-    found = await engine.stored(engine.store.by_message, pid, message_id)
+    found = await _evaluation(engine, pid, message_id)
+    if found is None and engine.is_live(pid):
+        # most often the message was just scheduled: evaluate all the SU has (one schedule page),
+        # then look again, without first asking the SU for this message's slot
+        await engine.evaluate_to(pid)
+        found = await _evaluation(engine, pid, message_id)
     if found is None:
         nonce, _ = await engine.message_slot(pid, message_id)
         # evaluate all the SU has, not just up to this message: a burst's next results are then
         # stored already, instead of one schedule page and one VM call per message
         await engine.evaluate_to(pid, nonce=nonce, timestamp=None)
-        found = await engine.stored(engine.store.by_message, pid, message_id)
+        found = await _evaluation(engine, pid, message_id)
     if found is None:
         raise NotFound(f"no evaluation of message {message_id} on process {pid}")
+    if isinstance(found, bytes):
+        return Response(found, media_type="application/json")
     return JSONResponse(found.result)
+
+
+async def _evaluation(engine: Any, pid: str, message_id: str) -> bytes | Evaluation | None:
+    """The stored result of ``message_id``: its JSON when just stored (held in memory, no store
+    round trip), else the evaluation read from the store, or None."""
+    held = engine.store.recent_result(pid, message_id)
+    if held is not None:
+        return held
+    return await engine.stored(engine.store.by_message, pid, message_id)
 
 
 async def _connection(request: Request, pid: str, *, only_cron: bool, limit: int, sort: str) -> Response:
@@ -272,6 +288,35 @@ def routes() -> list[Route]:
     ]
 
 
+def held_result(unit: Any, path: str, query: bytes) -> bytes | None:
+    """``GET /result/{id}?process-id=`` of a result the store still holds in memory, answered
+    without Starlette's request and routing objects (the MU asks once per message); None for
+    anything else (another route, an encoded or odd query, a result not held): the full route
+    answers those."""
+    if not path.startswith("/result/") or b"%" in query or b"+" in query:
+        return None
+    message_id, pid = path[8:], None
+    for pair in query.split(b"&"):
+        name, _, value = pair.partition(b"=")
+        if name == b"process-id":
+            pid = value.decode("ascii", "replace")  # the last one wins, as in Starlette's QueryParams
+    if pid is None or not is_id(pid) or not is_id(message_id):
+        return None
+    return unit.engine.store.recent_result(pid, message_id)
+
+
+class ComputeApp(Starlette):
+    """The CU's Starlette app, with ``GET /result`` of a result held in memory answered in front of it."""
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET":
+            body = held_result(self.state.unit, scope["path"], scope["query_string"])
+            if body is not None:
+                await send_json(send, 200, body)
+                return
+        await super().__call__(scope, receive, send)
+
+
 def build_app(unit: Any) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -279,6 +324,6 @@ def build_app(unit: Any) -> Starlette:
             yield
 
     handlers = {**EXCEPTION_HANDLERS, HTTPException: _http_error}
-    app = Starlette(routes=routes(), exception_handlers=handlers, lifespan=lifespan)  # type: ignore[arg-type]
+    app = ComputeApp(routes=routes(), exception_handlers=handlers, lifespan=lifespan)  # type: ignore[arg-type]
     app.state.unit = unit
     return app

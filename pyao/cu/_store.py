@@ -8,12 +8,19 @@ rollback.
 
 One row per evaluation, keyed by ``(process_id, seq)``; ``result`` is the
 result JSON (UTF-8 text), ``is_error`` says whether it holds an ``Error``.
+
+Recent results: the result JSON of the last ``RECENT_RESULTS`` evaluations of
+scheduled messages this store committed stays in memory (``recent_result``,
+``by_message``), because the MU asks for each one right after it is stored.
+It is filled only after a commit that inserted every row of the batch, with
+the text written, so it never answers anything the database does not hold.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
@@ -39,6 +46,9 @@ SCHEMA = (
     "CREATE INDEX IF NOT EXISTS cu_evaluations_time ON cu_evaluations (process_id, timestamp, ordinate)",
 )
 COLUMNS = "process_id, seq, message_id, ordinate, cron, timestamp, block_height, result"
+#: results of scheduled messages kept in memory after their commit (count; larger results are not kept)
+RECENT_RESULTS = 20_000
+RECENT_RESULT_MAX_BYTES = 64 * 1024
 
 
 def _row(row: Sequence[Any]) -> Evaluation:
@@ -61,6 +71,9 @@ class SqlResultStore(ResultStore):
     def __init__(self, conn: Any) -> None:
         self._conn = conn
         self._closed = False
+        #: (process_id, message_id) -> (evaluation, its result JSON), oldest first
+        self._recent: dict[tuple[str, str], tuple[Evaluation, bytes]] = {}
+        self._recent_lock = threading.Lock()
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
@@ -83,12 +96,36 @@ class SqlResultStore(ResultStore):
     def put(self, evaluations: list[Evaluation]) -> None:
         if not evaluations:
             return
+        rows = [_dump(e) for e in evaluations]
         with self._errors():
             cur = self._conn.cursor()
-            cur.executemany(self.insert_sql.replace("?", self.P), [_dump(e) for e in evaluations])
+            cur.executemany(self.insert_sql.replace("?", self.P), rows)
+            inserted = cur.rowcount
             self._conn.commit()
+        if inserted == len(rows):  # a replay (some rows kept as they were) is not remembered
+            self._remember(evaluations, rows)
+
+    def _remember(self, evaluations: list[Evaluation], rows: list[tuple]) -> None:
+        """Committed results of scheduled messages, kept for ``recent_result`` (bounded, FIFO)."""
+        with self._recent_lock:
+            for evaluation, row in zip(evaluations, rows, strict=True):
+                text = row[-1]
+                if evaluation.message_id is None or len(text) > RECENT_RESULT_MAX_BYTES:
+                    continue
+                key = (evaluation.process_id, evaluation.message_id)
+                if key not in self._recent:  # the first evaluation of a message is the one stored
+                    self._recent[key] = (evaluation, text.encode("utf-8"))
+            while len(self._recent) > RECENT_RESULTS:
+                del self._recent[next(iter(self._recent))]
+
+    def recent_result(self, process_id: str, message_id: str) -> bytes | None:
+        held = self._recent.get((process_id, message_id))
+        return None if held is None else held[1]
 
     def by_message(self, process_id: str, message_id: str) -> Evaluation | None:
+        held = self._recent.get((process_id, message_id))
+        if held is not None:
+            return held[0]
         rows = self._query(
             f"SELECT {COLUMNS} FROM cu_evaluations WHERE process_id = ? AND message_id = ? ORDER BY seq LIMIT 1",
             (process_id, message_id),

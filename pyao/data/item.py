@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+import threading
 from dataclasses import dataclass, replace
 
 from pyao.abc import Signer
@@ -109,7 +110,14 @@ class DataItem:
         scheme = scheme_for(self.signature_type)
         if len(self.signature) != scheme.signature_length or len(self.owner) != scheme.owner_length:
             return False
-        return scheme.verify(self.owner, self.signature_data(), self.signature)
+        message = self.signature_data()
+        key = b"%d:%b%b%b" % (self.signature_type, self.owner, self.signature, message)
+        if _VERIFIED.seen(key):
+            return True
+        valid = scheme.verify(self.owner, message, self.signature)
+        if valid:
+            _VERIFIED.add(key)
+        return valid
 
     # ------------------------------------------------------------ views
 
@@ -145,6 +153,32 @@ class DataItem:
 
     def __repr__(self) -> str:
         return f"DataItem(id={self.id!r}, type={self.signature_type}, tags={len(self.tags)}, data={len(self.data)}B)"
+
+
+class _VerifiedSignatures:
+    """Signature checks that passed, remembered (bounded, oldest out first).
+
+    In ``pyao up`` one item is checked by the MU, the SU and the gateway in turn, and
+    each check is the same pure function of (type, owner, signed message, signature):
+    the key holds all four, so a hit is exactly the answer a new check would give.
+    Failures are not remembered. Thread-safe (units check on several threads)."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._keys: dict[bytes, None] = {}
+        self._lock = threading.Lock()
+
+    def seen(self, key: bytes) -> bool:
+        return key in self._keys
+
+    def add(self, key: bytes) -> None:
+        with self._lock:
+            self._keys[key] = None
+            while len(self._keys) > self.capacity:
+                del self._keys[next(iter(self._keys))]
+
+
+_VERIFIED = _VerifiedSignatures(65_536)
 
 
 def _as_target(target: str | bytes) -> bytes:

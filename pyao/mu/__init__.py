@@ -25,9 +25,11 @@ import asyncio
 import contextlib
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from pyao._http import serve_app
+from pyao._verify import Verifier
 from pyao.abc import MessengerStore, Signer
 from pyao.client import ComputeClient, GatewayClient, SchedulerClient, SchedulerLocator
 from pyao.config import MUConfig
@@ -84,6 +86,8 @@ class MessengerUnit:
             config, self.store, self.signer, self.locator, self.processes, self.compute, self.gateway
         )
         self.monitor = Monitor(config, self.store, self.compute, self.cranker.notify)
+        self._checker = ThreadPoolExecutor(1, thread_name_prefix="pyao-mu-verifier")
+        self.verifier = Verifier(self._checker)
         self._tasks: list[asyncio.Task] = []
         self.app = build_app(self)
 
@@ -106,6 +110,7 @@ class MessengerUnit:
                 await task
         self._tasks = []
         await self.cranker.stop()
+        self._checker.shutdown(wait=True)
         self.store.close()
         await self.locator.close()
         await self.compute.close()

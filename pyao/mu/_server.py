@@ -8,6 +8,10 @@ Routes (``servers/mu/src/routes/*.js``, spec §2.1)::
     DELETE /monitor/{pid}                      -> 200 "Process deleted" (404 if not monitored)
     GET    /                                   -> "ao messenger unit"; with ?debug: JSON work-queue status
 
+``POST /`` without a query (every user message) is answered by ``lean_post`` in front
+of Starlette, as the SU's is; its signature check runs on a worker thread
+(``pyao._verify``), off the event loop.
+
 Choices: like the official MU, ``POST /`` answers only after the SU accepted
 the item (its refusal is passed on as a 4xx ``{"error"}``, an unreachable SU is
 503); the crank is recorded durably before the 202. Items are verified before
@@ -20,6 +24,8 @@ not offered (neither aoconnect nor aos uses it).
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -29,10 +35,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from pyao._http import EXCEPTION_HANDLERS, read_body, require_data
+from pyao._http import EXCEPTION_HANDLERS, Disconnected, read_body, receive_body, require_data, send_json, status_for
 from pyao.data import DataItem, is_id
-from pyao.errors import DataError, NotFound, RequestError
+from pyao.errors import DataError, NotFound, PyaoError, RequestError
 from pyao.mu import _core as core
+
+log = logging.getLogger("pyao.http")
 
 
 def _unit(request: Request) -> Any:
@@ -63,14 +71,40 @@ async def post_root(request: Request) -> Response:
             _pid(process_id, "process-id"), _pid(assign, "assign"), "base-layer" in params, exclude
         )
         return JSONResponse({"message": "Processing Assignment", "id": assignment}, status_code=202)
-    body = require_data(await read_body(request, unit.config.max_item_bytes))
-    item = DataItem.from_bytes(body, verify=True)
+    body = await read_body(request, unit.config.max_item_bytes)
+    return Response(await accept_item(unit, body), status_code=202, media_type="application/json")
+
+
+async def accept_item(unit: Any, body: bytes) -> bytes:
+    """``POST /`` with an item: parse, verify (off the event loop), schedule, record the crank;
+    the JSON answer once all of that is done."""
+    item = DataItem.from_bytes(require_data(body))
+    await unit.verifier.verify(item)
     kind = core.item_kind(item)
     if kind == "Message":
         await unit.send_message(item, body)
     else:
         await unit.send_process(item, body)
-    return JSONResponse({"message": "Processing DataItem", "id": item.id}, status_code=202)
+    return b'{"message":"Processing DataItem","id":"%s"}' % item.id.encode("ascii")
+
+
+async def lean_post(unit: Any, scope: dict, receive: Any, send: Any) -> None:
+    """``POST /`` without a query (every user message) as a bare ASGI handler: what ``post_root``
+    does, and the answers ``pyao._http`` gives (``{"error"}`` with ``status_for``; 500 for a bug),
+    without Starlette's request, routing and middleware objects."""
+    try:
+        status, body = 202, await accept_item(unit, await receive_body(scope, receive, unit.config.max_item_bytes))
+    except Disconnected:
+        return  # nobody to answer
+    except PyaoError as exc:
+        status, body = (
+            status_for(exc),
+            json.dumps({"error": str(exc)}, separators=(",", ":"), ensure_ascii=False).encode(),
+        )
+    except Exception:
+        log.exception("unhandled error on POST /")
+        status, body = 500, b'{"error":"internal error"}'
+    await send_json(send, status, body)
 
 
 async def monitor(request: Request) -> Response:
@@ -104,12 +138,22 @@ def routes() -> list[Route]:
     ]
 
 
+class MessengerApp(Starlette):
+    """The MU's Starlette app, with ``POST /`` (no query) answered by ``lean_post`` in front of it."""
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == "/" and not scope["query_string"]:
+            await lean_post(self.state.unit, scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+
 def build_app(unit: Any) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with unit:
             yield
 
-    app = Starlette(routes=routes(), exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)  # type: ignore[arg-type]
+    app = MessengerApp(routes=routes(), exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)  # type: ignore[arg-type]
     app.state.unit = unit
     return app

@@ -6,7 +6,7 @@ Each slot gets Nonce, Timestamp, Block-Height and Hash-Chain in an assignment
 signed by the SU's wallet, is committed durably (group commit) before the SU
 answers, and is uploaded to the gateway from a durable outbox, its assignment
 and item side by side in a bundle signed by the SU. See ``_core`` (rules and
-hash chain), ``_verifier`` (signature checks off the event loop),
+hash chain), ``pyao._verify`` (signature checks off the event loop),
 ``_sequencer`` (group commit), ``_store`` (SQLite and PostgreSQL),
 ``_uploader`` (outbox, bundle shape), ``_server`` (routes, limits, JSON
 choices, the lean ``POST /``).
@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from pyao._http import serve_app
+from pyao._verify import Verifier
 from pyao.abc import ScheduleStore, Signer
 from pyao.client import GatewayClient
 from pyao.config import SchedulerConfig
@@ -34,7 +35,6 @@ from pyao.su._sequencer import Sequencer
 from pyao.su._server import build_app, refresh_height
 from pyao.su._store import open_store
 from pyao.su._uploader import Uploader
-from pyao.su._verifier import Verifier
 
 __all__ = [
     "ScheduleEntry",

@@ -14,6 +14,7 @@ Field order and null rules follow the Rust structs:
 from __future__ import annotations
 
 import hashlib
+import threading
 from typing import Any
 
 from pyao.data import DataItem, b64url_encode
@@ -78,8 +79,26 @@ def process_message_json(item: DataItem) -> dict[str, Any]:
     }
 
 
+#: nodes rendered lately, by assignment id (an entry never changes once stored): the CU reads each
+#: page from one ms before its cursor, so the entry it evaluated last is read again, once per page
+_RECENT_NODES: dict[str, dict[str, Any]] = {}
+_RECENT_NODES_MAX = 4096
+_recent_lock = threading.Lock()
+
+
 def node_json(entry: ScheduleEntry) -> dict[str, Any]:
     """``{"message", "assignment"}``; ``message`` is null for an assignment of an existing tx."""
+    node = _RECENT_NODES.get(entry.assignment_id)
+    if node is None:
+        node = _render_node(entry)
+        with _recent_lock:
+            _RECENT_NODES[entry.assignment_id] = node
+            while len(_RECENT_NODES) > _RECENT_NODES_MAX:
+                del _RECENT_NODES[next(iter(_RECENT_NODES))]
+    return node
+
+
+def _render_node(entry: ScheduleEntry) -> dict[str, Any]:
     assignment = DataItem.from_bytes(entry.assignment)
     if entry.message is None:
         message = None

@@ -45,9 +45,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from pyao._http import EXCEPTION_HANDLERS, read_body, require_data, status_for
+from pyao._http import EXCEPTION_HANDLERS, Disconnected, read_body, receive_body, require_data, send_json, status_for
 from pyao.data import DataItem, is_id
-from pyao.errors import NotFound, PayloadTooLarge, PyaoError, RequestError, UnitError
+from pyao.errors import NotFound, PyaoError, RequestError, UnitError
 from pyao.su import _json
 from pyao.su._core import PROCESS, check_item, parse_exclude
 from pyao.su._sequencer import AssignRequest
@@ -123,50 +123,20 @@ async def schedule_item(unit: Any, body: bytes) -> bytes:
 # ---------------------------------------------------------------- the lean path for POST /
 
 
-class _Disconnected(Exception):
-    pass
-
-
-async def _receive_body(scope: dict, receive: Any, limit: int) -> bytes:
-    """The body, with ``read_body``'s limits and errors, straight from ASGI messages."""
-    for name, value in scope["headers"]:
-        if name == b"content-length":
-            if not value.isdigit():
-                raise RequestError("Content-Length is not a number")
-            if int(value) > limit:
-                raise PayloadTooLarge(f"body of {value.decode()} bytes is over the limit of {limit} bytes")
-            break
-    chunks = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise _Disconnected
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"body is over the limit of {limit} bytes")
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
 async def lean_post(unit: Any, scope: dict, receive: Any, send: Any) -> None:
     """``POST /`` without a query (the hot route) as a bare ASGI handler: what ``post`` does, and the
     answers ``pyao._http`` gives (``{"error"}`` with ``status_for``; 500 for a bug), without
     Starlette's request, routing and middleware objects."""
     try:
-        status, body = 200, await schedule_item(unit, await _receive_body(scope, receive, unit.config.max_item_bytes))
-    except _Disconnected:
+        status, body = 200, await schedule_item(unit, await receive_body(scope, receive, unit.config.max_item_bytes))
+    except Disconnected:
         return  # nobody to answer
     except PyaoError as exc:
         status, body = status_for(exc), _dump({"error": str(exc)})
     except Exception:
         log.exception("unhandled error on POST /")
         status, body = 500, _dump({"error": "internal error"})
-    headers = [(b"content-length", b"%d" % len(body)), (b"content-type", b"application/json")]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    await send_json(send, status, body)
 
 
 async def _assign(request: Request, unit: Any, pid: str, tx: str) -> Response:

@@ -221,12 +221,15 @@ class SqlScheduleStore(ScheduleStore):
         return page, bool(more)
 
     def entry(self, process_id: str, tx_id: str) -> ScheduleEntry | None:
+        # Two point lookups on the unique indexes: with ``message_id = ? OR assignment_id = ?`` the
+        # planner walked the process's whole schedule in nonce order, O(n) per lookup.
         p = self.P
         rows = self._query(
             self._r,
-            f"SELECT {COLUMNS} FROM schedule WHERE process_id = {p} AND (message_id = {p} OR assignment_id = {p})"
+            f"SELECT * FROM (SELECT {COLUMNS} FROM schedule WHERE message_id = {p} AND process_id = {p}"
+            f" UNION ALL SELECT {COLUMNS} FROM schedule WHERE assignment_id = {p} AND process_id = {p}) AS found"
             " ORDER BY nonce LIMIT 1",
-            (process_id, tx_id, tx_id),
+            (tx_id, process_id, tx_id, process_id),
         )
         return _entry(rows[0]) if rows else None
 

@@ -68,6 +68,10 @@ def test_results_dry_run_and_state_over_http(net, module_id, tmp_path):
         ]
 
         out = cu.get(f"/result/{m_eval['id']}", params={"process-id": pid}).json()  # from the store
+        # held in memory (the lean path) or read by the full route (an escaped query): the same answer
+        full = cu.get(f"/result/{m_eval['id']}", params={"process-id": pid, "x": "a b%"})
+        assert full.status_code == 200 and full.json() == out
+        assert full.headers["content-type"] == "application/json"
         assert out["Output"]["data"] == "42" and "calc\x1b[90m@" in out["Output"]["prompt"] and out["Messages"] == []
 
         make = cu.get(f"/result/{m_make['id']}", params={"process-id": pid}).json()

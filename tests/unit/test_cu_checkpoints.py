@@ -259,6 +259,8 @@ def test_memory_budget_evicts_down_to_the_limit(tmp_path):
         engine = Engine(locator, open_result_store("sqlite://:memory:"), _config(tmp_path, live_memory=1))
         for pid in pids:
             await engine.live(pid)
+            # the running total of hot footprints is the sum, through loads, evaluations and evictions
+            assert engine.stats()["hot_bytes"] == sum(p.footprint for p in engine._live.values()) > 0
         hot = list(engine._live)
         await engine.close()
         return hot

@@ -73,3 +73,33 @@ def test_page_bounds_order_and_errors(store):
 def test_bad_urls_are_refused():
     with pytest.raises(StoreError):
         open_result_store("mysql://nope")
+
+
+def test_recent_results_answer_only_what_was_committed(store):
+    """The MU asks for each result right after it is stored: those come from memory, as the exact
+    text stored; a replayed batch (rows kept as they were) is not remembered, and a new store
+    (a restarted CU) answers from the database."""
+    import json
+
+    rows = stream()
+    assert store.recent_result(PID, rows[0].message_id) is None
+    store.put(rows[:4])
+    held = store.recent_result(PID, rows[3].message_id)
+    assert held is not None and json.loads(held) == rows[3].result
+    assert store.recent_result(PID, "x" * 43) is None
+    assert all(store.recent_result(PID, r.message_id or "") is None for r in rows if r.cron)
+    assert store.by_message(PID, rows[3].message_id) == rows[3]
+
+
+def test_a_replayed_batch_is_not_remembered(tmp_path):
+    url = f"sqlite:///{tmp_path}/cu.db"
+    first = open_result_store(url)
+    original = ev(0, ts=1000, ordinate=0)
+    first.put([original])
+    first.close()
+    second = open_result_store(url)  # a restarted CU replays seq 0 with other content
+    changed = Evaluation(PID, 0, original.message_id, 0, None, 1000, 7, {"Output": "different"})
+    second.put([changed, ev(1, ts=2000, ordinate=1)])
+    assert second.recent_result(PID, original.message_id) is None
+    assert second.by_message(PID, original.message_id) == original
+    second.close()

@@ -44,6 +44,10 @@ async def broken(request: Request) -> Response:
     return PlainTextResponse("oops", status_code=503)
 
 
+async def latin(request: Request) -> Response:
+    return Response("café".encode("latin-1"), media_type="text/plain; charset=latin-1")
+
+
 async def boom(request: Request) -> Response:
     raise RuntimeError("the app failed")
 
@@ -54,6 +58,7 @@ APP = Starlette(
         Route("/refused", refused, methods=["POST"]),
         Route("/broken", broken),
         Route("/boom", boom),
+        Route("/latin", latin),
         Route("/{rest:path}", echo, methods=["GET", "POST", "HEAD", "DELETE"]),
     ]
 )
@@ -89,6 +94,7 @@ def test_same_answers_as_asgi_transport(method, path, kwargs):
 
     a, b = asyncio.run(both())
     assert (a.status_code, a.json(), a.headers["x-extra"]) == (b.status_code, b.json(), b.headers["x-extra"])
+    assert (a.content, a.text, sorted(a.headers.items())) == (b.content, b.text, sorted(b.headers.items()))
 
 
 def test_streamed_body_head_and_errors():
@@ -99,6 +105,8 @@ def test_streamed_body_head_and_errors():
             assert streamed["body"] == "abcd" and streamed["length"] == "4"
             head = await client.request("HEAD", "/x")
             assert head.status_code == 200 and head.content == b""
+            latin = await client.request("GET", "/latin")
+            assert latin.text == "café" and latin.content == "café".encode("latin-1")
             with pytest.raises(NotFound, match="no such thing"):
                 await client.request("GET", "/missing")
             with pytest.raises(RequestError, match="bad input"):

@@ -159,3 +159,41 @@ def test_ethereum_signatures_are_not_malleable(signers):
         assert forged.id != item.id
         assert not forged.verify()
     assert item.verify()
+
+
+def test_a_passed_check_is_remembered_and_only_for_the_same_signed_bytes(monkeypatch):
+    """MU, SU and gateway check one item in turn in ``pyao up``: the second check of the same
+    (type, owner, signed message, signature) is a memo hit; any other item is checked afresh,
+    and a failed check is never remembered."""
+    import dataclasses
+
+    from pyao.data import Ed25519Signer
+    from pyao.data import item as item_module
+
+    signer = Ed25519Signer.from_seed(bytes([91]) * 32)
+    item = DataItem.create(b"memo me", signer=signer, tags=[("Action", "Eval")], target=PID)
+    calls: list[bytes] = []
+    real = item_module.scheme_for(2)
+
+    def counting(owner: bytes, message: bytes, signature: bytes) -> bool:
+        calls.append(message)
+        return real.verify(owner, message, signature)
+
+    scheme = dataclasses.replace(real, verify=counting)
+    monkeypatch.setattr(item_module, "scheme_for", lambda t: scheme)
+    assert item.verify() and len(calls) == 1
+    assert DataItem.from_bytes(item.to_bytes(), verify=True) == item and len(calls) == 1
+    tampered = dataclasses.replace(item, data=b"memo you")  # same owner and signature, other content
+    assert not tampered.verify() and len(calls) == 2
+    assert not tampered.verify() and len(calls) == 3  # failures are checked every time
+    forged = dataclasses.replace(item, signature=bytes(64))
+    assert not forged.verify() and len(calls) == 4
+
+
+def test_the_signature_memo_is_bounded():
+    from pyao.data.item import _VerifiedSignatures
+
+    memo = _VerifiedSignatures(3)
+    for key in (b"a", b"b", b"c", b"d"):
+        memo.add(key)
+    assert not memo.seen(b"a") and all(memo.seen(k) for k in (b"b", b"c", b"d"))

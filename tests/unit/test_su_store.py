@@ -132,3 +132,37 @@ def test_bad_urls():
     mem.write_batch(_chain(PID, [1]), [])
     assert mem.counts() == (1, 1)
     mem.close()
+
+
+def test_entry_by_either_id_takes_the_lower_nonce_and_is_a_point_lookup(store, tmp_path):
+    """``GET /{id}?process-id=`` names a message or an assignment; an item that is both (an SU's
+    assignment assigned to the process later) is the lower nonce, as before. The lookup uses the
+    unique indexes: on SQLite the plan never walks the process's schedule."""
+    entries = _chain(PID, [10, 11, 12])
+    slot = next_slot(entries[-1], PID, 13)  # nonce 3 assigns the assignment item of nonce 1
+    assigned = build_entry(
+        SIGNER, slot, process_id=PID, block_height=9, kind=MESSAGE, message_id=entries[1].assignment_id,
+        message=b"item-3",
+    )  # fmt: skip
+    store.write_batch([*entries, assigned], [], block_height=9)
+    assert store.entry(PID, entries[1].assignment_id) == entries[1]
+    assert store.entry(PID, assigned.assignment_id) == assigned
+    assert store.entry(OTHER, entries[1].assignment_id) is None
+    if hasattr(store._r, "execute") and type(store).__name__.startswith("Sqlite"):
+        plan = " ".join(
+            row[3] for row in store._r.execute("EXPLAIN QUERY PLAN " + _entry_sql(store), ("a", PID, "a", PID))
+        )
+        assert "schedule_message" in plan and "schedule_assignment" in plan, plan
+        assert "sqlite_autoindex_schedule_1 (process_id=?)" not in plan, plan
+
+
+def _entry_sql(store) -> str:
+    """The SQL ``store.entry`` runs, captured from the connection."""
+    seen: list[str] = []
+    store._r.set_trace_callback(seen.append)
+    try:
+        store.entry(PID, "a")
+    finally:
+        store._r.set_trace_callback(None)
+    sql = next(s for s in seen if "UNION ALL" in s)
+    return sql.replace(f"'{PID}'", "?").replace("'a'", "?")

@@ -1,4 +1,4 @@
-"""Signature checks of posted items, in batches on a worker thread.
+"""Signature checks of posted items, in batches on a worker thread (the SU's and the MU's).
 
 Contract: ``await verifier.verify(item)`` returns once the item's signature is
 checked, or raises ``SignatureError``; nothing is scheduled before that, and
@@ -48,7 +48,7 @@ class Verifier:
             while self._queue:
                 _, future = self._queue.popleft()
                 if not future.done():
-                    future.set_exception(StoreError("the scheduler is shutting down"))
+                    future.set_exception(StoreError("the unit is shutting down"))
             return
         self._draining = True
 
