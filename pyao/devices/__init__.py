@@ -21,6 +21,7 @@ Contract
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from collections.abc import Callable
 
@@ -54,12 +55,11 @@ def _llm(config: CUConfig, built: Devices) -> Device | None:
     drive = built.get("weavedrive@1.0")
     if not isinstance(drive, FileDrive):
         raise DeviceError("llm@1.0 reads models through weavedrive@1.0: list weavedrive@1.0 before it")
-    try:
-        from pyao.devices.llm import LlmDevice
-    except ImportError as exc:
-        log.warning("llm@1.0 is not offered: %s (install pyao with the 'ai' extra)", exc)
+    if importlib.util.find_spec("llama_cpp") is None:  # llm.py imports it only when a device is made
+        log.warning("llm@1.0 is not offered: llama-cpp-python is not installed (pyao's 'ai' extra)")
         return None
     from pyao.data import load_or_create_signer
+    from pyao.devices.llm import LlmDevice
     from pyao.provenance import ProvenanceRecorder
 
     signer = load_or_create_signer(config.wallet, config.wallet_type)

@@ -106,6 +106,17 @@ def test_registry_and_factory(tmp_path):
     with pytest.raises(DeviceError, match=r"list weavedrive@1\.0 before it"):
         build_devices(CUConfig(devices="llm@1.0", data_dir=tmp_path, wallet=tmp_path / "w.json"))
     assert build_devices(CUConfig(devices="")) == {}
+
+
+def test_without_llama_cpp_the_cu_offers_no_llm_device(tmp_path, monkeypatch):
+    """A plain install (no 'ai' extra) still builds its devices: llm@1.0 is left out, not a crash."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llama_cpp" else real(name, *a))
+    devices = build_devices(CUConfig(data_dir=tmp_path, wallet=tmp_path / "w.json"))
+    assert set(devices) == {"weavedrive@1.0"}
+    close_devices(devices)
     with pytest.raises(DeviceError, match="unknown device"):
         build_devices(CUConfig(devices="weavedrive@1.0, teleport@9"))
 
