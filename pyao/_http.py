@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
@@ -118,3 +119,18 @@ async def serve_app(app, host: str, port: int) -> None:
 
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on", access_log=False)
     await uvicorn.Server(config).serve()
+
+
+class LeanPostApp(Starlette):
+    """A unit's Starlette app whose hot route, ``POST /`` without a query, skips Starlette's routing:
+    ``lean_post(unit, scope, receive, send)`` answers it (the SU's and the MU's message intake)."""
+
+    def __init__(self, *args: Any, lean_post: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lean_post = lean_post
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == "/" and not scope["query_string"]:
+            await self.lean_post(self.state.unit, scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)

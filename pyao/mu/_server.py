@@ -35,7 +35,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from pyao._http import EXCEPTION_HANDLERS, Disconnected, read_body, receive_body, require_data, send_json, status_for
+from pyao._http import (
+    EXCEPTION_HANDLERS,
+    Disconnected,
+    LeanPostApp,
+    read_body,
+    receive_body,
+    require_data,
+    send_json,
+    status_for,
+)
 from pyao.data import DataItem, is_id
 from pyao.errors import DataError, NotFound, PyaoError, RequestError
 from pyao.mu import _core as core
@@ -138,22 +147,12 @@ def routes() -> list[Route]:
     ]
 
 
-class MessengerApp(Starlette):
-    """The MU's Starlette app, with ``POST /`` (no query) answered by ``lean_post`` in front of it."""
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == "/" and not scope["query_string"]:
-            await lean_post(self.state.unit, scope, receive, send)
-        else:
-            await super().__call__(scope, receive, send)
-
-
 def build_app(unit: Any) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with unit:
             yield
 
-    app = MessengerApp(routes=routes(), exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)  # type: ignore[arg-type]
+    app = LeanPostApp(routes=routes(), lean_post=lean_post, exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)  # type: ignore[arg-type]
     app.state.unit = unit
     return app

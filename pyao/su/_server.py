@@ -45,7 +45,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from pyao._http import EXCEPTION_HANDLERS, Disconnected, read_body, receive_body, require_data, send_json, status_for
+from pyao._http import (
+    EXCEPTION_HANDLERS,
+    Disconnected,
+    LeanPostApp,
+    read_body,
+    receive_body,
+    require_data,
+    send_json,
+    status_for,
+)
 from pyao.data import DataItem, is_id
 from pyao.errors import NotFound, PyaoError, RequestError, UnitError
 from pyao.su import _json
@@ -243,16 +252,6 @@ def routes() -> list[Route]:
     ]
 
 
-class SchedulerApp(Starlette):
-    """The SU's Starlette app, with ``POST /`` (no query) answered by ``lean_post`` in front of it."""
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == "/" and not scope["query_string"]:
-            await lean_post(self.state.unit, scope, receive, send)
-        else:
-            await super().__call__(scope, receive, send)
-
-
 def build_app(unit: Any) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -260,7 +259,7 @@ def build_app(unit: Any) -> Starlette:
             yield
 
     handlers = {**EXCEPTION_HANDLERS, HTTPException: _http_error}
-    app = SchedulerApp(routes=routes(), exception_handlers=handlers, lifespan=lifespan)
+    app = LeanPostApp(routes=routes(), lean_post=lean_post, exception_handlers=handlers, lifespan=lifespan)
     app.state.unit = unit
     return app
 
