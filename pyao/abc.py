@@ -7,9 +7,12 @@ this file as the units that need them land.
 
 from __future__ import annotations
 
+import json
+import re
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -264,6 +267,27 @@ class EvalResult:
             out["Error"] = self.error
         return out
 
+    def encoded(self) -> str:
+        """``to_json()`` as the CU stores and serves it (compact, UTF-8 text)."""
+        return encode_result(self.to_json())
+
+
+def encode_result(result: dict) -> str:
+    """A result object's JSON text, exactly as the CU stores and serves it."""
+    return json.dumps(result, separators=(",", ":"), ensure_ascii=False)
+
+
+#: how the text of a result without an Error ends (``GasUsed`` is its last key)
+_ENDS_WITHOUT_ERROR = re.compile(r',"GasUsed":-?[0-9]+\}\Z')
+
+
+def result_is_error(text: str) -> bool:
+    """Whether a result's JSON text (``encode_result``) holds an ``Error``, mostly without parsing it:
+    a key ``"Error":`` can only appear unescaped as a key, so text without one has none."""
+    if '"Error":' not in text and _ENDS_WITHOUT_ERROR.search(text):
+        return False
+    return "Error" in json.loads(text)
+
 
 class ProcessInstance(ABC):
     """One process's live state inside a VM.
@@ -286,6 +310,11 @@ class ProcessInstance(ABC):
         overrides it when a batch is cheaper (the native Lua VM crosses into Lua
         once per batch)."""
         return [self.handle(msg, env) for msg in msgs]
+
+    def result_json_many(self, msgs: list[dict], env: dict) -> list[str]:
+        """``handle_many``, each result as its JSON text (``EvalResult.encoded``), which is what the
+        CU stores. A VM overrides it when it can write that text more cheaply than the objects."""
+        return [r.encoded() for r in self.handle_many(msgs, env)]
 
     @abstractmethod
     def snapshot(self) -> bytes:
@@ -407,7 +436,9 @@ class Evaluation:
     message itself); it orders evaluations exactly as they ran. ``ordinate`` is
     the nonce of the scheduled message (for a cron tick: of the message it
     follows); ``message_id`` is None and ``cron`` names the cron
-    (``"<index>-<interval>"``) for a tick. ``result`` is ``EvalResult.to_json()``.
+    (``"<index>-<interval>"``) for a tick. ``result_json`` is the result
+    object's text (``encode_result``), as stored and served: the VM worker that
+    evaluated it wrote it, and nothing parses it unless ``result`` is read.
     """
 
     process_id: str
@@ -417,11 +448,28 @@ class Evaluation:
     cron: str | None
     timestamp: int
     block_height: int
-    result: dict[str, Any]
+    result_json: str
+    is_error: bool
 
-    @property
-    def is_error(self) -> bool:
-        return "Error" in self.result
+    @classmethod
+    def of(cls, process_id: str, seq: int, message_id: str | None, ordinate: int, cron: str | None,
+           timestamp: int, block_height: int, result: dict[str, Any]) -> Evaluation:  # fmt: skip
+        """An evaluation from a result object (``EvalResult.to_json()``)."""
+        return cls(process_id, seq, message_id, ordinate, cron, timestamp, block_height, encode_result(result),
+                   "Error" in result)  # fmt: skip
+
+    @classmethod
+    def from_fields(cls, fields: dict[str, Any]) -> Evaluation:
+        """From ``dataclasses.asdict`` of one (checkpoints keep it so); also the older form with ``result``."""
+        if "result" in fields:
+            rest = {k: v for k, v in fields.items() if k != "result"}
+            return cls.of(**rest, result=fields["result"])
+        return cls(**fields)
+
+    @cached_property
+    def result(self) -> dict[str, Any]:
+        """The result object (parsed once, on first use)."""
+        return json.loads(self.result_json)
 
 
 class ResultStore(ABC):
@@ -441,6 +489,10 @@ class ResultStore(ABC):
       within every bound given: ``seq_gt``/``seq_lt``/``seq_ge``/``seq_le`` and
       ``ts_ge``/``ts_le`` (timestamps, ms); ``only_cron`` keeps cron ticks only.
     """
+
+    #: a URL another OS process can open this same store by (``open_result_store``): the CU's VM
+    #: worker processes then store their evaluations themselves; None when it cannot (in memory)
+    shared_url: str | None = None
 
     @abstractmethod
     def put(self, evaluations: list[Evaluation]) -> None:

@@ -5,14 +5,15 @@ Contract
 * Assumes: a ``Locator`` (gateway and SUs), a ``ResultStore``, and a VM per
   ``Module-Format`` (``pyao.vm.vm_for``). Knows nothing of HTTP.
 * Per process, one hot in-memory instance and the position evaluated so far
-  (next seq and nonce, SU cursor, hash chain, the last scheduled message as the
-  left cron boundary, how far cron ticks went). ``evaluate_to`` pages the
-  schedule from that position (``_messages.from_schedule_entry``, hydrating
-  assignments of existing items from the gateway), verifies the hash chain
-  (spec §7; evaluation stops before a broken link with ``ScheduleError``),
-  generates cron ticks between consecutive scheduled messages (spec §6), and
-  runs each message through ``ProcessInstance.handle`` on a worker thread.
-  Every evaluation, errored ones included, goes to the result store.
+  (``Position``: next seq and nonce, SU cursor, hash chain, the last scheduled
+  message as the left cron boundary, how far cron ticks went). ``evaluate_to``
+  pages the schedule from that position, fetches what a page needs from the
+  gateway (assigned items, blocks for cron ticks), and hands the page to the
+  process's VM worker, which plans it (``_plan``: msgs per spec §2.4, the hash
+  chain of spec §7 — evaluation stops before a broken link with
+  ``ScheduleError`` — and cron ticks per spec §6), evaluates it and stores the
+  results (``_workers``). Every evaluation, errored ones included, goes to the
+  result store; the engine itself does no per-message work.
 * One evaluation at a time per process (an asyncio lock each); processes do
   not block each other: instances live on VM workers (``_workers``: OS
   processes, one per core by default, or threads), each process pinned to one.
@@ -34,52 +35,35 @@ Contract
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 from collections import OrderedDict
-from collections.abc import Iterable
 from concurrent.futures import Executor, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from pyao.abc import Devices, EvalResult, Evaluation, Limits, ProcessContext, ResultStore
 from pyao.config import CUConfig
 from pyao.cu._checkpoints import Checkpoint, CheckpointStore, Position
-from pyao.cu._cron import Block, Cron, CronTick, cron_ticks_between, parse_crons
+from pyao.cu._cron import Block, parse_crons
 from pyao.cu._locate import Locator, ModuleMeta, ProcessMeta, pairs
-from pyao.cu._messages import ScheduledMessage, evaluation_tags, first_tag, from_schedule_entry, hydrate
-from pyao.cu._workers import WorkerLost, WorkerPool
-from pyao.data import Tag, b64url_decode, b64url_encode
-from pyao.errors import NotFound, ParseError, ScheduleError, SnapshotError, UnitError
+from pyao.cu._messages import evaluation_tags, first_tag
+from pyao.cu._plan import (
+    ProcessPlan,
+    assigned_items,
+    cron_window,
+    initial_position,
+    next_hash_chain,
+    seed_hash_chain,
+)
+from pyao.cu._workers import Ran, WorkerLost, WorkerPool
+from pyao.data import Tag
+from pyao.errors import NotFound, ScheduleError, SnapshotError, UnitError
 from pyao.vm import limits_for
 
 #: how long the CU waits for an assigned item to reach the gateway before it gives up (503)
 ASSIGNED_ITEM_WAIT_S = 10.0
 
 log = logging.getLogger("pyao.cu")
-
-
-def seed_hash_chain(process_id: str) -> str:
-    """Hash-Chain of nonce 0: sha256 of the process id's bytes."""
-    return b64url_encode(hashlib.sha256(b64url_decode(process_id)).digest())
-
-
-def next_hash_chain(previous_assignment_id: str, previous_chain: str) -> str:
-    """Hash-Chain_n = sha256(prev assignment id bytes ‖ Hash-Chain_{n-1} bytes)."""
-    digest = hashlib.sha256(b64url_decode(previous_assignment_id) + b64url_decode(previous_chain))
-    return b64url_encode(digest.digest())
-
-
-@dataclass
-class _Pending:
-    """One message about to be evaluated, and where its result goes."""
-
-    msg: dict[str, Any]
-    message_id: str | None
-    ordinate: int
-    cron: str | None
-    timestamp: int
-    block_height: int
 
 
 @dataclass
@@ -90,20 +74,11 @@ class LiveProcess:
     module: ModuleMeta
     limits: Limits
     env: dict[str, Any]
-    crons: tuple[Cron, ...]
-    origin: Block
-    next_seq: int = 0
-    next_nonce: int = 0
-    #: SU cursor (timestamp ms) of the last scheduled message evaluated
-    cursor: int | None = None
-    expected_chain: str = ""
-    #: the last scheduled message: left boundary for cron ticks
-    left: Block | None = None
-    left_ordinate: int = 0
-    #: every cron tick with a timestamp below this has been evaluated
-    cron_until: int = 0
+    plan: ProcessPlan
+    #: where evaluation stands (its ``last`` is kept apart, in ``last``)
+    at: Position
     last: Evaluation | None = None
-    #: next_seq when the last checkpoint was written (or restored)
+    #: next seq when the last checkpoint was written (or restored)
     checkpointed_seq: int = 0
     #: host memory of the instance, as its worker last reported it
     footprint: int = 0
@@ -117,28 +92,28 @@ class LiveProcess:
             await asyncio.gather(*writes)
 
     @property
+    def next_seq(self) -> int:
+        return self.at.next_seq
+
+    @property
+    def next_nonce(self) -> int:
+        return self.at.next_nonce
+
+    @property
+    def cursor(self) -> int | None:
+        """SU cursor (timestamp ms) of the last scheduled message evaluated."""
+        return self.at.cursor
+
+    @property
     def context(self) -> ProcessContext:
         return ProcessContext(self.meta.id, self.meta.owner, pairs(self.meta.tags))
 
     def position(self) -> Position:
-        return Position(
-            self.next_seq,
-            self.next_nonce,
-            self.cursor,
-            self.expected_chain,
-            None if self.left is None else self.left.height,
-            None if self.left is None else self.left.timestamp_ms,
-            self.left_ordinate,
-            self.cron_until,
-            None if self.last is None else asdict(self.last),
-        )
+        return replace(self.at, last=None if self.last is None else asdict(self.last))
 
     def resume_at(self, pos: Position) -> None:
-        self.next_seq, self.next_nonce, self.cursor = pos.next_seq, pos.next_nonce, pos.cursor
-        self.expected_chain, self.left_ordinate, self.cron_until = pos.expected_chain, pos.left_ordinate, pos.cron_until
-        if pos.left_height is not None and pos.left_timestamp is not None:
-            self.left = Block(pos.left_height, pos.left_timestamp)
-        self.last = None if pos.last is None else Evaluation(**pos.last)
+        self.at = replace(pos, last=None)
+        self.last = None if pos.last is None else Evaluation.from_fields(pos.last)
         self.checkpointed_seq = pos.next_seq
 
 
@@ -177,7 +152,7 @@ class Engine:
         self.locator = locator
         self.store = store
         self.config = config
-        self.workers = WorkerPool(config, devices)
+        self.workers = WorkerPool(config, devices, store.shared_url)
         self.checkpoints = CheckpointStore(config.checkpoint_path) if config.checkpoint_every > 0 else None
         self._store_pool: Executor = ThreadPoolExecutor(1, thread_name_prefix="pyao-cu-store")
         self._disk_pool: Executor = ThreadPoolExecutor(1, thread_name_prefix="pyao-cu-disk")
@@ -336,8 +311,8 @@ class Engine:
             "Process": {"Id": meta.id, "Owner": meta.owner, "Tags": meta.tags},
             "Module": {"Id": module.source.id, "Owner": module.source.owner, "Tags": module.tags},
         }
-        origin = Block(meta.block_height, meta.timestamp)
-        p = LiveProcess(meta, module, limits, env, crons, origin, expected_chain=seed_hash_chain(meta.id))
+        plan = ProcessPlan(meta.id, meta.owner, crons, Block(meta.block_height, meta.timestamp))
+        p = LiveProcess(meta, module, limits, env, plan, initial_position(meta.id))
         for checkpoint in await self._usable_checkpoints(p):
             try:
                 p.footprint = await self._load_on_worker(p, checkpoint.snapshot)
@@ -437,9 +412,7 @@ class Engine:
             # the next page is fetched while this one is evaluated
             pending = fetch(str(edges[-1]["cursor"])) if more else None
             try:
-                scheduled = [m for m in map(_map_entry, (e["node"] for e in edges)) if m.ordinate >= p.next_nonce]
-                if scheduled:
-                    await self._evaluate_page(p, scheduled)
+                await self._evaluate_page(p, [e["node"] for e in edges])
             except BaseException:
                 if pending is not None:
                     pending.cancel()
@@ -447,54 +420,32 @@ class Engine:
             if pending is None:
                 return
 
-    async def _evaluate_page(self, p: LiveProcess, scheduled: list[ScheduledMessage]) -> None:
-        valid, broken = self._verified(p, scheduled)
-        if valid:
-            valid = await self._hydrated(valid)
-            work = await self._with_crons(p, valid)
-            p.cursor = valid[-1].timestamp_ms  # before _run: a checkpoint there records it
-            await self._run(p, work)
-        if broken is not None:
-            raise broken
+    async def _evaluate_page(self, p: LiveProcess, nodes: list[dict[str, Any]]) -> None:
+        """Fetch what the page needs from the gateway; its VM worker plans, evaluates and stores it."""
+        nodes = _unevaluated(nodes, p.next_nonce)
+        if not nodes:
+            return
+        hydrated = await self._hydrated(assigned_items(nodes))
+        window = cron_window(nodes, p.at) if p.plan.crons else None
+        blocks = [] if window is None else await self.locator.blocks(*window)
+        ran = await self.workers.call("run_page", p.meta.id, p.plan, p.at, nodes, hydrated, blocks, p.env)
+        await self._ran(p, ran)
+        if ran.broken is not None:
+            raise ScheduleError(ran.broken)
 
-    def _verified(self, p: LiveProcess, scheduled: list[ScheduledMessage]) -> tuple[list, ScheduleError | None]:
-        """The prefix of ``scheduled`` whose nonces and hash chain follow on; the error at the first break."""
-        expected_nonce, chain = p.next_nonce, p.expected_chain
-        for i, sm in enumerate(scheduled):
-            if sm.ordinate != expected_nonce:
-                return scheduled[:i], ScheduleError(
-                    f"process {p.meta.id}: the SU skipped from nonce {expected_nonce - 1} to {sm.ordinate}"
-                )
-            if sm.msg.get("Hash-Chain") != chain:
-                return scheduled[:i], ScheduleError(
-                    f"process {p.meta.id}: the SU's hash chain breaks at nonce {sm.ordinate} "
-                    f"(Hash-Chain {sm.msg.get('Hash-Chain')!r}, expected {chain!r}); not evaluating past it"
-                )
-            try:
-                chain = next_hash_chain(sm.assignment_id, chain)
-            except ParseError:
-                return scheduled[: i + 1], ScheduleError(f"process {p.meta.id}: bad assignment id at {sm.ordinate}")
-            expected_nonce += 1
-        return scheduled, None
-
-    async def _hydrated(self, scheduled: list[ScheduledMessage]) -> list[ScheduledMessage]:
-        """Assignments of existing items, filled from the gateway (metadata, and data unless excluded)."""
-        wanted = [sm.msg["Message"] for sm in scheduled if sm.is_assignment]
+    async def _hydrated(self, wanted: list[tuple[str, bool]]) -> dict[str, tuple[dict[str, Any], str | None]]:
+        """Gateway metadata (and data, where wanted) of the assigned items, by id."""
         if not wanted:
-            return scheduled
-        metas = await self._assigned_items(wanted)
-        out = []
-        for sm in scheduled:
-            if sm.is_assignment:
-                meta = metas.get(sm.msg["Message"])
-                if meta is None:
-                    raise UnitError(f"assigned item {sm.msg['Message']} was not found on the gateway")
-                data = None
-                if "Data" not in sm.exclude:
-                    data = (await self.locator.gateway.raw(meta["id"])).decode("utf-8", "replace")
-                sm = hydrate(sm, meta, data)
-            out.append(sm)
-        return out
+            return {}
+        metas = await self._assigned_items([item for item, _ in wanted])
+        hydrated = {}
+        for item, with_data in wanted:
+            meta = metas.get(item)
+            if meta is None:
+                raise UnitError(f"assigned item {item} was not found on the gateway")
+            data = (await self.locator.gateway.raw(meta["id"])).decode("utf-8", "replace") if with_data else None
+            hydrated[item] = (meta, data)
+        return hydrated
 
     async def _assigned_items(self, ids: list[str]) -> dict[str, dict[str, Any]]:
         """Gateway metadata of assigned items. An SU may assign an item it scheduled itself
@@ -508,76 +459,28 @@ class Engine:
             found.update(await self.locator.items([i for i in ids if i not in found]))
         return found
 
-    async def _with_crons(self, p: LiveProcess, scheduled: list[ScheduledMessage]) -> list[_Pending]:
-        """The page's messages with the cron ticks due between consecutive ones."""
-        blocks: list[Block] = []
-        if p.crons and p.left is not None:
-            blocks = await self.locator.blocks(p.left.height, scheduled[-1].timestamp_ms)
-        elif p.crons and len(scheduled) > 1:
-            blocks = await self.locator.blocks(scheduled[0].block_height, scheduled[-1].timestamp_ms)
-        work: list[_Pending] = []
-        for sm in scheduled:
-            if p.crons and p.left is not None:
-                if sm.timestamp_ms < p.cron_until:
-                    log.warning(
-                        "process %s: message %s is older than cron ticks already evaluated", p.meta.id, sm.ordinate
-                    )
-                work += self._ticks(p, p.left, p.left_ordinate, sm.timestamp_ms, blocks)
-                p.cron_until = max(p.cron_until, sm.timestamp_ms)
-            work.append(
-                _Pending(evaluation_tags(sm.msg), sm.msg["Id"], sm.ordinate, None, sm.timestamp_ms, sm.block_height)
-            )
-            p.left, p.left_ordinate = Block(sm.block_height, sm.timestamp_ms), sm.ordinate
-        p.next_nonce = scheduled[-1].ordinate + 1
-        p.expected_chain = next_hash_chain(scheduled[-1].assignment_id, scheduled[-1].msg["Hash-Chain"])
-        return work
-
-    def _ticks(self, p: LiveProcess, left: Block, ordinate: int, right: int, blocks: list[Block]) -> list[_Pending]:
-        ticks: Iterable[CronTick] = cron_ticks_between(p.crons, p.origin, left, ordinate, right, blocks)
-        return [self._cron_message(p, t) for t in ticks if t.timestamp_ms >= p.cron_until]
-
-    @staticmethod
-    def _cron_message(p: LiveProcess, tick: CronTick) -> _Pending:
-        """Spec §6: Owner/From = the process owner, Target = pid, the cron's tags; no Id, Nonce or Signature."""
-        msg = {
-            "Owner": p.meta.owner,
-            "From": p.meta.owner,
-            "Target": p.meta.id,
-            "Tags": [{"name": t.name, "value": t.value} for t in tick.cron.tags],
-            "Timestamp": tick.timestamp_ms,
-            "Block-Height": tick.block_height,
-            "Cron": True,
-        }
-        return _Pending(msg, None, tick.ordinate, tick.cron.name, tick.timestamp_ms, tick.block_height)
-
     async def _trailing_crons(self, p: LiveProcess) -> None:
         """Cron ticks after the last scheduled message, up to the SU's clock (minus the lag)."""
-        if not p.crons or p.left is None:
+        at = p.at
+        if not p.plan.crons or at.left_height is None or at.left_timestamp is None:
             return
         now, _height = await self.locator.scheduler(p.meta.su_url).timestamp()
         until = now - self.config.cron_lag_ms
-        if until <= max(p.left.timestamp_ms, p.cron_until):
+        if until <= max(at.left_timestamp, at.cron_until):
             return
-        blocks = await self.locator.blocks(p.left.height, until)
-        work = self._ticks(p, p.left, p.left_ordinate, until, blocks)
-        p.cron_until = until
-        await self._run(p, work)
+        blocks = await self.locator.blocks(at.left_height, until)
+        await self._ran(p, await self.workers.call("run_ticks", p.meta.id, p.plan, at, until, blocks, p.env))
 
-    async def _run(self, p: LiveProcess, work: list[_Pending]) -> None:
-        """Evaluate ``work`` in order on the process's worker, store every result, checkpoint when due."""
-        if not work:
-            return
-        results, footprint = await self.workers.call("handle", p.meta.id, [w.msg for w in work], p.env)
-        self._live.resize(p, footprint)
-        rows = [
-            Evaluation(p.meta.id, p.next_seq + i, w.message_id, w.ordinate, w.cron, w.timestamp, w.block_height,
-                       r.to_json())
-            for i, (w, r) in enumerate(zip(work, results, strict=True))
-        ]  # fmt: skip
-        p.next_seq += len(rows)
-        p.last = rows[-1]
-        # stored while the next page evaluates (the store thread keeps the order); see _settled
-        p.storing.append(asyncio.get_running_loop().run_in_executor(self._store_pool, self.store.put, rows))
+    async def _ran(self, p: LiveProcess, ran: Ran) -> None:
+        """Take the worker's answer: the new position, results still to store, a checkpoint when due."""
+        p.at = ran.position
+        self._live.resize(p, ran.footprint)
+        if ran.last is not None:
+            p.last = ran.last
+        if ran.unstored:
+            # stored while the next page evaluates (the store thread keeps the order); see settled()
+            store = asyncio.get_running_loop().run_in_executor(self._store_pool, self.store.put, ran.unstored)
+            p.storing.append(store)
         if self.config.checkpoint_every and p.next_seq - p.checkpointed_seq >= self.config.checkpoint_every:
             await self._checkpoint_quietly(p)
 
@@ -586,11 +489,17 @@ async def _nothing(p: LiveProcess) -> None:
     """Work for ``_guarded`` that only makes sure the process is loaded."""
 
 
-def _map_entry(node: dict[str, Any]) -> ScheduledMessage:
-    try:
-        return from_schedule_entry(node)
-    except (KeyError, TypeError, AttributeError) as exc:
-        raise UnitError(f"the SU answered a schedule entry the CU cannot read: {exc!r}") from None
+def _unevaluated(nodes: list[dict[str, Any]], next_nonce: int) -> list[dict[str, Any]]:
+    """``nodes`` without the leading entries already evaluated (a page starts one ms before the
+    cursor, so it usually repeats the last one); the worker reads the rest."""
+    for start, node in enumerate(nodes):
+        nonce = first_tag((node.get("assignment") or {}).get("tags") or [], "Nonce")
+        try:
+            if int(nonce) >= next_nonce:  # type: ignore[arg-type]
+                return nodes[start:] if start else nodes
+        except (TypeError, ValueError):
+            return nodes[start:]  # the worker says what is wrong with it
+    return []
 
 
 def _int(tags: list[dict[str, str]], name: str) -> int:

@@ -145,9 +145,8 @@ async def result(request: Request) -> Response:
         found = await _evaluation(engine, pid, message_id)
     if found is None:
         raise NotFound(f"no evaluation of message {message_id} on process {pid}")
-    if isinstance(found, bytes):
-        return Response(found, media_type="application/json")
-    return JSONResponse(found.result)
+    body = found if isinstance(found, bytes) else found.result_json.encode()
+    return Response(body, media_type="application/json")
 
 
 async def _evaluation(engine: Any, pid: str, message_id: str) -> bytes | Evaluation | None:

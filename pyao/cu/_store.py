@@ -18,7 +18,6 @@ the text written, so it never answers anything the database does not hold.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -45,20 +44,20 @@ SCHEMA = (
     "CREATE INDEX IF NOT EXISTS cu_evaluations_message ON cu_evaluations (process_id, message_id)",
     "CREATE INDEX IF NOT EXISTS cu_evaluations_time ON cu_evaluations (process_id, timestamp, ordinate)",
 )
-COLUMNS = "process_id, seq, message_id, ordinate, cron, timestamp, block_height, result"
+COLUMNS = "process_id, seq, message_id, ordinate, cron, timestamp, block_height, result, is_error"
 #: results of scheduled messages kept in memory after their commit (count; larger results are not kept)
 RECENT_RESULTS = 20_000
 RECENT_RESULT_MAX_BYTES = 64 * 1024
 
 
 def _row(row: Sequence[Any]) -> Evaluation:
-    return Evaluation(row[0], int(row[1]), row[2], int(row[3]), row[4], int(row[5]), int(row[6]), json.loads(row[7]))
+    return Evaluation(row[0], int(row[1]), row[2], int(row[3]), row[4], int(row[5]), int(row[6]), row[7],
+                      bool(row[8]))  # fmt: skip
 
 
-def _dump(evaluation: Evaluation) -> tuple:
-    result = json.dumps(evaluation.result, separators=(",", ":"), ensure_ascii=False)
-    e = evaluation
-    return (e.process_id, e.seq, e.message_id, e.ordinate, e.cron, e.timestamp, e.block_height, int(e.is_error), result)
+def _dump(e: Evaluation) -> tuple:
+    return (e.process_id, e.seq, e.message_id, e.ordinate, e.cron, e.timestamp, e.block_height, int(e.is_error),
+            e.result_json)  # fmt: skip
 
 
 class SqlResultStore(ResultStore):
@@ -188,6 +187,7 @@ class SqliteResultStore(SqlResultStore):
 
     def __init__(self, path: str) -> None:
         super().__init__(open_sqlite(path, SCHEMA, "result store"))
+        self.shared_url = None if path == ":memory:" else f"sqlite://{path}"
 
 
 class PostgresResultStore(SqlResultStore):
@@ -199,6 +199,7 @@ class PostgresResultStore(SqlResultStore):
 
         self.driver_errors = (psycopg.Error,)
         super().__init__(open_postgres(dsn, SCHEMA, "result store"))
+        self.shared_url = dsn
 
 
 def open_result_store(url: str) -> ResultStore:

@@ -4,9 +4,9 @@ Contract
 --------
 * Assumes: the engine gives each request a process id and never sends two
   requests for the same process at once (its per-process lock).
-* Produces: ``WorkerPool.call(pid, op, *args)`` runs one ``VMHost`` operation
-  (``load``, ``handle``, ``snapshot``, ``fork_handle``, ``drop``) on the worker
-  that holds the process. A process is pinned to one worker from ``load`` to
+* Produces: ``WorkerPool.call(op, pid, *args)`` runs one ``VMHost`` operation
+  (``load``, ``run_page``, ``run_ticks``, ``snapshot``, ``fork_handle``,
+  ``drop``) on the worker that holds the process. A process is pinned to one worker from ``load`` to
   ``drop`` (its instance lives there); a new process goes to the worker with
   the fewest processes, so independent processes spread over all workers.
 * Two transports, one ``VMHost``: ``workers=0`` runs hosts on threads of this
@@ -14,6 +14,14 @@ Contract
   N OS processes (``spawn``), so Lua and WASM run on N cores without the GIL
   serialising them. Requests to one worker run one at a time; a long evaluation
   delays only the processes that share its worker.
+* Evaluating (``run_page``, ``run_ticks``): the worker plans the work itself
+  (``_plan``: msgs, hash chain, cron ticks), evaluates it, and writes each
+  result's JSON text once (``ProcessInstance.result_json_many``). A worker
+  process given the result store's URL stores the results itself (one
+  transaction per call, committed before it answers) and answers only the
+  position after the work and the last evaluation, so the coordinating process
+  spends nothing per message on them. Otherwise (threads, a store in memory)
+  the answer carries every evaluation for the engine to store.
 * Failure: a worker process that dies (killed, out of memory, a crash inside
   a native library) is restarted; the call that saw it, and any later call for
   a process it held, raise ``WorkerLost`` (a ``UnitError``), so the engine
@@ -24,15 +32,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import multiprocessing
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from typing import Any
 
-from pyao.abc import Devices, ProcessInstance
+from pyao.abc import Devices, Evaluation, ProcessInstance, ResultStore, result_is_error
 from pyao.config import CUConfig
-from pyao.errors import PyaoError, UnitError
+from pyao.cu._checkpoints import Position
+from pyao.cu._cron import Block
+from pyao.cu._plan import Pending, ProcessPlan, plan_page, plan_ticks
+from pyao.errors import PyaoError, ScheduleError, UnitError
 from pyao.vm import vm_for
 
 log = logging.getLogger("pyao.cu")
@@ -49,15 +62,34 @@ def build_devices(config: CUConfig) -> Devices:
     return build(config)
 
 
+@dataclass(frozen=True)
+class Ran:
+    """A worker's answer to ``run_page`` / ``run_ticks``."""
+
+    #: where the process stands after the work (``last`` is not filled)
+    position: Position
+    #: the last evaluation of the work; None when there was nothing to evaluate
+    last: Evaluation | None
+    #: every evaluation, in order, when the worker did not store them itself (else None)
+    unstored: list[Evaluation] | None
+    #: the instance's host memory after the work
+    footprint: int
+    #: the ``ScheduleError`` message at the first break in the schedule (the work stops before it)
+    broken: str | None = None
+
+
 class VMHost:
     """The instances of the processes held by one worker, and the operations on them."""
 
-    def __init__(self, config: CUConfig, devices: Devices | None = None) -> None:
+    def __init__(self, config: CUConfig, devices: Devices | None = None, store_url: str | None = None) -> None:
+        """``store_url``: the result store this host writes evaluations to (None: the engine stores them)."""
         self.config = config
         self._owns_devices = devices is None
         self.devices = devices if devices is not None else build_devices(config)
         self.instances: dict[str, ProcessInstance] = {}
         self._args: dict[str, tuple] = {}
+        self._store_url = store_url
+        self._store: ResultStore | None = None
 
     def dispatch(self, op: str, pid: str, args: tuple) -> Any:
         fn = getattr(self, f"op_{op}", None)
@@ -79,9 +111,45 @@ class VMHost:
         self._args[pid] = (fmt, module, context, limits)
         return instance.footprint()
 
-    def op_handle(self, pid: str, msgs: list[dict], env: dict) -> tuple[list, int]:
+    def op_run_page(self, pid: str, plan: ProcessPlan, pos: Position, nodes: list[dict],
+                    hydrated: dict[str, tuple], blocks: list[Block], env: dict) -> Ran:  # fmt: skip
+        """Plan one schedule page (``_plan.plan_page``) from ``pos`` and evaluate it."""
+        work, after, broken = plan_page(plan, pos, nodes, hydrated, blocks)
+        return self._run(pid, work, after, env, broken)
+
+    def op_run_ticks(self, pid: str, plan: ProcessPlan, pos: Position, until: int, blocks: list[Block],
+                     env: dict) -> Ran:  # fmt: skip
+        """Evaluate the cron ticks after the last scheduled message up to ``until``."""
+        work, after = plan_ticks(plan, pos, until, blocks)
+        return self._run(pid, work, after, env, None)
+
+    def _run(self, pid: str, work: list[Pending], after: Position, env: dict, broken: ScheduleError | None) -> Ran:
         instance = self._instance(pid)
-        return instance.handle_many(msgs, env), instance.footprint()
+        seq = after.next_seq
+        texts = instance.result_json_many([w.msg for w in work], env) if work else []
+        done = [
+            Evaluation(pid, seq + i, w.message_id, w.ordinate, w.cron, w.timestamp, w.block_height, text,
+                       result_is_error(text))
+            for i, (w, text) in enumerate(zip(work, texts, strict=True))
+        ]  # fmt: skip
+        unstored: list[Evaluation] | None = done
+        if done and self._store_url is not None:
+            self._results().put(done)
+            unstored = None
+        return Ran(
+            replace(after, next_seq=seq + len(done)),
+            done[-1] if done else None,
+            unstored,
+            instance.footprint(),
+            None if broken is None else str(broken),
+        )
+
+    def _results(self) -> ResultStore:
+        if self._store is None:
+            from pyao.cu._store import open_result_store
+
+            self._store = open_result_store(self._store_url or "")
+        return self._store
 
     def op_snapshot(self, pid: str) -> bytes:
         return self._instance(pid).snapshot()
@@ -100,6 +168,8 @@ class VMHost:
 
     def close(self) -> None:
         """Release the devices this host built (drain provenance records, close connections)."""
+        if self._store is not None:
+            self._store.close()
         if self._owns_devices:
             from pyao.devices import close_devices
 
@@ -125,9 +195,17 @@ class _ThreadWorker:
         self.host.close()
 
 
-def _worker_main(conn: Any, config: CUConfig) -> None:
+#: a worker process's collector thresholds: a page of messages allocates and frees a great many
+#: short-lived objects, and CPython's defaults (700, 10, 10) then scan the long-lived ones (the VM
+#: runtimes, the modules) over and over: ~25% of a worker's time on token Transfers
+WORKER_GC_THRESHOLDS = (100_000, 20, 100)
+
+
+def _worker_main(conn: Any, config: CUConfig, store_url: str | None) -> None:
     """A worker process: answer ``(op, pid, args)`` requests until the pipe closes."""
-    host = VMHost(config)
+    host = VMHost(config, store_url=store_url)
+    gc.freeze()  # what start-up made (modules, devices) lives as long as the worker: never scan it
+    gc.set_threshold(*WORKER_GC_THRESHOLDS)
     while True:
         try:
             op, pid, args = conn.recv()
@@ -153,8 +231,8 @@ def _rebuilt(cls: type[PyaoError], message: str) -> PyaoError:
 class _ProcessWorker:
     """A VMHost in its own OS process, reached over a pipe (one request at a time)."""
 
-    def __init__(self, config: CUConfig, index: int) -> None:
-        self.config, self.index = config, index
+    def __init__(self, config: CUConfig, index: int, store_url: str | None) -> None:
+        self.config, self.index, self.store_url = config, index, store_url
         self.generation = 0
         self._pool = ThreadPoolExecutor(1, thread_name_prefix=f"pyao-cu-worker{index}")
         self._start()
@@ -163,7 +241,10 @@ class _ProcessWorker:
         ctx = multiprocessing.get_context("spawn")
         self._conn, child = ctx.Pipe()
         self.process = ctx.Process(
-            target=_worker_main, args=(child, self.config), name=f"pyao-cu-worker{self.index}", daemon=True
+            target=_worker_main,
+            args=(child, self.config, self.store_url),
+            name=f"pyao-cu-worker{self.index}",
+            daemon=True,
         )
         self.process.start()
         child.close()
@@ -203,11 +284,12 @@ class _ProcessWorker:
 class WorkerPool:
     """The CU's VM workers and which process is held by which (see the module docstring)."""
 
-    def __init__(self, config: CUConfig, devices: Devices | None = None) -> None:
-        """``devices`` given as objects live in this process, so their VMs run on threads here."""
+    def __init__(self, config: CUConfig, devices: Devices | None = None, store_url: str | None = None) -> None:
+        """``devices`` given as objects live in this process, so their VMs run on threads here.
+        ``store_url``: the result store, for worker processes to write evaluations to themselves."""
         self._built: Devices | None = None  # devices this pool built for its threads (it closes them)
         if config.worker_count > 0 and devices is None:
-            self.workers: list[Any] = [_ProcessWorker(config, i) for i in range(config.worker_count)]
+            self.workers: list[Any] = [_ProcessWorker(config, i, store_url) for i in range(config.worker_count)]
         else:
             shared = devices if devices is not None else build_devices(config)
             self._built = None if devices is not None else shared
@@ -259,4 +341,4 @@ class WorkerPool:
             close_devices(self._built)
 
 
-__all__ = ["VMHost", "WorkerLost", "WorkerPool", "build_devices"]
+__all__ = ["Ran", "VMHost", "WorkerLost", "WorkerPool", "build_devices"]

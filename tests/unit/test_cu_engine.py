@@ -232,7 +232,7 @@ def test_dry_run_message_defaults_and_checks():
 def test_cursors_round_trip_as_the_official_cu_writes_them():
     from pyao.abc import Evaluation
 
-    row = Evaluation(PID, 3, None, 7, "0-1-second", 1700, 5, {})
+    row = Evaluation.of(PID, 3, None, 7, "0-1-second", 1700, 5, {})
     text = encode_cursor(row, "DESC")
     assert json.loads(base64.b64decode(text)) == {"timestamp": 1700, "ordinate": "7", "cron": "0-1-second",
                                                   "sort": "DESC"}  # fmt: skip

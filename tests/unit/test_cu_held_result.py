@@ -17,7 +17,7 @@ OTHER = b64url_encode(bytes([3]) * 32)
 def test_only_plain_result_requests_of_held_results_are_answered(tmp_path):
     store = open_result_store(f"sqlite:///{tmp_path}/cu.db")
     try:
-        store.put([Evaluation(PID, 1, MID, 1, None, 5, 7, {"Output": "held"})])
+        store.put([Evaluation.of(PID, 1, MID, 1, None, 5, 7, {"Output": "held"})])
         unit = SimpleNamespace(engine=SimpleNamespace(store=store))
         assert held_result(unit, f"/result/{MID}", f"process-id={PID}".encode()) == b'{"Output":"held"}'
         assert held_result(unit, f"/result/{MID}", f"no-busy=1&process-id={PID}".encode()) is not None

@@ -24,7 +24,7 @@ def ev(seq, *, ts, ordinate, cron=None, error=False, pid=PID, mid=None):
     if error:
         result["Error"] = "boom"
     message_id = None if cron else (mid or f"{seq:043d}")
-    return Evaluation(pid, seq, message_id, ordinate, cron, ts, 7, result)
+    return Evaluation.of(pid, seq, message_id, ordinate, cron, ts, 7, result)
 
 
 def stream():
@@ -43,7 +43,7 @@ def test_put_is_idempotent_and_rows_read_back(store):
     rows = stream()
     store.put(rows[:4])
     store.put(rows)  # a replay after a restart stores nothing twice
-    changed = Evaluation(PID, 0, rows[0].message_id, 0, None, 1000, 7, {"Output": "different"})
+    changed = Evaluation.of(PID, 0, rows[0].message_id, 0, None, 1000, 7, {"Output": "different"})
     store.put([changed])
     assert store.by_message(PID, rows[0].message_id) == rows[0]
     assert store.by_message(PID, rows[4].message_id).is_error
@@ -98,7 +98,7 @@ def test_a_replayed_batch_is_not_remembered(tmp_path):
     first.put([original])
     first.close()
     second = open_result_store(url)  # a restarted CU replays seq 0 with other content
-    changed = Evaluation(PID, 0, original.message_id, 0, None, 1000, 7, {"Output": "different"})
+    changed = Evaluation.of(PID, 0, original.message_id, 0, None, 1000, 7, {"Output": "different"})
     second.put([changed, ev(1, ts=2000, ordinate=1)])
     assert second.recent_result(PID, original.message_id) is None
     assert second.by_message(PID, original.message_id) == original

@@ -1,0 +1,98 @@
+"""A VM worker plans, evaluates and (given the store's URL) stores a schedule page itself.
+
+The engine's coordinating process must do no per-message work (its share bounds the
+speed-up more workers give), so these check what crosses back from a worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from pyao.abc import EvalResult, Limits, ModuleSource, ProcessContext, result_is_error
+from pyao.config import CUConfig
+from pyao.cu._cron import Block
+from pyao.cu._engine import Engine
+from pyao.cu._plan import ProcessPlan, initial_position
+from pyao.cu._store import open_result_store
+from pyao.cu._workers import VMHost
+from pyao.vm import LUA_NATIVE_FORMAT
+from tests._cu import MODULE_SOURCE
+from tests.unit.test_cu_engine import MODULE, OWNER, PID, PROCESS_TAGS, FakeLocator, FakeSU, _msgs
+
+ENV = {"Process": {"Id": PID, "Owner": OWNER, "Tags": []}, "Module": {"Id": MODULE, "Owner": OWNER, "Tags": []}}
+
+
+def _host(store_url: str | None) -> VMHost:
+    host = VMHost(CUConfig(devices=""), devices={}, store_url=store_url)
+    module = ModuleSource(MODULE, OWNER, (("Module-Format", LUA_NATIVE_FORMAT),), MODULE_SOURCE)
+    context = ProcessContext(PID, OWNER, tuple(PROCESS_TAGS))
+    host.op_load(PID, LUA_NATIVE_FORMAT, module, context, Limits(10**9, 1 << 28), None)
+    return host
+
+
+def _nodes(su: FakeSU) -> list[dict]:
+    return [{"message": n["message"], "assignment": n["assignment"]} for n in su.nodes]
+
+
+PLAN = ProcessPlan(PID, OWNER, (), Block(5, 1_000_000))
+
+
+def test_a_worker_given_the_store_stores_the_page_and_answers_only_the_last(tmp_path):
+    url = f"sqlite://{tmp_path / 'cu.db'}"
+    host = _host(url)
+    ran = host.op_run_page(PID, PLAN, initial_position(PID), _nodes(FakeSU(PROCESS_TAGS, _msgs(5))), {}, [], ENV)
+    host.close()
+    assert ran.unstored is None and ran.broken is None
+    assert ran.position.next_seq == 6 and ran.position.next_nonce == 6
+    store = open_result_store(url)
+    last = store.last(PID)
+    assert last == ran.last and last.result["Messages"][0]["Data"] == "pong 5"
+    assert [e.ordinate for e in store.page(PID, limit=100)] == [0, 1, 2, 3, 4, 5]
+
+
+def test_without_a_store_the_worker_answers_every_evaluation():
+    host = _host(None)
+    ran = host.op_run_page(PID, PLAN, initial_position(PID), _nodes(FakeSU(PROCESS_TAGS, _msgs(3))), {}, [], ENV)
+    assert [e.seq for e in ran.unstored] == [0, 1, 2, 3] and ran.last is ran.unstored[-1]
+
+
+def test_a_page_repeating_evaluated_nonces_skips_them_and_a_break_stops_the_page():
+    su = FakeSU(PROCESS_TAGS, _msgs(4))
+    nodes = _nodes(su)
+    host = _host(None)
+    first = host.op_run_page(PID, PLAN, initial_position(PID), nodes[:3], {}, [], ENV)
+    nodes[4]["assignment"]["tags"][3]["value"] = nodes[3]["assignment"]["tags"][3]["value"]  # a forged link
+    again = host.op_run_page(PID, PLAN, first.position, nodes[2:], {}, [], ENV)
+    assert [e.ordinate for e in again.unstored] == [3]  # nonce 2 was evaluated already; 4 breaks the chain
+    assert again.position.next_nonce == 4 and "hash chain breaks at nonce 4" in again.broken
+
+
+def test_the_engine_with_worker_processes_stores_through_them(tmp_path):
+    su = FakeSU(PROCESS_TAGS, _msgs(6))
+    store = open_result_store(f"sqlite://{tmp_path / 'cu.db'}")
+    engine = Engine(FakeLocator(su, PROCESS_TAGS), store, CUConfig(page_size=4, workers=1, checkpoint_every=0))
+
+    async def go():
+        try:
+            await engine.evaluate_to(PID)
+            return engine._live[PID].storing  # nothing left for the engine's store thread
+        finally:
+            await engine.close()
+
+    assert asyncio.run(go()) == []
+    assert [json.loads(e.result_json)["Messages"][0]["Data"] for e in store.page(PID, limit=9)[1:]] == [
+        f"pong {i}" for i in range(1, 7)
+    ]
+
+
+def test_result_is_error_agrees_with_parsing():
+    for result in (
+        EvalResult(output="fine"),
+        EvalResult(error="boom"),
+        EvalResult(output={"Error": "a key inside Output, not an error"}),
+        EvalResult(output='text with "Error": in it'),
+        EvalResult(error={"GasUsed": 5}),
+    ):
+        text = result.encoded()
+        assert result_is_error(text) == ("Error" in json.loads(text)) == (result.error is not None)
