@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import bisect
+import os
 import shutil
 import sys
 import tempfile
@@ -115,6 +116,12 @@ def bare_replay(su: FakeSU, pid: str) -> float:
     return time.perf_counter() - started
 
 
+async def started(engine: Engine) -> Engine:
+    """The engine once its worker processes have started (their start-up is not what is measured)."""
+    await asyncio.gather(*(worker.call("drop", "warm-up", ()) for worker in engine.workers.workers))
+    return engine
+
+
 async def timed(coro) -> float:
     started = time.perf_counter()
     await coro
@@ -125,7 +132,7 @@ async def cold_and_restart(n: int, root: Path) -> None:
     pid = _id(0)
     su = IndexedSU(PROCESS_TAGS, transfers(n), pid=pid)
     bare = bare_replay(su, pid)
-    engine = engine_for({pid: su}, root)
+    engine = await started(engine_for({pid: su}, root))
     cold = await timed(engine.evaluate_to(pid))
     last = engine.store.last(pid)
     assert last.ordinate == n and "Error" not in last.result, last.result
@@ -135,7 +142,7 @@ async def cold_and_restart(n: int, root: Path) -> None:
     print(f"  CU engine, 1 worker        {n / cold:10,.0f} msg/s  ({cold:.1f} s)  ratio {bare / cold:.2f}x of bare")
 
     grown = IndexedSU(PROCESS_TAGS, transfers(n + 1), pid=pid)
-    engine = engine_for({pid: grown}, root)
+    engine = engine_for({pid: grown}, root)  # its workers' start-up is part of a restart: timed
     ready = await timed(engine.evaluate_to(pid))
     assert engine.store.last(pid).ordinate == n + 1
     await engine.close()
@@ -143,21 +150,37 @@ async def cold_and_restart(n: int, root: Path) -> None:
           f"(cold replay {cold:.1f} s: {cold / ready:.0f}x faster; goal < 5 s)")  # fmt: skip
 
 
+def workers_cpu(engine: Engine) -> float:
+    """CPU seconds the engine's worker processes have used (Linux /proc; 0 elsewhere)."""
+    total = 0.0
+    for worker in engine.workers.workers:
+        try:
+            fields = Path(f"/proc/{worker.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, AttributeError):
+            return 0.0
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 async def scaling(processes: int, per_process: int, root: Path) -> None:
     pids = [_id(500 + i) for i in range(processes)]
-    times = {}
+    times, cpu = {}, {}
+    total = processes * (per_process + 1)
     for workers in (1, 2):
         schedules = {pid: IndexedSU(PROCESS_TAGS, transfers(per_process), pid=pid) for pid in pids}
         folder = root / f"scale{workers}"
         folder.mkdir()
-        engine = engine_for(schedules, folder, workers=workers, checkpoint_every=0)
+        engine = await started(engine_for(schedules, folder, workers=workers, checkpoint_every=0))
         await asyncio.gather(*(engine.meta(pid) for pid in pids))
+        own, theirs = time.process_time(), workers_cpu(engine)
         times[workers] = await timed(asyncio.gather(*(engine.evaluate_to(pid) for pid in pids)))
+        cpu[workers] = (time.process_time() - own, workers_cpu(engine) - theirs)
         await engine.close()
-    total = processes * (per_process + 1)
     print(f"scaling, {processes} independent processes x {per_process:,} Transfers:")
     for workers, seconds in times.items():
-        print(f"  {workers} worker process(es)       {total / seconds:10,.0f} msg/s  ({seconds:.1f} s)")
+        own, theirs = (1e6 * c / total for c in cpu[workers])
+        print(f"  {workers} worker process(es)       {total / seconds:10,.0f} msg/s  ({seconds:.1f} s)  "
+              f"CPU per message: coordinator {own:.0f} us, workers {theirs:.0f} us")  # fmt: skip
     print(f"  speed-up 1 -> 2 workers: {times[1] / times[2]:.2f}x (goal >= 1.7x on 2 free cores)")
 
 
