@@ -495,8 +495,8 @@ class ResultStore(ABC):
     shared_url: str | None = None
 
     @abstractmethod
-    def put(self, evaluations: list[Evaluation]) -> None:
-        """Store ``evaluations`` (idempotent per (process_id, seq))."""
+    def put(self, evaluations: list[Evaluation]) -> int:
+        """Store ``evaluations`` (idempotent per (process_id, seq)); how many of them were new."""
 
     @abstractmethod
     def by_message(self, process_id: str, message_id: str) -> Evaluation | None:
@@ -530,6 +530,11 @@ class ResultStore(ABC):
     def recent_result(self, process_id: str, message_id: str) -> bytes | None:
         """The stored result JSON of ``message_id`` if this store still holds it in memory, without
         blocking (safe from any thread); None means "ask ``by_message``". Default: never."""
+        return None
+
+    def remember(self, process_id: str, results: list[tuple[str, str]]) -> None:
+        """Hold (message id, result JSON) of evaluations another connection has committed (a CU VM
+        worker process stores its own) for ``recent_result``. Default: nothing is held."""
         return None
 
     @abstractmethod

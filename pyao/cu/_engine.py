@@ -477,6 +477,8 @@ class Engine:
         self._live.resize(p, ran.footprint)
         if ran.last is not None:
             p.last = ran.last
+        if ran.recent:
+            self.store.remember(p.meta.id, ran.recent)
         if ran.unstored:
             # stored while the next page evaluates (the store thread keeps the order); see settled()
             store = asyncio.get_running_loop().run_in_executor(self._store_pool, self.store.put, ran.unstored)

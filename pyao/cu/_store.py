@@ -56,6 +56,15 @@ def _row(row: Sequence[Any]) -> Evaluation:
                       bool(row[8]))  # fmt: skip
 
 
+def recent_results(evaluations: list[Evaluation]) -> list[tuple[str, str]]:
+    """(message id, result JSON) of the scheduled messages among ``evaluations`` worth holding in memory."""
+    return [
+        (e.message_id, e.result_json)
+        for e in evaluations
+        if e.message_id is not None and len(e.result_json) <= RECENT_RESULT_MAX_BYTES
+    ]
+
+
 def _dump(e: Evaluation) -> tuple:
     return (e.process_id, e.seq, e.message_id, e.ordinate, e.cron, e.timestamp, e.block_height, int(e.is_error),
             e.result_json)  # fmt: skip
@@ -71,8 +80,8 @@ class SqlResultStore(ResultStore):
     def __init__(self, conn: Any) -> None:
         self._conn = conn
         self._closed = False
-        #: (process_id, message_id) -> (evaluation, its result JSON), oldest first
-        self._recent: dict[tuple[str, str], tuple[Evaluation, bytes]] = {}
+        #: (process_id, message_id) -> its result JSON, oldest first
+        self._recent: dict[tuple[str, str], bytes] = {}
         self._recent_lock = threading.Lock()
 
     @contextmanager
@@ -93,39 +102,34 @@ class SqlResultStore(ResultStore):
             self._conn.commit()  # end the read transaction (PostgreSQL would hold it open)
             return rows
 
-    def put(self, evaluations: list[Evaluation]) -> None:
+    def put(self, evaluations: list[Evaluation]) -> int:
         if not evaluations:
-            return
+            return 0
         rows = [_dump(e) for e in evaluations]
         with self._errors():
             cur = self._conn.cursor()
             cur.executemany(self.insert_sql.replace("?", self.P), rows)
             inserted = cur.rowcount
             self._conn.commit()
-        if inserted == len(rows):  # a replay (some rows kept as they were) is not remembered
-            self._remember(evaluations, rows)
+        if inserted == len(rows) and evaluations[0].process_id == evaluations[-1].process_id:
+            # a replay (some rows kept as they were) is not remembered
+            self.remember(evaluations[0].process_id, recent_results(evaluations))
+        return inserted
 
-    def _remember(self, evaluations: list[Evaluation], rows: list[tuple]) -> None:
+    def remember(self, process_id: str, results: list[tuple[str, str]]) -> None:
         """Committed results of scheduled messages, kept for ``recent_result`` (bounded, FIFO)."""
         with self._recent_lock:
-            for evaluation, row in zip(evaluations, rows, strict=True):
-                text = row[-1]
-                if evaluation.message_id is None or len(text) > RECENT_RESULT_MAX_BYTES:
-                    continue
-                key = (evaluation.process_id, evaluation.message_id)
+            for message_id, text in results:
+                key = (process_id, message_id)
                 if key not in self._recent:  # the first evaluation of a message is the one stored
-                    self._recent[key] = (evaluation, text.encode("utf-8"))
+                    self._recent[key] = text.encode("utf-8")
             while len(self._recent) > RECENT_RESULTS:
                 del self._recent[next(iter(self._recent))]
 
     def recent_result(self, process_id: str, message_id: str) -> bytes | None:
-        held = self._recent.get((process_id, message_id))
-        return None if held is None else held[1]
+        return self._recent.get((process_id, message_id))
 
     def by_message(self, process_id: str, message_id: str) -> Evaluation | None:
-        held = self._recent.get((process_id, message_id))
-        if held is not None:
-            return held[0]
         rows = self._query(
             f"SELECT {COLUMNS} FROM cu_evaluations WHERE process_id = ? AND message_id = ? ORDER BY seq LIMIT 1",
             (process_id, message_id),

@@ -45,6 +45,7 @@ from pyao.config import CUConfig
 from pyao.cu._checkpoints import Position
 from pyao.cu._cron import Block
 from pyao.cu._plan import Pending, ProcessPlan, plan_page, plan_ticks
+from pyao.cu._store import open_result_store, recent_results
 from pyao.errors import PyaoError, ScheduleError, UnitError
 from pyao.vm import vm_for
 
@@ -76,6 +77,9 @@ class Ran:
     footprint: int
     #: the ``ScheduleError`` message at the first break in the schedule (the work stops before it)
     broken: str | None = None
+    #: (message id, result JSON) of the scheduled messages the worker stored, newly, itself: the
+    #: engine's store holds them for ``recent_result`` (the MU asks for each right after)
+    recent: list[tuple[str, str]] | None = None
 
 
 class VMHost:
@@ -133,8 +137,10 @@ class VMHost:
             for i, (w, text) in enumerate(zip(work, texts, strict=True))
         ]  # fmt: skip
         unstored: list[Evaluation] | None = done
+        recent = None
         if done and self._store_url is not None:
-            self._results().put(done)
+            if self._results().put(done) == len(done):  # a replay is not remembered
+                recent = recent_results(done)
             unstored = None
         return Ran(
             replace(after, next_seq=seq + len(done)),
@@ -142,12 +148,11 @@ class VMHost:
             unstored,
             instance.footprint(),
             None if broken is None else str(broken),
+            recent,
         )
 
     def _results(self) -> ResultStore:
         if self._store is None:
-            from pyao.cu._store import open_result_store
-
             self._store = open_result_store(self._store_url or "")
         return self._store
 

@@ -81,9 +81,10 @@ def test_the_engine_with_worker_processes_stores_through_them(tmp_path):
             await engine.close()
 
     assert asyncio.run(go()) == []
-    assert [json.loads(e.result_json)["Messages"][0]["Data"] for e in store.page(PID, limit=9)[1:]] == [
-        f"pong {i}" for i in range(1, 7)
-    ]
+    stored = store.page(PID, limit=9)[1:]
+    assert [json.loads(e.result_json)["Messages"][0]["Data"] for e in stored] == [f"pong {i}" for i in range(1, 7)]
+    # what the worker committed is held for the MU's next GET /result, byte for byte
+    assert [store.recent_result(PID, e.message_id) for e in stored] == [e.result_json.encode() for e in stored]
 
 
 def test_result_is_error_agrees_with_parsing():
