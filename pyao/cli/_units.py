@@ -2,6 +2,10 @@
 
 Each unit package exposes ``serve(config)`` (a coroutine that runs its HTTP
 server until cancelled); this module only turns flags into that config.
+
+``pyao su`` prints one line, ``pyao su ready at URL  address ADDRESS``, once its
+Scheduler-Location is queryable on the gateway (not merely when it listens): a client
+that spawns on it from then on is not refused for want of that record.
 """
 
 from __future__ import annotations
@@ -53,7 +57,11 @@ def su(args: argparse.Namespace) -> int:
         wallet_type=args.wallet_type,
         url=args.url,
     )
-    asyncio.run(importlib.import_module("pyao.su").serve(config))
+
+    def announce(unit) -> None:
+        print(f"pyao su ready at {unit.url}  address {unit.signer.address}", flush=True)
+
+    asyncio.run(importlib.import_module("pyao.su").serve(config, on_ready=announce))
     return 0
 
 
