@@ -207,11 +207,14 @@ class Cranker:
         if len(self._running) >= max(1, self.config.workers):
             delay = 1.0
         else:
+            # the earliest job due within the second that is not running: a running job is still
+            # pending in the store, due in the past, and would read as "due now" (a busy loop)
+            now = self.clock()
             try:
-                due = await self.store.call("next_due")
+                waiting = await self.store.call("due", now + 1.0, 1, frozenset(self._running))
             except PyaoError:
-                due = None
-            delay = 1.0 if due is None else min(1.0, max(0.0, due - self.clock()))
+                waiting = []
+            delay = min(1.0, max(0.0, waiting[0].next_at - now)) if waiting else 1.0
         if delay > 0:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=delay)
