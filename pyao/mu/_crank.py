@@ -216,8 +216,11 @@ class Cranker:
                 waiting = []
             delay = min(1.0, max(0.0, waiting[0].next_at - now)) if waiting else 1.0
         if delay > 0:
+            # not wait_for: on Python 3.11 it swallows a cancel that arrives as the event is set
+            # (a job ending, a new message), and run() would outlive the MU's shutdown
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
         else:
             await asyncio.sleep(0)
 

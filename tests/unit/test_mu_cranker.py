@@ -4,7 +4,7 @@ A job stays ``pending`` in the store while it runs (so a crash runs it again). T
 must therefore look past the jobs it is running when it decides how long to sleep: else a
 running job, due in the past, reads as "due now", and the loop queries the store over and
 over for as long as the job runs. And it must still wake on time for a job that comes due
-while another runs.
+while another runs, and stop when cancelled even as it is woken (the MU's shutdown).
 
 A real SQLite work queue and a real HTTP stand-in for the CU (loopback, uvicorn) whose
 ``/result`` answers the message ``slow`` only when the test lets it.
@@ -124,5 +124,24 @@ def test_a_job_due_later_starts_on_time_while_another_runs(tmp_path):
         late = cu.asked["later"] - (start + 0.4)
         assert "slow" in cu.asked and not cu.release.is_set()  # the slow job was still running
         assert -0.01 <= late < 0.3, f"the job due at +0.4 s started {late:+.3f} s off"
+
+    asyncio.run(_run(tmp_path, scenario))
+
+
+def test_the_cranker_stops_when_cancelled_as_it_is_woken(tmp_path):
+    """A job ending (or a message arriving) wakes the loop in the same step as the MU's shutdown
+    cancels it: the cancel must not be lost (``asyncio.wait_for`` on Python 3.11 loses it)."""
+
+    async def scenario(cranker, jobs, store, cu):
+        for _ in range(5):
+            loop = asyncio.create_task(cranker.run())
+            await asyncio.sleep(0.05)  # asleep, waiting to be woken
+            cranker.notify()
+            loop.cancel()
+            done, _ = await asyncio.wait({loop}, timeout=2.0)
+            if not done:
+                loop.cancel()
+                await asyncio.gather(loop, return_exceptions=True)
+            assert done, "the cranker went on after it was cancelled"
 
     asyncio.run(_run(tmp_path, scenario))
