@@ -12,10 +12,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 from pyao.config import CUConfig, GatewayConfig, MUConfig, SchedulerConfig
+
+
+def _serve(unit: Coroutine[Any, Any, None]) -> int:
+    """Run a unit until it stops; Ctrl-C (SIGINT) is the normal way to stop it: exit 0, no traceback."""
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(unit)
+    return 0
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -34,8 +44,7 @@ def gateway(args: argparse.Namespace) -> int:
     config = GatewayConfig.from_env(
         host=args.host, port=args.port, db=args.db, data_dir=args.data_dir, block_seconds=args.block_seconds
     )
-    asyncio.run(importlib.import_module("pyao.gateway").serve(config))
-    return 0
+    return _serve(importlib.import_module("pyao.gateway").serve(config))
 
 
 def su_arguments(parser: argparse.ArgumentParser) -> None:
@@ -61,8 +70,7 @@ def su(args: argparse.Namespace) -> int:
     def announce(unit) -> None:
         print(f"pyao su ready at {unit.url}  address {unit.signer.address}", flush=True)
 
-    asyncio.run(importlib.import_module("pyao.su").serve(config, on_ready=announce))
-    return 0
+    return _serve(importlib.import_module("pyao.su").serve(config, on_ready=announce))
 
 
 def cu_arguments(parser: argparse.ArgumentParser) -> None:
@@ -82,8 +90,7 @@ def cu(args: argparse.Namespace) -> int:
         wallet=args.wallet,
         wallet_type=args.wallet_type,
     )
-    asyncio.run(importlib.import_module("pyao.cu").serve(config))
-    return 0
+    return _serve(importlib.import_module("pyao.cu").serve(config))
 
 
 def mu_arguments(parser: argparse.ArgumentParser) -> None:
@@ -109,5 +116,4 @@ def mu(args: argparse.Namespace) -> int:
         cron_interval_s=args.cron_interval,
         workers=args.workers,
     )
-    asyncio.run(importlib.import_module("pyao.mu").serve(config))
-    return 0
+    return _serve(importlib.import_module("pyao.mu").serve(config))

@@ -172,3 +172,4 @@ def test_pyao_su_alone_waits_for_the_location_and_warns_while_the_gateway_is_dow
     out, err = proc.communicate()
     assert READY not in out  # it listens, but nobody can locate it: not ready
     assert "not announcing readiness yet" in err and f"127.0.0.1:{dead_gateway}" in err
+    assert proc.returncode == 0 and "Traceback" not in err  # SIGINT is how a unit is stopped
