@@ -6,7 +6,10 @@ tree documents; anything else is a bug and is answered 500 without details leaki
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.applications import Starlette
@@ -113,12 +116,36 @@ def require_data(body: bytes) -> bytes:
     return body
 
 
-async def serve_app(app, host: str, port: int) -> None:
-    """Run an ASGI app with uvicorn on ``host:port`` (its lifespan included) until cancelled."""
+async def serve_app(app, host: str, port: int, *, on_started: Callable[[], Awaitable[None]] | None = None) -> None:
+    """Run an ASGI app with uvicorn on ``host:port`` (its lifespan included) until cancelled.
+    ``on_started`` is awaited beside the server once it listens and its lifespan has started (a
+    readiness check and announcement); the server stops if it raises."""
     import uvicorn
 
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on", access_log=False)
-    await uvicorn.Server(config).serve()
+    server = uvicorn.Server(config)
+    if on_started is None:
+        await server.serve()
+        return
+    serving = asyncio.create_task(server.serve(), name=f"uvicorn:{port}")
+    while not server.started:
+        if serving.done():  # startup failed (port taken, lifespan error): uvicorn said why
+            await serving
+            return
+        await asyncio.sleep(0.02)
+    starting = asyncio.create_task(on_started(), name=f"on-started:{port}")
+    try:
+        await asyncio.wait({serving, starting}, return_when=asyncio.FIRST_COMPLETED)
+        if starting.done() and starting.exception() is not None:
+            server.should_exit = True
+            await serving
+            raise starting.exception()
+        await serving
+    finally:
+        starting.cancel()
+        server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await asyncio.gather(serving, starting)
 
 
 class LeanPostApp(Starlette):

@@ -79,6 +79,8 @@ class SchedulerConfig:
     location_ttl_ms: int = 3_600_000
     #: base-layer assignments need this many confirmations (official default)
     settlement_depth: int = 20
+    #: while its Scheduler-Location is not yet queryable on the gateway, ``serve`` warns every N s
+    locate_warn_s: float = 10.0
 
     @classmethod
     def from_env(cls, **overrides: Any) -> SchedulerConfig:

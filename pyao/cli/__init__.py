@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Callable
 
@@ -47,11 +48,24 @@ VERBS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[
 }
 
 
+#: what argparse takes for a value, not an option, although it starts with "-": its own negative
+#: numbers, and a 43-character id (base64url: one id in 64 starts with "-", e.g. `pyao eval -Xy…`)
+_NOT_AN_OPTION = re.compile(r"^-\d+$|^-\d*\.\d+$|^-[A-Za-z0-9_-]{42}$")
+
+
+def _ids_are_values(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    # argparse has no public hook for this; the matcher is what it consults (3.11 to 3.13)
+    parser._negative_number_matcher = _NOT_AN_OPTION
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pyao", description="ao, the actor-oriented computer, in Python")
+    parser = _ids_are_values(
+        argparse.ArgumentParser(prog="pyao", description="ao, the actor-oriented computer, in Python")
+    )
     sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
     for name, (help_text, add_arguments, run) in VERBS.items():
-        verb = sub.add_parser(name, help=help_text, description=help_text)
+        verb = _ids_are_values(sub.add_parser(name, help=help_text, description=help_text))
         add_arguments(verb)
         verb.set_defaults(run=run)
     return parser

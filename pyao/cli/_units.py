@@ -2,16 +2,30 @@
 
 Each unit package exposes ``serve(config)`` (a coroutine that runs its HTTP
 server until cancelled); this module only turns flags into that config.
+
+``pyao su`` prints one line, ``pyao su ready at URL  address ADDRESS``, once its
+Scheduler-Location is queryable on the gateway (not merely when it listens): a client
+that spawns on it from then on is not refused for want of that record.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 from pyao.config import CUConfig, GatewayConfig, MUConfig, SchedulerConfig
+
+
+def _serve(unit: Coroutine[Any, Any, None]) -> int:
+    """Run a unit until it stops; Ctrl-C (SIGINT) is the normal way to stop it: exit 0, no traceback."""
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(unit)
+    return 0
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -30,8 +44,7 @@ def gateway(args: argparse.Namespace) -> int:
     config = GatewayConfig.from_env(
         host=args.host, port=args.port, db=args.db, data_dir=args.data_dir, block_seconds=args.block_seconds
     )
-    asyncio.run(importlib.import_module("pyao.gateway").serve(config))
-    return 0
+    return _serve(importlib.import_module("pyao.gateway").serve(config))
 
 
 def su_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,8 +66,11 @@ def su(args: argparse.Namespace) -> int:
         wallet_type=args.wallet_type,
         url=args.url,
     )
-    asyncio.run(importlib.import_module("pyao.su").serve(config))
-    return 0
+
+    def announce(unit) -> None:
+        print(f"pyao su ready at {unit.url}  address {unit.signer.address}", flush=True)
+
+    return _serve(importlib.import_module("pyao.su").serve(config, on_ready=announce))
 
 
 def cu_arguments(parser: argparse.ArgumentParser) -> None:
@@ -74,8 +90,7 @@ def cu(args: argparse.Namespace) -> int:
         wallet=args.wallet,
         wallet_type=args.wallet_type,
     )
-    asyncio.run(importlib.import_module("pyao.cu").serve(config))
-    return 0
+    return _serve(importlib.import_module("pyao.cu").serve(config))
 
 
 def mu_arguments(parser: argparse.ArgumentParser) -> None:
@@ -101,5 +116,4 @@ def mu(args: argparse.Namespace) -> int:
         cron_interval_s=args.cron_interval,
         workers=args.workers,
     )
-    asyncio.run(importlib.import_module("pyao.mu").serve(config))
-    return 0
+    return _serve(importlib.import_module("pyao.mu").serve(config))

@@ -155,25 +155,6 @@ async def ensure_aos_module(gateway, signer, data_dir: Path) -> str:
     return item.id
 
 
-async def _wait_for_location(gateway, address: str, timeout: float = 30.0) -> None:
-    """Until the SU's Scheduler-Location record (uploaded from its outbox when it starts) is on the
-    gateway: the MU and CU locate the SU by it, so a spawn sent the moment the banner shows would
-    otherwise be refused (404) on a busy machine."""
-    from pyao.client import SchedulerLocator
-    from pyao.errors import NotFound
-
-    locator = SchedulerLocator(gateway)
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        try:
-            await locator.scheduler_url(address)
-            return
-        except NotFound:
-            if asyncio.get_running_loop().time() > deadline:
-                raise
-            await asyncio.sleep(0.05)
-
-
 async def run_network(
     args: argparse.Namespace,
     on_ready: Callable[[dict[str, Any], asyncio.Event], None] | None = None,
@@ -242,7 +223,9 @@ async def run_network(
             await _start(server, sock, tasks)
         async with in_process_gateway() as gateway:
             module_id = await ensure_aos_module(gateway, wallet, args.data_dir)
-            await _wait_for_location(gateway, su_app.state.unit.signer.address)
+        # the MU and CU locate the SU by its Scheduler-Location: a spawn sent before it is
+        # queryable would be refused (404), so the banner waits for it
+        await su_app.state.unit.wait_until_located(timeout=30.0)
         urls = {
             name: f"http://{c.host}:{c.port}"
             for name, c in zip(UNIT_NAMES, (gateway_config, su_config, cu_config, mu_config), strict=True)

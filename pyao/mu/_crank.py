@@ -207,14 +207,20 @@ class Cranker:
         if len(self._running) >= max(1, self.config.workers):
             delay = 1.0
         else:
+            # the earliest job due within the second that is not running: a running job is still
+            # pending in the store, due in the past, and would read as "due now" (a busy loop)
+            now = self.clock()
             try:
-                due = await self.store.call("next_due")
+                waiting = await self.store.call("due", now + 1.0, 1, frozenset(self._running))
             except PyaoError:
-                due = None
-            delay = 1.0 if due is None else min(1.0, max(0.0, due - self.clock()))
+                waiting = []
+            delay = min(1.0, max(0.0, waiting[0].next_at - now)) if waiting else 1.0
         if delay > 0:
+            # not wait_for: on Python 3.11 it swallows a cancel that arrives as the event is set
+            # (a job ending, a new message), and run() would outlive the MU's shutdown
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
         else:
             await asyncio.sleep(0)
 

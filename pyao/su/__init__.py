@@ -13,6 +13,10 @@ choices, the lean ``POST /``).
 
 Public face: ``SchedulerUnit`` (the running unit: ``async with`` it, or let
 ``create_app``'s lifespan do it), ``create_app``, ``serve``, ``open_store``.
+
+Readiness: the MU and CU find an SU by its newest Scheduler-Location record on the gateway, so a
+spawn sent before that record is queryable is refused (404). ``SchedulerUnit.wait_until_located``
+waits for it, and ``serve(config, on_ready=)`` calls ``on_ready(unit)`` only then.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -27,9 +32,10 @@ from pyao._http import serve_app
 from pyao._verify import Verifier
 from pyao.abc import ScheduleStore, Signer
 from pyao.client import GatewayClient
+from pyao.client.locate import LOCATION_QUERY, tag_value
 from pyao.config import SchedulerConfig
 from pyao.data import load_or_create_signer
-from pyao.errors import PyaoError
+from pyao.errors import PyaoError, UnitError
 from pyao.su._core import ScheduleEntry, location_item, next_hash_chain, seed_hash_chain
 from pyao.su._sequencer import Sequencer
 from pyao.su._server import build_app, refresh_height
@@ -48,6 +54,9 @@ __all__ = [
 ]
 
 log = logging.getLogger("pyao.su")
+
+#: how often ``wait_until_located`` asks the gateway
+LOCATE_POLL_S = 0.05
 
 
 def load_wallet(config: SchedulerConfig) -> Signer:
@@ -119,6 +128,30 @@ class SchedulerUnit:
             await self.sequencer.write_uploads([item.to_bytes()])
         return self
 
+    async def wait_until_located(self, timeout: float | None = None) -> None:
+        """Until the gateway's newest Scheduler-Location of this SU's address carries this SU's
+        Url (an older record, from a run at another URL, does not count): what the MU and CU
+        query to find it. UnitError after ``timeout`` seconds (None: no limit)."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        own, seen = self.url.rstrip("/"), "nothing"
+        while True:
+            try:
+                data = await self.gateway.graphql(LOCATION_QUERY, {"owner": self.signer.address})
+                edges = data["transactions"]["edges"]
+                url = tag_value(edges[0]["node"]["tags"], "Url") if edges else None
+                if url is not None and url.rstrip("/") == own:
+                    return
+                seen = f"Url {url!r}" if url is not None else "no Scheduler-Location"
+            except PyaoError as exc:  # the gateway is down or busy: the outbox keeps trying too
+                seen = str(exc)
+            if deadline is not None and loop.time() > deadline:
+                raise UnitError(
+                    f"the gateway at {self.config.gateway_url} still shows {seen} for scheduler "
+                    f"{self.signer.address} after {timeout} s (expected Url {own})"
+                )
+            await asyncio.sleep(LOCATE_POLL_S)
+
     async def _initial_height(self) -> int:
         try:
             return await asyncio.wait_for(self.gateway.height(), timeout=2.0)
@@ -153,6 +186,21 @@ def create_app(
     return SchedulerUnit(config, store=store, gateway=gateway, signer=signer).app
 
 
-async def serve(config: SchedulerConfig) -> None:
-    """Run the SU on ``config.host:config.port`` until cancelled."""
-    await serve_app(create_app(config), config.host, config.port)
+async def serve(config: SchedulerConfig, on_ready: Callable[[SchedulerUnit], None] | None = None) -> None:
+    """Run the SU on ``config.host:config.port`` until cancelled; ``on_ready(unit)`` is called once
+    it listens *and* its Scheduler-Location is queryable on the gateway (a warning is logged every
+    ``config.locate_warn_s`` while it is not)."""
+    app = create_app(config)
+    unit: SchedulerUnit = app.state.unit
+
+    async def announce_when_located() -> None:
+        while True:
+            try:
+                await unit.wait_until_located(timeout=config.locate_warn_s)
+                break
+            except UnitError as exc:
+                log.warning("not announcing readiness yet: %s", exc)
+        if on_ready is not None:
+            on_ready(unit)
+
+    await serve_app(app, config.host, config.port, on_started=announce_when_located)

@@ -126,8 +126,11 @@ class Uploader:
                 rows = []
             if not rows:
                 self._wake.clear()
+                # not wait_for: on Python 3.11 it swallows a cancel that arrives as the event is
+                # set (a commit), and this loop would outlive the SU's shutdown
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+                    async with asyncio.timeout(1.0):
+                        await self._wake.wait()
                 continue
             done, failed = await self._upload_all(rows)
             if done:

@@ -14,7 +14,8 @@ it does not come); leaving sends SIGINT and raises RuntimeError unless it exits 
 
 ``separate_units`` runs ``pyao gateway``, ``pyao su``, ``pyao cu`` and ``pyao mu``
 as four processes (each its own log and, with ``dbs``, its own database URL), as a
-network spread over hosts would; then it publishes the built-in aos module on the
+network spread over hosts would (each waited for in turn; the SU until it prints that it is
+ready, i.e. its Scheduler-Location is queryable); then it publishes the built-in aos module on the
 gateway as ``pyao up`` does. Leaving stops each with SIGINT (SIGKILL after 20 s).
 """
 
@@ -139,6 +140,8 @@ def separate_units(
                 )
             procs.append((unit, proc, log_path))
             _wait_until_answering(unit, urls[unit] + ("/info" if unit == "gateway" else "/"), proc, log_path, timeout)
+            if unit == "su":  # listening is not enough: the MU finds it by its Scheduler-Location
+                _wait_for_line("pyao su ready at ", proc, log_path, timeout)
         module_id = _publish_aos_module(urls["gateway"], wallet, data_dir)
         banner = f"separate units\n  aos module       {module_id}\n"
         yield Network(**urls, wallet_path=wallet, data_dir=data_dir, log_path=root / "mu.log", banner=banner)
@@ -171,6 +174,15 @@ def _wait_until_answering(unit: str, url: str, proc: subprocess.Popen, log_path:
             pass
         time.sleep(0.1)
     raise RuntimeError(f"pyao {unit} did not start:\n" + log_path.read_text()[-4000:])
+
+
+def _wait_for_line(text: str, proc: subprocess.Popen, log_path: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        if text in log_path.read_text():
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"no {text!r} line in {log_path.name}:\n" + log_path.read_text()[-4000:])
 
 
 def _publish_aos_module(gateway_url: str, wallet_path: Path, data_dir: Path) -> str:

@@ -7,6 +7,8 @@ import json
 import os
 import subprocess
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
@@ -138,3 +140,68 @@ def test_a_unit_that_is_down_is_one_clear_line_and_nothing_is_sent(net):
     assert done.returncode == 1 and f"gateway at {down} is unreachable" in done.stderr
     assert len(json.loads(pyao(net, "results", pid, "--limit", "100").stdout)["edges"]) == before
     assert pyao(net, "eval", pid, "return Sent == nil").stdout == "true\n"
+
+
+@pytest.fixture
+def recording_unit():
+    """A loopback HTTP server that answers 500 to anything and records each request line: given as
+    the MU and the CU, it shows whether a verb sent anything at all."""
+    seen: list[str] = []
+
+    class Recorder(BaseHTTPRequestHandler):
+        def _record(self):
+            seen.append(f"{self.command} {self.path}")
+            self.send_response(500)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_GET = do_POST = do_DELETE = _record
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize(
+    "verb",
+    [
+        ["send", "-a", "Hi", "-d", "x"],
+        ["send", "-a", "Hi", "--wait"],
+        ["eval", "return 1"],
+        ["dryrun", "-a", "Hi"],
+        ["inbox"],
+        ["results"],
+        ["result", "m" * 43],
+        ["state"],
+        ["monitor"],
+    ],
+    ids=lambda verb: "-".join(v for v in verb if len(v) < 20),
+)
+def test_a_name_that_matches_no_process_is_one_clear_line_and_nothing_is_sent(net, recording_unit, verb):
+    unit, seen = recording_unit
+    name, *rest = verb
+    where = ["--mu-url", unit, "--cu-url", unit, "--gateway-url", net.gateway]
+    # the PROCESS argument comes after the message id for `result`
+    args = [name, *rest, "no-such-process", *where] if name == "result" else [name, "no-such-process", *rest, *where]
+    done = pyao(net, *args, check=False)
+    assert done.returncode == 1 and done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith(f"pyao {name}: 'no-such-process' is neither a process id nor the Name of a process")
+    assert seen == []  # neither the MU nor the CU was asked anything
+
+
+def test_a_name_of_another_wallets_process_is_not_found(net, tmp_path):
+    pyao(net, "spawn", "theirs")
+    other = tmp_path / "other-wallet.json"
+    command = [sys.executable, "-m", "pyao.cli", "send", "theirs", "-a", "Hi", "--data-dir", str(net.data_dir)]
+    done = subprocess.run([*command, "--wallet", str(other)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and "'theirs' is neither a process id nor the Name" in done.stderr

@@ -350,6 +350,27 @@ def test_gateway_down_then_up(tmp_path):
     asyncio.run(scenario())
 
 
+def test_the_uploader_stops_when_cancelled_as_a_commit_wakes_it(tmp_path):
+    """A commit wakes the idle uploader in the same step as the SU's shutdown cancels it: the
+    cancel must not be lost (``asyncio.wait_for`` on Python 3.11 loses it, and leaving the unit
+    then waits for ever)."""
+
+    async def scenario():
+        async with running_su(f"sqlite:///{tmp_path}/su.db", tmp_path) as (unit, _http, gateway):
+            for _ in range(100):  # the Scheduler-Location is uploaded: the uploader is idle
+                if unit.store.counts()[1] == 0 and gateway.uploads:
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.1)
+            (uploader,) = [t for t in unit._tasks if t.get_name() == "pyao-su-uploader"]
+            unit.uploader.notify()
+            uploader.cancel()
+            done, _ = await asyncio.wait({uploader}, timeout=3.0)
+            assert done, "the uploader went on after it was cancelled"
+
+    asyncio.run(scenario())
+
+
 _methods = st.sampled_from(["GET", "POST", "PUT", "DELETE", "HEAD"])
 _segments = st.sampled_from(["", "timestamp", "health", "processes", "latest", "x" * 43, "%00", "..", "ü"])
 _query_keys = st.sampled_from(["process-id", "assign", "from", "to", "limit", "from-nonce", "exclude", "base-layer"])

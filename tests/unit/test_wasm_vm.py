@@ -8,6 +8,7 @@ import pytest
 
 from pyao.abc import Limits, ModuleSource
 from pyao.errors import ModuleError, UnknownModuleFormat
+from pyao.mu._core import pushable
 from pyao.vm import VMS, WasmVM, vm_for
 from tests.unit._wasm import ENV, W32, W32_METERED, W64, W64_METERED, context, make, module_source, msg
 
@@ -30,9 +31,49 @@ def test_echo_output_and_outbox(fmt):
     (out,) = r.messages
     assert out["Target"] == "S" * 43 and out["Data"] == r.output
     assert {"name": "Action", "value": "Echo"} in out["Tags"]
+    assert pushable(out)  # an MU (ours, as the official one) pushes no message without an Anchor
     spawn = p.handle(msg("Spawn", "child"), ENV)
     assert spawn.spawns == ({"Tags": [{"name": "Type", "value": "Process"}], "Data": "child"},)
     assert spawn.gas_used == 0  # not a metered format
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_echo_replies_as_aos_msg_reply_does(fmt):
+    p = make("echo", fmt)
+    first = p.handle(msg("Say", "one", nonce=1), ENV).messages[0]
+    assert first["Anchor"] == "0" * 31 + "1"
+    assert first["Tags"] == [
+        {"name": "Data-Protocol", "value": "ao"},
+        {"name": "Variant", "value": "ao.TN.1"},
+        {"name": "Type", "value": "Message"},
+        {"name": "Reference", "value": "1"},
+        {"name": "Action", "value": "Echo"},
+    ]
+    # a Send from another process: X-Reference pairs the reply with it (aos's onReply / receive)
+    asked = msg("Say", "two", nonce=2)
+    asked["Tags"] += [{"name": "Reference", "value": "7"}]
+    second = p.handle(asked, ENV).messages[0]
+    assert second["Anchor"] == "0" * 31 + "2" and second["Target"] == "S" * 43
+    assert second["Tags"][3:] == [
+        {"name": "Reference", "value": "2"},
+        {"name": "Action", "value": "Echo"},
+        {"name": "X-Reference", "value": "7"},
+    ]
+    # a forwarded message: Reply-To wins over From; X-Reference and X-Origin carry on
+    forwarded = msg("Say", "three", nonce=3)
+    forwarded["Tags"] += [
+        {"name": "Reply-To", "value": "R" * 43},
+        {"name": "Reference", "value": "9"},
+        {"name": "X-Reference", "value": "4"},
+        {"name": "X-Origin", "value": "G" * 43},
+    ]
+    third = p.handle(forwarded, ENV).messages[0]
+    assert third["Target"] == "R" * 43 and third["Anchor"] == "0" * 31 + "3"
+    assert third["Tags"][4:] == [
+        {"name": "Action", "value": "Echo"},
+        {"name": "X-Reference", "value": "4"},
+        {"name": "X-Origin", "value": "G" * 43},
+    ]
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
