@@ -16,6 +16,7 @@ Side effects: only reads from the gateway and SUs.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,6 +68,10 @@ class ModuleMeta:
         return exact_tag(self.tags, "Module-Format") or ""
 
 
+#: processes whose metadata the locator remembers
+PROCESS_CACHE_SIZE = 10_000
+
+
 class Locator(SchedulerLocator):
     """The shared scheduler locator, plus what only the CU reads: process meta from
     the SU, modules, assigned items' metadata and blocks."""
@@ -74,6 +79,9 @@ class Locator(SchedulerLocator):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._modules: dict[str, ModuleMeta] = {}
+        #: pid -> (scheduler address, the SU's answer for the process): a process item never changes
+        #: (its SU's URL is looked up again, under the Scheduler-Location's time to live)
+        self._processes: OrderedDict[str, tuple[str, dict[str, Any]]] = OrderedDict()
 
     async def items(self, ids: list[str]) -> dict[str, dict[str, Any]]:
         """Gateway metadata (GraphQL node) of the items among ``ids`` that it has."""
@@ -85,9 +93,18 @@ class Locator(SchedulerLocator):
         return found
 
     async def process_meta(self, process_id: str) -> ProcessMeta:
-        _address, su_url = await self.locate(process_id)
+        held = self._processes.get(process_id)
+        if held is not None:
+            self._processes.move_to_end(process_id)
+            address, meta = held
+            return _process_meta(process_id, await self.scheduler_url(address), meta)
+        address, su_url = await self.locate(process_id)
         meta = await self.scheduler(su_url).process(process_id)
-        return _process_meta(process_id, su_url, meta)
+        found = _process_meta(process_id, su_url, meta)  # only a good answer is remembered
+        self._processes[process_id] = (address, meta)
+        if len(self._processes) > PROCESS_CACHE_SIZE:
+            self._processes.popitem(last=False)
+        return found
 
     async def module(self, module_id: str) -> ModuleMeta:
         if module_id in self._modules:

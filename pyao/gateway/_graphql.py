@@ -12,6 +12,7 @@ come back as GraphQL errors with HTTP 200; a store failure is HTTP 503.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from inspect import isawaitable
 from typing import Any
 
@@ -203,17 +204,38 @@ def parse_request(payload: Any) -> tuple[str, dict[str, Any] | None, str | None]
     return query, variables, operation
 
 
-async def run_query(store: GatewayStore, payload: Any) -> GraphQLAnswer:
-    query, variables, operation = parse_request(payload)
+#: parsed and validated queries by their text (clients send the same few texts again and again,
+#: and parsing plus validating one costs several times what executing it does)
+_DOCUMENTS: OrderedDict[str, Any] = OrderedDict()
+DOCUMENT_CACHE_SIZE = 256
+
+
+def _checked(query: str) -> Any:
+    """The query's document, or a ``GraphQLAnswer`` saying why it is refused; remembered by text."""
+    found = _DOCUMENTS.get(query)
+    if found is not None:
+        _DOCUMENTS.move_to_end(query)
+        return found
     try:
         document = parse(query, max_tokens=MAX_TOKENS, no_location=False)
     except GraphQLError as error:
-        return GraphQLAnswer({"errors": _errors([error])}, 400)
+        return GraphQLAnswer({"errors": _errors([error])}, 400)  # not remembered: bad texts vary
     problems = validate(SCHEMA, document)
     if not problems and _root_fields(document) > MAX_ROOT_FIELDS:
         problems = [GraphQLError(f"a query may ask for at most {MAX_ROOT_FIELDS} root fields")]
     if problems:
         return GraphQLAnswer({"errors": _errors(problems)}, 400)
+    _DOCUMENTS[query] = document
+    if len(_DOCUMENTS) > DOCUMENT_CACHE_SIZE:
+        _DOCUMENTS.popitem(last=False)
+    return document
+
+
+async def run_query(store: GatewayStore, payload: Any) -> GraphQLAnswer:
+    query, variables, operation = parse_request(payload)
+    document = _checked(query)
+    if isinstance(document, GraphQLAnswer):
+        return document
     result = execute(SCHEMA, document, context_value=store, variable_values=variables, operation_name=operation)
     if isawaitable(result):
         result = await result

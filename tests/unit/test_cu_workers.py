@@ -97,3 +97,36 @@ def test_result_is_error_agrees_with_parsing():
     ):
         text = result.encoded()
         assert result_is_error(text) == ("Error" in json.loads(text)) == (result.error is not None)
+
+
+def test_the_locator_asks_the_gateway_for_a_process_once():
+    from pyao.client.locate import ITEMS_QUERY
+    from pyao.cu._locate import Locator
+
+    asked = []
+
+    class Gateway:
+        async def graphql(self, query, variables=None):
+            asked.append(query)
+            if query == ITEMS_QUERY:
+                node = {"id": PID, "tags": [{"name": "Scheduler", "value": "su-address"}]}
+                return {"transactions": {"edges": [{"node": node}]}}
+            tags = [{"name": "Url", "value": "http://su"}, {"name": "Time-To-Live", "value": "1000"}]
+            return {"transactions": {"edges": [{"node": {"tags": tags}}]}}
+
+    class SU:
+        async def process(self, pid):
+            return {"tags": [{"name": n, "value": v} for n, v in PROCESS_TAGS], "owner": {"address": OWNER},
+                    "block": "5", "timestamp": "1000"}  # fmt: skip
+
+    now = [0.0]
+    locator = Locator(Gateway(), lambda url: SU(), clock=lambda: now[0])
+
+    async def twice():
+        first = await locator.process_meta(PID)
+        now[0] = 2.0  # past the Scheduler-Location's time to live: only the location is asked again
+        return first, await locator.process_meta(PID)
+
+    first, second = asyncio.run(twice())
+    assert first == second and first.su_url == "http://su"
+    assert asked.count(ITEMS_QUERY) == 1 and len(asked) == 3
