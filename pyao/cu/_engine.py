@@ -84,9 +84,11 @@ class LiveProcess:
     footprint: int = 0
     #: result-store writes under way (awaited before anything reads the results or checkpoints)
     storing: list = field(default_factory=list)
+    #: whether the worker may still be storing pages it answered (``run_page`` with ``more``)
+    worker_storing: bool = False
 
     async def settled(self) -> None:
-        """Wait for the result-store writes under way; the first failure is raised."""
+        """Wait for the result-store writes under way here; the first failure is raised."""
         writes, self.storing = self.storing, []
         if writes:
             await asyncio.gather(*writes)
@@ -283,7 +285,7 @@ class Engine:
                 try:
                     await work(p)
                 finally:
-                    await p.settled()  # results are readable when the work returns (or it failed)
+                    await self._settled(p)  # results are readable when the work returns (or it failed)
                 return p
             except WorkerLost:
                 self._live.pop(process_id, None)
@@ -330,6 +332,15 @@ class Engine:
         return await self.workers.call("load", p.meta.id, p.module.format, p.module.source, p.context, p.limits,
                                        snapshot)  # fmt: skip
 
+    async def _settled(self, p: LiveProcess) -> None:
+        """Every evaluation so far stored, by this process's store thread and by the worker."""
+        await p.settled()
+        if p.worker_storing:
+            recent = await self.workers.call("settle", p.meta.id)
+            p.worker_storing = False
+            if recent:
+                self.store.remember(p.meta.id, recent)
+
     async def _usable_checkpoints(self, p: LiveProcess) -> list[Checkpoint]:
         """Checkpoints of this process and module that the result store has caught up with, newest first."""
         if self.checkpoints is None:
@@ -350,7 +361,7 @@ class Engine:
     async def _checkpoint(self, p: LiveProcess) -> None:
         if self.checkpoints is None or p.next_seq == p.checkpointed_seq:
             return
-        await p.settled()  # a checkpoint is usable only once the store holds the results before it
+        await self._settled(p)  # a checkpoint is usable only once the store holds the results before it
         snapshot = await self.workers.call("snapshot", p.meta.id)
         checkpoint = Checkpoint(p.meta.id, p.module.source.id, p.module.format, p.position(), snapshot)
         await self._on_disk(self.checkpoints.save, checkpoint)
@@ -412,7 +423,7 @@ class Engine:
             # the next page is fetched while this one is evaluated
             pending = fetch(str(edges[-1]["cursor"])) if more else None
             try:
-                await self._evaluate_page(p, [e["node"] for e in edges])
+                await self._evaluate_page(p, [e["node"] for e in edges], more)
             except BaseException:
                 if pending is not None:
                     pending.cancel()
@@ -420,15 +431,17 @@ class Engine:
             if pending is None:
                 return
 
-    async def _evaluate_page(self, p: LiveProcess, nodes: list[dict[str, Any]]) -> None:
-        """Fetch what the page needs from the gateway; its VM worker plans, evaluates and stores it."""
+    async def _evaluate_page(self, p: LiveProcess, nodes: list[dict[str, Any]], more: bool = False) -> None:
+        """Fetch what the page needs from the gateway; its VM worker plans, evaluates and stores it
+        (``more``: another page follows at once, so the worker may store this one meanwhile)."""
         nodes = _unevaluated(nodes, p.next_nonce)
         if not nodes:
             return
         hydrated = await self._hydrated(assigned_items(nodes))
         window = cron_window(nodes, p.at) if p.plan.crons else None
         blocks = [] if window is None else await self.locator.blocks(*window)
-        ran = await self.workers.call("run_page", p.meta.id, p.plan, p.at, nodes, hydrated, blocks, p.env)
+        ran = await self.workers.call("run_page", p.meta.id, p.plan, p.at, nodes, hydrated, blocks, p.env, more)
+        p.worker_storing = more and ran.broken is None and ran.unstored is None
         await self._ran(p, ran)
         if ran.broken is not None:
             raise ScheduleError(ran.broken)

@@ -36,7 +36,7 @@ import gc
 import logging
 import multiprocessing
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -94,6 +94,10 @@ class VMHost:
         self._args: dict[str, tuple] = {}
         self._store_url = store_url
         self._store: ResultStore | None = None
+        #: stores pages on one thread, in order, while the next page evaluates (see ``_stored``)
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="pyao-cu-worker-store")
+        #: pid -> its writes not yet waited for, each with the (message id, result JSON) it holds
+        self._writes: dict[str, list[tuple[Future, list[tuple[str, str]]]]] = {}
 
     def dispatch(self, op: str, pid: str, args: tuple) -> Any:
         fn = getattr(self, f"op_{op}", None)
@@ -116,10 +120,12 @@ class VMHost:
         return instance.footprint()
 
     def op_run_page(self, pid: str, plan: ProcessPlan, pos: Position, nodes: list[dict],
-                    hydrated: dict[str, tuple], blocks: list[Block], env: dict) -> Ran:  # fmt: skip
-        """Plan one schedule page (``_plan.plan_page``) from ``pos`` and evaluate it."""
+                    hydrated: dict[str, tuple], blocks: list[Block], env: dict, more: bool = False) -> Ran:  # fmt: skip
+        """Plan one schedule page (``_plan.plan_page``) from ``pos`` and evaluate it. ``more``: the
+        engine has another page to send at once, so this one may be stored while that one evaluates
+        (the answer to the last page comes only once every page before it is stored)."""
         work, after, broken = plan_page(plan, pos, nodes, hydrated, blocks)
-        return self._run(pid, work, after, env, broken)
+        return self._run(pid, work, after, env, broken, later=more and broken is None)
 
     def op_run_ticks(self, pid: str, plan: ProcessPlan, pos: Position, until: int, blocks: list[Block],
                      env: dict) -> Ran:  # fmt: skip
@@ -127,7 +133,8 @@ class VMHost:
         work, after = plan_ticks(plan, pos, until, blocks)
         return self._run(pid, work, after, env, None)
 
-    def _run(self, pid: str, work: list[Pending], after: Position, env: dict, broken: ScheduleError | None) -> Ran:
+    def _run(self, pid: str, work: list[Pending], after: Position, env: dict, broken: ScheduleError | None,
+             later: bool = False) -> Ran:  # fmt: skip
         instance = self._instance(pid)
         seq = after.next_seq
         texts = instance.result_json_many([w.msg for w in work], env) if work else []
@@ -138,9 +145,8 @@ class VMHost:
         ]  # fmt: skip
         unstored: list[Evaluation] | None = done
         recent = None
-        if done and self._store_url is not None:
-            if self._results().put(done) == len(done):  # a replay is not remembered
-                recent = recent_results(done)
+        if self._store_url is not None:
+            recent = self._stored(pid, done, later)
             unstored = None
         return Ran(
             replace(after, next_seq=seq + len(done)),
@@ -151,12 +157,38 @@ class VMHost:
             recent,
         )
 
+    def _stored(self, pid: str, done: list[Evaluation], later: bool) -> list[tuple[str, str]] | None:
+        """Store ``done`` on the writer thread; unless ``later``, wait until every write of ``pid``
+        is committed (the first failure is raised) and answer the results of all of them that
+        ``Ran.recent`` holds."""
+        writes = self._writes.setdefault(pid, [])
+        if done:
+            writes.append((self._writer.submit(self._put, done, len(done)), recent_results(done)))
+        return None if later else self._settle(pid)
+
+    def op_settle(self, pid: str) -> list[tuple[str, str]]:
+        """Wait until every evaluation of ``pid`` this worker answered is stored (``Ran.recent``)."""
+        return self._settle(pid)
+
+    def _put(self, done: list[Evaluation], count: int) -> bool:
+        """Store ``done``; whether every row was new (a replay's results are not held in memory)."""
+        return self._results().put(done) == count
+
+    def _settle(self, pid: str) -> list[tuple[str, str]]:
+        """Wait for ``pid``'s writes (the first failure is raised); the results of those all new."""
+        recent: list[tuple[str, str]] = []
+        for write, results in self._writes.pop(pid, []):
+            if write.result():
+                recent += results
+        return recent
+
     def _results(self) -> ResultStore:
         if self._store is None:
             self._store = open_result_store(self._store_url or "")
         return self._store
 
     def op_snapshot(self, pid: str) -> bytes:
+        self._settle(pid)  # a checkpoint's results are stored before it
         return self._instance(pid).snapshot()
 
     def op_fork_handle(self, pid: str, msg: dict, env: dict) -> Any:
@@ -170,9 +202,12 @@ class VMHost:
     def op_drop(self, pid: str) -> None:
         self.instances.pop(pid, None)
         self._args.pop(pid, None)
+        with contextlib.suppress(Exception):  # the engine drops a process after a failure: no second report
+            self._settle(pid)
 
     def close(self) -> None:
         """Release the devices this host built (drain provenance records, close connections)."""
+        self._writer.shutdown(wait=True)
         if self._store is not None:
             self._store.close()
         if self._owns_devices:

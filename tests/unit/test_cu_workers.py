@@ -51,6 +51,22 @@ def test_a_worker_given_the_store_stores_the_page_and_answers_only_the_last(tmp_
     assert [e.ordinate for e in store.page(PID, limit=100)] == [0, 1, 2, 3, 4, 5]
 
 
+def test_a_page_with_more_to_come_is_stored_while_the_next_evaluates_and_settled_on_request(tmp_path):
+    url = f"sqlite://{tmp_path / 'cu.db'}"
+    host = _host(url)
+    nodes = _nodes(FakeSU(PROCESS_TAGS, _msgs(5)))
+    first = host.op_run_page(PID, PLAN, initial_position(PID), nodes[:3], {}, [], ENV, True)
+    assert first.recent is None  # stored later: nothing is said about it yet
+    held = host.op_settle(PID)  # what the engine asks when no page follows after all
+    assert [mid for mid, _ in held] == [n["message"]["id"] for n in nodes[:3]]
+    assert open_result_store(url).last(PID).seq == 2
+    second = host.op_run_page(PID, PLAN, first.position, nodes[3:], {}, [], ENV, True)
+    third = host.op_run_page(PID, PLAN, second.position, nodes[5:], {}, [], ENV)  # nothing new: settles
+    assert third.last is None and [mid for mid, _ in third.recent] == [n["message"]["id"] for n in nodes[3:]]
+    host.close()
+    assert open_result_store(url).last(PID).seq == 5
+
+
 def test_without_a_store_the_worker_answers_every_evaluation():
     host = _host(None)
     ran = host.op_run_page(PID, PLAN, initial_position(PID), _nodes(FakeSU(PROCESS_TAGS, _msgs(3))), {}, [], ENV)
