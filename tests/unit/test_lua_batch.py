@@ -241,3 +241,37 @@ def test_result_strings_cross_intact(payload, n, text):
     assert spawn["Data"] == text and tag("Extra", "x\0y") in spawn["Tags"] and "Target" not in spawn
     assert r.assignments == ({"Message": "mid", "Processes": ["p1", "T\0x"]},)
     assert r.output["data"] == text
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_handle_many_leaves_the_cyclic_collector_as_it_found_it(monkeypatch, enabled):
+    """The collector is off while a page runs and back as it was after, also when the page raises."""
+    import gc
+
+    seen = []
+    real_run = vm_lua._Runtime.run_batch
+
+    def spy(self, *args):
+        seen.append(gc.isenabled())
+        return real_run(self, *args)
+
+    monkeypatch.setattr(vm_lua._Runtime, "run_batch", spy)
+    p = make_process(PROGRAM, compact_every=None)
+    p.boot()
+    was = gc.isenabled()
+    try:
+        gc.enable() if enabled else gc.disable()
+        results = p.instance.handle_many(script()[:5], p.env)
+        assert len(results) == 5 and seen and not any(seen)
+        assert gc.isenabled() is enabled
+
+        def broken(self, *args):  # once: the rebuild after it replays the log normally
+            monkeypatch.setattr(vm_lua._Runtime, "run_batch", real_run)
+            raise vm_lua._UnitFailure(OSError("gateway down"))
+
+        monkeypatch.setattr(vm_lua._Runtime, "run_batch", broken)
+        with pytest.raises(OSError, match="gateway down"):
+            p.instance.handle_many(script()[:2], p.env)
+        assert gc.isenabled() is enabled
+    finally:
+        gc.enable() if was else gc.disable()
