@@ -197,10 +197,11 @@ local function normalise(msg, env)
   local known = normalize == default_normalize and NORMAL or {}
   -- keys to rename, applied in sorted order (which decides between two keys
   -- that normalise to the same name)
-  local keys, nkeys = {}, 0
+  local keys, nkeys = nil, 0 -- (made only when there is a key to rename)
   if unordered_next then
     for k in unordered_next, msg do
       if not known[k] and type(k) == "string" and normalize(k) ~= k then
+        keys = keys or {}
         nkeys = nkeys + 1
         keys[nkeys] = k
       end
@@ -209,6 +210,7 @@ local function normalise(msg, env)
       table.sort(keys)
     end
   else
+    keys = {}
     for k in pairs(msg) do
       nkeys = nkeys + 1
       keys[nkeys] = k
@@ -243,7 +245,10 @@ local function normalise(msg, env)
   end
   ao.normalize(msg)
   msg.TagArray = msg.Tags
-  local map = {}
+  -- the constructor makes room for four tags at once (keys with nil values are
+  -- no keys at all to Lua: next, pairs and # never see them), so the first
+  -- tags do not each make the table grow
+  local map = { ["\0room1"] = nil, ["\0room2"] = nil, ["\0room3"] = nil, ["\0room4"] = nil }
   tags = msg.TagArray
   if type(tags) == "table" then
     local i, t = 1, tags[1]
@@ -363,6 +368,11 @@ local function result(extra)
   return out
 end
 
+-- the body of each message's coroutine (takes msg, env from resume)
+local function evaluate(msg, env)
+  return Handlers.evaluate(msg, env)
+end
+
 function process.handle(msg, env)
   logs = { n = 0 }
   ao.init(env)
@@ -379,9 +389,7 @@ function process.handle(msg, env)
   end
   install_builtins(msg, env)
   attach_reply(msg)
-  local co = coroutine.create(function()
-    return Handlers.evaluate(msg, env)
-  end)
+  local co = coroutine.create(evaluate)
   local ok, err = coroutine.resume(co, msg, env)
   if not ok then
     local text = tostring(err)
