@@ -9,6 +9,7 @@
 
 local _, private = ...
 local unordered_next = private and private.unordered_next -- see _host.lua; nil when loaded by Eval
+local run_handlers = private and private.run_handlers -- the host's pooled coroutine (see _host.lua)
 local json = require("json")
 local utils = require("utils")
 ao = require("ao")
@@ -389,8 +390,12 @@ function process.handle(msg, env)
   end
   install_builtins(msg, env)
   attach_reply(msg)
-  local co = coroutine.create(evaluate)
-  local ok, err = coroutine.resume(co, msg, env)
+  local ok, err
+  if run_handlers then
+    ok, err = run_handlers(evaluate, msg, env)
+  else
+    ok, err = coroutine.resume(coroutine.create(evaluate), msg, env)
+  end
   if not ok then
     local text = tostring(err)
     table.insert(Errors, text)
