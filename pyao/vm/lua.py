@@ -106,7 +106,7 @@ COMPACT_RATIO = 20
 PER_MESSAGE_WORK = 3_000
 SERIALISE_WORK = 50_000
 WORK_PER_STATE_BYTE = 2
-BATCH = 64  # messages per crossing into Lua in handle_many
+BATCH = 128  # messages per crossing into Lua in handle_many (64 took ~1% more instructions a Transfer)
 BOOT_BUDGET = 10**9  # instructions for our library plus the module's top level
 _MAGIC = b"PYAO-LUA-STATE-1\n"
 
