@@ -188,7 +188,8 @@ function ao.init(env)
 end
 
 function ao.clearOutbox()
-  ao.outbox = { Output = {}, Messages = {}, Spawns = {}, Assignments = {} }
+  -- (Messages with room for two at once: nil slots are no elements, #Messages is 0)
+  ao.outbox = { Output = {}, Messages = { nil, nil }, Spawns = {}, Assignments = {} }
 end
 
 -- The set of ao.nonExtractableTags, rebuilt only when the list changed
