@@ -71,7 +71,7 @@ local RESERVED = { Target = true, Data = true, Anchor = true, Tags = true, From 
 local function collect_tags(into, msg)
   if unordered_next and getmetatable(msg) == nil then
     -- the string keys in sorted order, as pairs gives them, without pairs' general work
-    local keys, nkeys = {}, 0
+    local keys, nkeys = { nil, nil, nil, nil }, 0 -- (room for four keys at once: no growing)
     for k in unordered_next, msg do
       if not RESERVED[k] and type(k) == "string" then
         nkeys = nkeys + 1
@@ -188,7 +188,8 @@ function ao.init(env)
 end
 
 function ao.clearOutbox()
-  ao.outbox = { Output = {}, Messages = {}, Spawns = {}, Assignments = {} }
+  -- (Messages with room for two at once: nil slots are no elements, #Messages is 0)
+  ao.outbox = { Output = {}, Messages = { nil, nil }, Spawns = {}, Assignments = {} }
 end
 
 -- The set of ao.nonExtractableTags, rebuilt only when the list changed
@@ -291,11 +292,12 @@ function ao.send(msg)
   end
   local _, refs, anchor = next_reference()
   local data, is_json = data_of(msg, nil)
-  local tags = {
+  local tags = { -- (with room for four more tags at once: the nils are no elements, #tags is 4)
     { name = "Data-Protocol", value = "ao" },
     { name = "Variant", value = "ao.TN.1" },
     { name = "Type", value = "Message" },
     { name = "Reference", value = refs },
+    nil, nil, nil, nil,
   }
   collect_tags(tags, msg)
   if is_json and msg["Content-Type"] == nil then

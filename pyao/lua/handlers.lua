@@ -9,6 +9,7 @@
 
 local _, private = ...
 local raw_move = private and private.move -- see _host.lua; nil when loaded by Eval
+local raw_unpack = private and table.unpack -- (the real one: taken at boot, before process code runs)
 local utils = require("utils")
 local default_matches = utils.matchesSpec
 
@@ -165,8 +166,13 @@ function handlers.evaluate(msg, env)
   -- handlers removed while evaluating do not run
   local list = handlers.list
   local snapshot
-  if raw_move and getmetatable(list) == nil then
-    snapshot = raw_move(list, 1, #list, 1, {}) -- a plain table: #list is bounded by its size
+  if raw_move and getmetatable(list) == nil then -- a plain table: #list is bounded by its size
+    local n = #list
+    if n <= 200 then
+      snapshot = { raw_unpack(list, 1, n) } -- made at its size at once (move into {} grows it step by step)
+    else
+      snapshot = raw_move(list, 1, n, 1, {})
+    end
   else
     snapshot = table.move(list, 1, #list, 1, {})
   end

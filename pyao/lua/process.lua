@@ -9,6 +9,7 @@
 
 local _, private = ...
 local unordered_next = private and private.unordered_next -- see _host.lua; nil when loaded by Eval
+local run_handlers = private and private.run_handlers -- the host's pooled coroutine (see _host.lua)
 local json = require("json")
 local utils = require("utils")
 ao = require("ao")
@@ -197,10 +198,11 @@ local function normalise(msg, env)
   local known = normalize == default_normalize and NORMAL or {}
   -- keys to rename, applied in sorted order (which decides between two keys
   -- that normalise to the same name)
-  local keys, nkeys = {}, 0
+  local keys, nkeys = nil, 0 -- (made only when there is a key to rename)
   if unordered_next then
     for k in unordered_next, msg do
       if not known[k] and type(k) == "string" and normalize(k) ~= k then
+        keys = keys or {}
         nkeys = nkeys + 1
         keys[nkeys] = k
       end
@@ -209,6 +211,7 @@ local function normalise(msg, env)
       table.sort(keys)
     end
   else
+    keys = {}
     for k in pairs(msg) do
       nkeys = nkeys + 1
       keys[nkeys] = k
@@ -243,7 +246,10 @@ local function normalise(msg, env)
   end
   ao.normalize(msg)
   msg.TagArray = msg.Tags
-  local map = {}
+  -- the constructor makes room for four tags at once (keys with nil values are
+  -- no keys at all to Lua: next, pairs and # never see them), so the first
+  -- tags do not each make the table grow
+  local map = { ["\0room1"] = nil, ["\0room2"] = nil, ["\0room3"] = nil, ["\0room4"] = nil }
   tags = msg.TagArray
   if type(tags) == "table" then
     local i, t = 1, tags[1]
@@ -363,6 +369,11 @@ local function result(extra)
   return out
 end
 
+-- the body of each message's coroutine (takes msg, env from resume)
+local function evaluate(msg, env)
+  return Handlers.evaluate(msg, env)
+end
+
 function process.handle(msg, env)
   logs = { n = 0 }
   ao.init(env)
@@ -379,10 +390,12 @@ function process.handle(msg, env)
   end
   install_builtins(msg, env)
   attach_reply(msg)
-  local co = coroutine.create(function()
-    return Handlers.evaluate(msg, env)
-  end)
-  local ok, err = coroutine.resume(co, msg, env)
+  local ok, err
+  if run_handlers then
+    ok, err = run_handlers(evaluate, msg, env)
+  else
+    ok, err = coroutine.resume(coroutine.create(evaluate), msg, env)
+  end
   if not ok then
     local text = tostring(err)
     table.insert(Errors, text)

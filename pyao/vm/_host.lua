@@ -417,6 +417,64 @@ local function metered_create(f)
   return co
 end
 
+-- One coroutine serves message after message for the library's handlers
+-- (library_private.run_handlers, used by process.handle), instead of a new one
+-- per message (a thread, its stack and call frames: about a tenth of what a
+-- Transfer allocates). Each message runs f(msg, env) in `handing`, taken from
+-- the pool before metering starts (run, below); a coroutine goes back to the
+-- pool only when f returned normally and nothing ever saw it: the sandbox's
+-- coroutine.running marks what it returns as seen, and a seen coroutine ends
+-- when f returns, as a one-off coroutine does (so a handler parked by Receive,
+-- or one that kept coroutine.running(), sees exactly what it saw before). The
+-- pool lives in host locals only: the serializer never meets it.
+-- Gas: the coroutine's count is reset before it resumes and again right before
+-- f, so a fresh coroutine and a reused one count the same instructions.
+local co_create, co_resume, co_yield, co_running = coroutine.create, coroutine.resume, coroutine.yield,
+  coroutine.running
+local POOL_DONE = {} -- what a pooled coroutine yields once f returned
+local seen = setmetatable({}, { __mode = "k" }) -- coroutines coroutine.running() has returned
+local pooled, handing -- the idle coroutine; the one taken for the current message
+
+local function pool_body(f, msg, env)
+  while true do
+    if metering then
+      d_sethook(hook, "", STEP)
+    else
+      d_sethook()
+    end
+    f(msg, env)
+    if seen[co_running()] then
+      return
+    end
+    f, msg, env = co_yield(POOL_DONE)
+  end
+end
+
+local function sandbox_running()
+  local co, main = co_running()
+  if not main then
+    seen[co] = true
+  end
+  return co, main
+end
+
+-- As coroutine.resume(coroutine.create(f), msg, env), in the message's pooled coroutine.
+local function run_handlers(f, msg, env)
+  local co = handing
+  handing = nil
+  if co == nil then -- (not inside a message run: a nested call)
+    co = co_create(pool_body)
+  end
+  if metering then
+    d_sethook(co, hook, "", STEP)
+  end
+  local ok, res = co_resume(co, f, msg, env)
+  if ok and res == POOL_DONE then
+    pooled = co
+  end
+  return ok, res
+end
+
 -- Run f under the instruction budget; returns ok, value-or-error.
 local function metered(budget, f, ...)
   used, charged, limit, exceeded = 0, 0, budget, false
@@ -713,6 +771,7 @@ local bundled = {}
 -- raw table.move, which the library uses only on tables without a metatable
 -- (so `#t` is bounded by the table's size).
 local library_private = {
+  run_handlers = run_handlers,
   unordered_next = next, find = string.find, match = string.match, gmatch = string.gmatch, gsub = string.gsub,
   format = string.format, move = table.move,
 }
@@ -801,6 +860,7 @@ local function build_env()
   E.utf8 = copy(utf8)
   E.coroutine = copy(coroutine)
   E.coroutine.create = metered_create
+  E.coroutine.running = sandbox_running
   E.coroutine.wrap = function(f)
     local co = metered_create(f)
     return function(...)
@@ -1014,7 +1074,11 @@ local function run(msg, env, budget, out, no)
       next_cache[k] = nil
     end
   end
+  handing, pooled = pooled or co_create(pool_body), nil -- (before the meter: see run_handlers)
   local ok, res = metered(budget, step, msg, env)
+  if handing ~= nil then -- not taken (the message never reached the handlers): still clean
+    pooled, handing = handing, nil
+  end
   local gas = used + charged
   out[no + 1], out[no + 2] = ok, gas
   no = no + 2

@@ -7,6 +7,7 @@
 -- the flat form does not carry (the caller then sends r as JSON).
 
 local d_getmetatable = debug_getmetatable
+local type, next, rawlen, pcall = type, next, rawlen, pcall -- (upvalues: no lookup in the env per use)
 
 -- A result as flat values, appended to `out` (see host.handle_batch). Its
 -- strings travel together: "S", then every string of the result joined with
@@ -44,11 +45,17 @@ local function kept_parts(first, last)
   return tunpack(strs, first, last)
 end
 
+-- in_order: a list is walked with next and taken only when its keys come as
+-- 1, 2, 3, ... and nothing else: then it is exactly the sequence 1..n, which
+-- JSON writes as an array, as plain_list below (a sequence whose keys sit in
+-- the table's hash part may come in another order: it then goes as JSON, which
+-- gives the same result, only slower). One walk instead of a count and a loop.
+
 -- A table JSON writes as an array: keys exactly 1..n, no metatable. Counting
 -- the keys is enough here: every caller then refuses a nil among t[1..n] (a
 -- string is expected there), and n keys with none of 1..n missing are 1..n.
 local function plain_list(t)
-  if type(t) ~= "table" or d_getmetatable(t) ~= nil then
+  if d_getmetatable(t) ~= nil then -- (not a table: rawlen raises, see flat_item)
     return nil
   end
   local n, count = rawlen(t), 0
@@ -59,9 +66,12 @@ local function plain_list(t)
 end
 
 -- One message or spawn: its strings into strs after np, its flags and tag
--- count into out after no. Returns the new np, no, or nil.
+-- count into out after no. Returns the new np, no, or nil. Runs under
+-- flat_result's pcall: a value that is not a table where one is read (a tag
+-- that is a number, say) raises, which means "not flat" too; only values with
+-- no metatable are read, so no metamethod runs here.
 local function flat_item(m, np, out, no)
-  if type(m) ~= "table" or d_getmetatable(m) ~= nil then
+  if d_getmetatable(m) ~= nil then
     return nil
   end
   local keys = 0
@@ -85,21 +95,21 @@ local function flat_item(m, np, out, no)
     strs[np] = data
   end
   if tags ~= nil then
-    nt = plain_list(tags)
-    if nt == nil then
+    if d_getmetatable(tags) ~= nil then
       return nil
     end
-    for i = 1, nt do
-      local t = tags[i]
-      if type(t) ~= "table" or d_getmetatable(t) ~= nil then
+    nt = 0
+    for i, t in next, tags do -- keys exactly 1, 2, ... in order (see in_order); each tag {name, value}
+      nt = nt + 1
+      if i ~= nt or d_getmetatable(t) ~= nil then
         return nil
       end
       local name, value = t.name, t.value
       if type(name) ~= "string" or type(value) ~= "string" or next(t, next(t, next(t))) ~= nil then
         return nil
       end
-      strs[np + 1], strs[np + 2] = name, value
       np = np + 2
+      strs[np - 1], strs[np] = name, value
     end
   end
   if target then
@@ -111,18 +121,23 @@ local function flat_item(m, np, out, no)
 end
 
 local function flat_list(list, np, out, no)
-  local n = plain_list(list)
-  if n == nil then
+  if d_getmetatable(list) ~= nil then
     return nil
   end
-  no = no + 1
-  out[no] = n
-  for i = 1, n do
-    np, no = flat_item(list[i], np, out, no)
+  local count = no + 1
+  no = count
+  local n = 0
+  for i, item in next, list do -- (see in_order)
+    n = n + 1
+    if i ~= n then
+      return nil
+    end
+    np, no = flat_item(item, np, out, no)
     if np == nil then
       return nil
     end
   end
+  out[count] = n
   return np, no
 end
 
@@ -160,7 +175,7 @@ end
 
 -- Appends r's flat form at out[no + 1 ...]; returns the new end, or nil (then
 -- out past `no` is garbage to overwrite).
-local function flat_result(r, out, no)
+local function flat_any(r, out, no)
   for k in next, r do -- a key JSON would write that the flat form does not carry
     if not RESULT_KEYS[k] then
       return nil
@@ -196,6 +211,15 @@ local function flat_result(r, out, no)
     first
   out[head + 5] = fno - head - 5 -- how many integers the shape has
   return fno
+end
+
+-- flat_any under pcall (see flat_item): nil when it raised.
+local function flat_result(r, out, no)
+  local ok, fno = pcall(flat_any, r, out, no)
+  if ok then
+    return fno
+  end
+  return nil
 end
 
 return { flat_result = flat_result, MAX_FLAT = MAX_FLAT, reset = reset, kept_parts = kept_parts }

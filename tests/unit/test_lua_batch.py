@@ -241,3 +241,98 @@ def test_result_strings_cross_intact(payload, n, text):
     assert spawn["Data"] == text and tag("Extra", "x\0y") in spawn["Tags"] and "Target" not in spawn
     assert r.assignments == ({"Message": "mid", "Processes": ["p1", "T\0x"]},)
     assert r.output["data"] == text
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_handle_many_leaves_the_cyclic_collector_as_it_found_it(monkeypatch, enabled):
+    """The collector is off while a page runs and back as it was after, also when the page raises."""
+    import gc
+
+    seen = []
+    real_run = vm_lua._Runtime.run_batch
+
+    def spy(self, *args):
+        seen.append(gc.isenabled())
+        return real_run(self, *args)
+
+    monkeypatch.setattr(vm_lua._Runtime, "run_batch", spy)
+    p = make_process(PROGRAM, compact_every=None)
+    p.boot()
+    was = gc.isenabled()
+    try:
+        gc.enable() if enabled else gc.disable()
+        results = p.instance.handle_many(script()[:5], p.env)
+        assert len(results) == 5 and seen and not any(seen)
+        assert gc.isenabled() is enabled
+
+        def broken(self, *args):  # once: the rebuild after it replays the log normally
+            monkeypatch.setattr(vm_lua._Runtime, "run_batch", real_run)
+            raise vm_lua._UnitFailure(OSError("gateway down"))
+
+        monkeypatch.setattr(vm_lua._Runtime, "run_batch", broken)
+        with pytest.raises(OSError, match="gateway down"):
+            p.instance.handle_many(script()[:2], p.env)
+        assert gc.isenabled() is enabled
+    finally:
+        gc.enable() if was else gc.disable()
+
+
+POOL_PROGRAM = """
+Handlers.add('spin', 'Spin', function(m)
+  local x = 0
+  for i = 1, tonumber(m.Tags.N) do x = x + i end
+  m.reply({ Data = tostring(x) })
+end)
+Handlers.add('keep', 'Keep', function(m)
+  Kept = coroutine.running()
+  KeptName = tostring(Kept)
+end)
+Handlers.add('look', 'Look', function(m)
+  local now = coroutine.running()
+  m.reply({ Data = coroutine.status(Kept) .. ';' .. tostring(now == Kept) .. ';' .. tostring(Kept) .. ';'
+    .. tostring(now) .. ';' .. KeptName })
+end)
+"""
+
+
+def test_reused_handler_coroutine_counts_as_a_fresh_one():
+    """Gas (STEP-granular, so it depends on where the count starts) and results are the same
+    whether a message gets a fresh coroutine (after a restore) or the pooled one: two CUs,
+    one of them restarted before every message, must agree byte for byte. Checked where the
+    gas steps up (an instruction more or less there shows), one restart per message."""
+    msgs = [
+        message(f"spin-{n:04d}", "", [tag("Action", "Spin"), tag("N", str(n))], nonce=n)
+        for n in range(1500, 2100)  # 2 instructions per N: 1,200 instructions, a STEP and more
+    ]
+    straight = make_process(POOL_PROGRAM, compute=10**8, compact_every=None)
+    straight.boot()
+    want = [r.to_json() for r in straight.instance.handle_many(msgs, straight.env)]
+    steps = [i for i in range(1, len(want)) if want[i]["GasUsed"] != want[i - 1]["GasUsed"]]
+    assert steps, "no step in gas over the range: the test could not tell"
+    cut = steps[0] - 4
+    # state written after every message: a restore is the state alone, no log to replay
+    # (a replay would leave a coroutine in the pool), so each message below starts a fresh one
+    p = make_process(POOL_PROGRAM, compute=10**8, compact_every=1)
+    p.boot()
+    p.instance.handle_many(msgs[:cut], p.env)
+    got = []
+    for m in msgs[cut : cut + 8]:
+        fresh = make_process(POOL_PROGRAM, compute=10**8, compact_every=1)
+        fresh.instance.restore(p.instance.snapshot())
+        p = fresh
+        got.append(p.instance.handle(m, p.env).to_json())
+    assert got == want[cut : cut + 8]
+
+
+def test_a_coroutine_the_process_saw_is_not_reused():
+    """A handler that keeps coroutine.running() sees it end, as a one-off coroutine does,
+    and the next message runs in another one; the same with or without a restore between."""
+    p = make_process(POOL_PROGRAM)
+    p.boot()
+    assert p.send("", Action="Keep").error is None
+    first = p.send("", Action="Look")
+    assert first.error is None
+    status, same, kept, now, kept_then = first.messages[0]["Data"].split(";")
+    assert (status, same) == ("dead", "false") and kept == kept_then and now != kept
+    second = p.send("", Action="Look")  # the pooled coroutine was seen by Look: not reused either
+    assert second.messages[0]["Data"].split(";")[:3] == ["dead", "false", kept]
