@@ -408,10 +408,18 @@ local function hook()
 end
 
 -- Coroutines do not inherit the hook: every coroutine the process makes gets it.
+-- Its count first fires after STEP instructions, so a coroutine that ends sooner
+-- would run uncounted: making one is charged the STEP it may hide (otherwise a
+-- coroutine per 999 instructions stretched Compute-Limit about a hundredfold).
 local metering = false
 local function metered_create(f)
   local co = coroutine.create(f)
   if metering then
+    if used + charged + STEP > limit then
+      exceeded = true
+      error("compute limit exceeded", 0)
+    end
+    charged = charged + STEP
     d_sethook(co, hook, "", STEP)
   end
   return co

@@ -67,6 +67,18 @@ def test_infinite_loop_then_keeps_working():
     assert p.value("X") == "1"
 
 
+@pytest.mark.parametrize("make", ["coroutine.wrap(body)()", "coroutine.resume(coroutine.create(body))"])
+def test_short_lived_coroutines_do_not_escape_the_compute_limit(make):
+    """A coroutine's count hook first fires after 1,000 instructions, so one that ends sooner ran
+    uncounted: 3,000 coroutines of ~900 instructions each (~2.7 million in all) slipped under a
+    budget of 2 million. Making a coroutine is now charged what it may hide."""
+    code = "local function body() local x = 0 for i = 1, 290 do x = x + i end end for _ = 1, {n} do {make} end"
+    over = make_process(compute=2 * 10**6).eval(code.format(n=3000, make=make))
+    assert over.error is not None and "compute limit" in over.error, over
+    within = make_process(compute=2 * 10**6).eval(code.format(n=1000, make=make))
+    assert within.error is None, within.error
+
+
 @pytest.mark.parametrize(
     "bomb",
     [
