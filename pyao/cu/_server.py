@@ -131,12 +131,15 @@ async def result(request: Request) -> Response:
     engine = _unit(request).engine
     message_id = _pid(request.path_params["message_id"], "message id")
     pid = _pid(request.query_params.get("process-id"))
-    found = await _evaluation(engine, pid, message_id)
+    found = engine.store.recent_result(pid, message_id)
     if found is None and engine.is_live(pid):
         # most often the message was just scheduled: evaluate all the SU has (one schedule page),
-        # then look again, without first asking the SU for this message's slot
+        # then look again, without first asking the store (a miss, one thread hop) or the SU for
+        # this message's slot
         await engine.evaluate_to(pid)
         found = await _evaluation(engine, pid, message_id)
+    elif found is None:
+        found = await engine.stored(engine.store.by_message, pid, message_id)
     if found is None:
         nonce, _ = await engine.message_slot(pid, message_id)
         # evaluate all the SU has, not just up to this message: a burst's next results are then
