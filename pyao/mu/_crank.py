@@ -154,7 +154,17 @@ class AsyncStore:
 
 
 class Cranker:
-    """Picks due jobs and runs up to ``config.workers`` of them at a time."""
+    """Picks due jobs and runs up to ``config.workers`` of them at a time.
+
+    A job just stored (``hand``: a new message's crank, a finished job's children) is handed
+    over in memory as well, so a burst needs no ``due`` query per job; the durable row stays
+    the truth (a restarted MU finds it with ``due``). The store is still asked for due jobs
+    whenever no job waits in memory, and at least every ``DB_POLL_S`` while jobs do, so retries
+    and rows from before a restart are never starved. A job is never started twice at once:
+    one taken from the store leaves the in-memory set, and running ids are skipped."""
+
+    #: the longest the store goes unasked while jobs keep arriving in memory
+    DB_POLL_S = 0.5
 
     def __init__(
         self,
@@ -178,8 +188,21 @@ class Cranker:
         self.clock = clock
         self._wake = asyncio.Event()
         self._running: dict[str, asyncio.Task] = {}
+        self._ready: dict[str, Job] = {}  # stored, due, not started: in arrival order
+        self._asked_at = float("-inf")  # monotonic time of the last due/next_due query
+        self._wake_at = float("inf")  # (clock) the earliest retry or later job this cranker stored
 
     def notify(self) -> None:
+        self._wake.set()
+
+    def hand(self, jobs: list[Job]) -> None:
+        """Jobs just stored durably: run the due ones without asking the store for them."""
+        now = self.clock()
+        for job in jobs:
+            if job.next_at > now:
+                self._wake_at = min(self._wake_at, job.next_at)
+            elif job.id not in self._running:
+                self._ready.setdefault(job.id, job)
         self._wake.set()
 
     async def run(self) -> None:
@@ -188,16 +211,38 @@ class Cranker:
             self._wake.clear()
             free = slots - len(self._running)
             if free > 0:
-                try:
-                    jobs = await self.store.call("due", self.clock(), free, frozenset(self._running))
-                except PyaoError as exc:
-                    log.warning("cannot read due jobs: %s", exc)
-                    jobs = []
-                for job in jobs:
-                    task = asyncio.create_task(self._attempt(job), name=f"pyao-mu-job-{job.id}")
-                    self._running[job.id] = task
-                    task.add_done_callback(lambda _t, jid=job.id: self._done(jid))
+                had_ready = bool(self._ready)
+                for job in self._take_ready(free):
+                    self._start(job)
+                free = slots - len(self._running)
+                if free > 0 and (not had_ready or time.monotonic() - self._asked_at >= self.DB_POLL_S):
+                    for job in await self._due(free):
+                        self._start(job)
             await self._sleep()
+
+    def _take_ready(self, limit: int) -> list[Job]:
+        jobs = []
+        while self._ready and len(jobs) < limit:
+            job = self._ready.pop(next(iter(self._ready)))
+            if job.id not in self._running:
+                jobs.append(job)
+        return jobs
+
+    async def _due(self, limit: int) -> list[Job]:
+        self._asked_at = time.monotonic()
+        try:
+            jobs = await self.store.call("due", self.clock(), limit, frozenset(self._running))
+        except PyaoError as exc:
+            log.warning("cannot read due jobs: %s", exc)
+            return []
+        for job in jobs:
+            self._ready.pop(job.id, None)
+        return [job for job in jobs if job.id not in self._running]
+
+    def _start(self, job: Job) -> None:
+        task = asyncio.create_task(self._attempt(job), name=f"pyao-mu-job-{job.id}")
+        self._running[job.id] = task
+        task.add_done_callback(lambda _t, jid=job.id: self._done(jid))
 
     def _done(self, job_id: str) -> None:
         self._running.pop(job_id, None)
@@ -206,7 +251,15 @@ class Cranker:
     async def _sleep(self) -> None:
         if len(self._running) >= max(1, self.config.workers):
             delay = 1.0
+        elif self._ready:
+            delay = 0.0
+        elif self._wake_at <= self.clock():  # a retry is due: the next round asks the store
+            self._wake_at, self._asked_at, delay = float("inf"), float("-inf"), 0.0
+        elif time.monotonic() - self._asked_at < self.DB_POLL_S:
+            # asked lately: new work comes by hand or wakes us; a retry we stored, at its time
+            delay = min(self.DB_POLL_S, self._wake_at - self.clock())
         else:
+            self._asked_at = time.monotonic()
             try:
                 due = await self.store.call("next_due")
             except PyaoError:
@@ -236,7 +289,7 @@ class Cranker:
             return
         await self.store.call("complete", job.id, children)
         if children:
-            self._wake.set()
+            self.hand(children)
 
     async def _failed(self, job: Job, exc: BaseException) -> None:
         attempts = job.attempts + 1
@@ -250,6 +303,7 @@ class Cranker:
                 delay = core.backoff(attempts, self.config.retry_base_s, self.config.retry_cap_s)
                 log.info("job %s (%s) failed (%s); retry in %.2fs", job.id, job.kind, error, delay)
                 await self.store.call("retry", job.id, attempts, self.clock() + delay, error)
+                self._wake_at = min(self._wake_at, self.clock() + delay)
         except PyaoError as store_exc:
             log.warning("cannot record the failure of job %s: %s", job.id, store_exc)
 
