@@ -158,13 +158,13 @@ class Cranker:
 
     A job just stored (``hand``: a new message's crank, a finished job's children) is handed
     over in memory as well, so a burst needs no ``due`` query per job; the durable row stays
-    the truth (a restarted MU finds it with ``due``). The store is still asked for due jobs
-    whenever no job waits in memory, and at least every ``DB_POLL_S`` while jobs do, so retries
-    and rows from before a restart are never starved. A job is never started twice at once:
-    one taken from the store leaves the in-memory set, and running ids are skipped."""
+    the truth (a restarted MU finds it with ``due``). The store is asked for due jobs at start,
+    after ``notify`` (jobs stored elsewhere: cron), when a retry this cranker stored falls due,
+    and at least every ``DB_POLL_S``, so no stored job is starved. A job is never started twice
+    at once: one taken from the store leaves the in-memory set, and running ids are skipped."""
 
-    #: the longest the store goes unasked while jobs keep arriving in memory
-    DB_POLL_S = 0.5
+    #: the longest the store goes unasked for due jobs (a safety net: new work is handed or notified)
+    DB_POLL_S = 1.0
 
     def __init__(
         self,
@@ -190,9 +190,12 @@ class Cranker:
         self._running: dict[str, asyncio.Task] = {}
         self._ready: dict[str, Job] = {}  # stored, due, not started: in arrival order
         self._asked_at = float("-inf")  # monotonic time of the last due/next_due query
+        self._must_ask = True  # jobs may be stored that were not handed over: ask the store
         self._wake_at = float("inf")  # (clock) the earliest retry or later job this cranker stored
 
     def notify(self) -> None:
+        """Jobs were stored without being handed over: the next round asks the store."""
+        self._must_ask = True
         self._wake.set()
 
     def hand(self, jobs: list[Job]) -> None:
@@ -211,11 +214,10 @@ class Cranker:
             self._wake.clear()
             free = slots - len(self._running)
             if free > 0:
-                had_ready = bool(self._ready)
                 for job in self._take_ready(free):
                     self._start(job)
                 free = slots - len(self._running)
-                if free > 0 and (not had_ready or time.monotonic() - self._asked_at >= self.DB_POLL_S):
+                if free > 0 and (self._must_ask or time.monotonic() - self._asked_at >= self.DB_POLL_S):
                     for job in await self._due(free):
                         self._start(job)
             await self._sleep()
@@ -229,7 +231,7 @@ class Cranker:
         return jobs
 
     async def _due(self, limit: int) -> list[Job]:
-        self._asked_at = time.monotonic()
+        self._asked_at, self._must_ask = time.monotonic(), False
         try:
             jobs = await self.store.call("due", self.clock(), limit, frozenset(self._running))
         except PyaoError as exc:
@@ -254,7 +256,7 @@ class Cranker:
         elif self._ready:
             delay = 0.0
         elif self._wake_at <= self.clock():  # a retry is due: the next round asks the store
-            self._wake_at, self._asked_at, delay = float("inf"), float("-inf"), 0.0
+            self._wake_at, self._must_ask, delay = float("inf"), True, 0.0
         elif time.monotonic() - self._asked_at < self.DB_POLL_S:
             # asked lately: new work comes by hand or wakes us; a retry we stored, at its time
             delay = min(self.DB_POLL_S, self._wake_at - self.clock())
@@ -264,6 +266,8 @@ class Cranker:
                 due = await self.store.call("next_due")
             except PyaoError:
                 due = None
+            if due is not None:  # a stored job's time: the round after it asks the store
+                self._wake_at = min(self._wake_at, due)
             delay = 1.0 if due is None else min(1.0, max(0.0, due - self.clock()))
         if delay > 0:
             with contextlib.suppress(TimeoutError):
