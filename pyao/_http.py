@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -148,16 +149,58 @@ async def serve_app(app, host: str, port: int, *, on_started: Callable[[], Await
             await asyncio.gather(serving, starting)
 
 
-class LeanPostApp(Starlette):
-    """A unit's Starlette app whose hot route, ``POST /`` without a query, skips Starlette's routing:
-    ``lean_post(unit, scope, receive, send)`` answers it (the SU's and the MU's message intake)."""
+def plain_query(query: bytes) -> dict[str, str] | None:
+    """A query string's parameters (a repeated name: the last wins, as in Starlette's
+    ``QueryParams.get``), or None when it holds an escape (``%`` or ``+``): the full route
+    decodes those."""
+    if b"%" in query or b"+" in query:
+        return None
+    params = {}
+    for pair in query.split(b"&"):
+        if pair:
+            name, _, value = pair.partition(b"=")
+            params[name.decode("ascii", "replace")] = value.decode("ascii", "replace")
+    return params
 
-    def __init__(self, *args: Any, lean_post: Any, **kwargs: Any) -> None:
+
+def json_bytes(content: Any) -> bytes:
+    """JSON exactly as Starlette's ``JSONResponse`` renders it."""
+    return json.dumps(content, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")).encode()
+
+
+async def answer_json(send: Any, what: str, work: Awaitable[bytes]) -> None:
+    """Await ``work`` (a JSON body) and answer it 200, or ``{"error"}`` as the exception handlers
+    above answer (``status_for``; 500 for a bug, logged)."""
+    try:
+        status, body = 200, await work
+    except PyaoError as exc:
+        status, body = status_for(exc), json_bytes({"error": str(exc)})
+    except Exception:
+        log.exception("unhandled error on %s", what)
+        status, body = 500, json_bytes({"error": "internal error"})
+    await send_json(send, status, body)
+
+
+class LeanPostApp(Starlette):
+    """A unit's Starlette app whose hot routes skip Starlette's request, routing and response
+    objects: ``lean_post(unit, scope, receive, send)`` answers ``POST /`` without a query (the SU's
+    and the MU's message intake), and ``lean_get(unit, path, query)``, when given, may take a
+    ``GET``: it returns the awaitable JSON body (answered by ``answer_json``), or None to leave
+    the request to the full routes (anything it does not recognise, or would decode differently)."""
+
+    def __init__(self, *args: Any, lean_post: Any = None, lean_get: Any = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.lean_post = lean_post
+        self.lean_post, self.lean_get = lean_post, lean_get
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == "/" and not scope["query_string"]:
-            await self.lean_post(self.state.unit, scope, receive, send)
-        else:
-            await super().__call__(scope, receive, send)
+        if scope["type"] == "http":
+            method = scope["method"]
+            if method == "POST" and self.lean_post is not None and scope["path"] == "/" and not scope["query_string"]:
+                await self.lean_post(self.state.unit, scope, receive, send)
+                return
+            if method == "GET" and self.lean_get is not None:
+                work = self.lean_get(self.state.unit, scope["path"], scope["query_string"])
+                if work is not None:
+                    await answer_json(send, "GET " + scope["path"], work)
+                    return
+        await super().__call__(scope, receive, send)

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pyao._sql import wal_mode, when_unlocked
+
 #: a claimed row is taken again by any recorder after this many seconds (its recorder died, or failed)
 LEASE_S = 30.0
 #: how often an idle recorder looks for rows another recorder (process) left behind
@@ -73,9 +75,9 @@ class RecordQueue:
         )
         self._lock = threading.Lock()
         with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute(_SCHEMA)
+            # every CU VM worker process opens this file as it starts: they may do so together
+            when_unlocked(lambda: (wal_mode(self._db), self._db.execute(_SCHEMA)))
 
     def add(self, key: str, item: bytes, gen: Any) -> bool:
         """Queue a record (durable on return); False when its key was queued before."""

@@ -9,11 +9,14 @@ result store, a recomputable cache, asks for ``NORMAL``).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pyao.errors import StoreError
+
+T = TypeVar("T")
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
@@ -40,14 +43,38 @@ def open_sqlite(path: str, schema: Iterable[str], what: str, synchronous: str = 
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     try:
         conn = sqlite3.connect(path, check_same_thread=False, isolation_level="DEFERRED")
-        conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={'NORMAL' if synchronous == 'NORMAL' else 'FULL'}")
-        for statement in schema:
-            conn.execute(statement)
-        conn.commit()
+
+        def prepare() -> None:
+            wal_mode(conn)
+            for statement in schema:
+                conn.execute(statement)
+            conn.commit()
+
+        when_unlocked(prepare)
     except sqlite3.Error as exc:
         raise StoreError(f"cannot open {what} {path!r}: {exc}") from exc
     return conn
+
+
+def wal_mode(conn: sqlite3.Connection) -> None:
+    """Put the database in WAL mode (kept in the file: a database already in it is left alone)."""
+    if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+        conn.execute("PRAGMA journal_mode=WAL")
+
+
+def when_unlocked(step: Callable[[], T], tries: int = 200, pause_s: float = 0.05) -> T:
+    """``step()``, again while SQLite says the database is locked. Changing the journal mode or the
+    schema answers "locked" at once, without the busy timeout, while another connection opens the
+    same file (two CU worker processes starting together)."""
+    for attempt in range(tries):
+        try:
+            return step()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == tries - 1:
+                raise
+            time.sleep(pause_s)
+    raise AssertionError("unreachable")
 
 
 def open_postgres(dsn: str, schema: Iterable[str], what: str) -> Any:

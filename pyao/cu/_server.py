@@ -40,7 +40,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from pyao._http import EXCEPTION_HANDLERS, read_body, send_json
+from pyao._http import EXCEPTION_HANDLERS, answer_json, plain_query, read_body, send_json
 from pyao.abc import Evaluation
 from pyao.data import is_id
 from pyao.errors import NotFound, RequestError
@@ -128,15 +128,22 @@ async def info(request: Request) -> Response:
 
 
 async def result(request: Request) -> Response:
-    engine = _unit(request).engine
     message_id = _pid(request.path_params["message_id"], "message id")
     pid = _pid(request.query_params.get("process-id"))
-    found = await _evaluation(engine, pid, message_id)
+    return Response(await _result_json(_unit(request).engine, pid, message_id), media_type="application/json")
+
+
+async def _result_json(engine: Any, pid: str, message_id: str) -> bytes:
+    """``GET /result/{id}?process-id=``: the result's JSON, evaluating what it needs first."""
+    found = engine.store.recent_result(pid, message_id)
     if found is None and engine.is_live(pid):
         # most often the message was just scheduled: evaluate all the SU has (one schedule page),
-        # then look again, without first asking the SU for this message's slot
+        # then look again, without first asking the store (a miss, one thread hop) or the SU for
+        # this message's slot
         await engine.evaluate_to(pid)
         found = await _evaluation(engine, pid, message_id)
+    elif found is None:
+        found = await engine.stored(engine.store.by_message, pid, message_id)
     if found is None:
         nonce, _ = await engine.message_slot(pid, message_id)
         # evaluate all the SU has, not just up to this message: a burst's next results are then
@@ -145,8 +152,7 @@ async def result(request: Request) -> Response:
         found = await _evaluation(engine, pid, message_id)
     if found is None:
         raise NotFound(f"no evaluation of message {message_id} on process {pid}")
-    body = found if isinstance(found, bytes) else found.result_json.encode()
-    return Response(body, media_type="application/json")
+    return found if isinstance(found, bytes) else found.result_json.encode()
 
 
 async def _evaluation(engine: Any, pid: str, message_id: str) -> bytes | Evaluation | None:
@@ -287,31 +293,39 @@ def routes() -> list[Route]:
     ]
 
 
-def held_result(unit: Any, path: str, query: bytes) -> bytes | None:
-    """``GET /result/{id}?process-id=`` of a result the store still holds in memory, answered
-    without Starlette's request and routing objects (the MU asks once per message); None for
-    anything else (another route, an encoded or odd query, a result not held): the full route
-    answers those."""
-    if not path.startswith("/result/") or b"%" in query or b"+" in query:
+def _result_ids(path: str, query: bytes) -> tuple[str, str] | None:
+    """(process id, message id) of ``GET /result/{id}?process-id=``; None for anything else (another
+    route, an encoded or odd query, a bad id): the full routes answer those."""
+    if not path.startswith("/result/"):
         return None
-    message_id, pid = path[8:], None
-    for pair in query.split(b"&"):
-        name, _, value = pair.partition(b"=")
-        if name == b"process-id":
-            pid = value.decode("ascii", "replace")  # the last one wins, as in Starlette's QueryParams
+    params = plain_query(query)
+    message_id, pid = path[8:], (params or {}).get("process-id")
     if pid is None or not is_id(pid) or not is_id(message_id):
         return None
-    return unit.engine.store.recent_result(pid, message_id)
+    return pid, message_id
+
+
+def held_result(unit: Any, path: str, query: bytes) -> bytes | None:
+    """``GET /result/{id}?process-id=`` of a result the store still holds in memory (the MU asks
+    once per message); None for anything else."""
+    ids = _result_ids(path, query)
+    return None if ids is None else unit.engine.store.recent_result(*ids)
 
 
 class ComputeApp(Starlette):
-    """The CU's Starlette app, with ``GET /result`` of a result held in memory answered in front of it."""
+    """The CU's Starlette app, with ``GET /result`` answered in front of it: at once when the result
+    is held in memory, else by the same steps as the route without Starlette's objects."""
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["method"] == "GET":
-            body = held_result(self.state.unit, scope["path"], scope["query_string"])
-            if body is not None:
-                await send_json(send, 200, body)
+            ids = _result_ids(scope["path"], scope["query_string"])
+            if ids is not None:
+                engine = self.state.unit.engine
+                body = engine.store.recent_result(*ids)
+                if body is not None:
+                    await send_json(send, 200, body)
+                else:
+                    await answer_json(send, "GET /result", _result_json(engine, *ids))
                 return
         await super().__call__(scope, receive, send)
 

@@ -9,6 +9,11 @@ The signature covers ``item_signature_data`` (see ``deephash``), with the tag
 bytes exactly as they appear on the wire, so an item keeps its raw tag bytes
 and re-serialises byte for byte even when another writer encoded them
 differently (several Avro blocks, negative counts).
+
+In one process (``pyao up``) the same item is parsed by the MU, the SU, the gateway
+and the SU's schedule renderer in turn; ``from_bytes`` remembers recent parses by
+their exact bytes (bounded), and an item computes its id and checks its signature
+at most once (both are pure functions of its immutable fields).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import struct
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from pyao.abc import Signer
 from pyao.data._b64 import b64url_encode, decode_id
@@ -45,6 +50,9 @@ class DataItem:
     tags: tuple[Tag, ...]
     tag_bytes: bytes
     data: bytes
+    # computed at most once, on first use (not part of the value: no compare, no init)
+    _id: str = field(default="", init=False, compare=False, repr=False)
+    _verified: bool = field(default=False, init=False, compare=False, repr=False)
 
     # ------------------------------------------------------------ building
 
@@ -83,7 +91,11 @@ class DataItem:
     def from_bytes(cls, raw: bytes | bytearray | memoryview, *, verify: bool = False) -> DataItem:
         """Parse an item. Malformed bytes raise ``ParseError``/``TagError``; with
         ``verify=True`` a bad signature raises ``SignatureError``."""
-        item = _parse(bytes(raw))
+        raw = bytes(raw)
+        item = _PARSED.get(raw)
+        if item is None:
+            item = _parse(raw)
+            _PARSED.add(raw, item)
         if verify and not item.verify():
             raise SignatureError(f"data item {item.id} has an invalid signature")
         return item
@@ -107,16 +119,17 @@ class DataItem:
 
     def verify(self) -> bool:
         """True only if the signature is valid for this item's owner and contents."""
+        if self._verified:
+            return True
         scheme = scheme_for(self.signature_type)
         if len(self.signature) != scheme.signature_length or len(self.owner) != scheme.owner_length:
             return False
         message = self.signature_data()
         key = b"%d:%b%b%b" % (self.signature_type, self.owner, self.signature, message)
-        if _VERIFIED.seen(key):
-            return True
-        valid = scheme.verify(self.owner, message, self.signature)
+        valid = _VERIFIED.seen(key) or scheme.verify(self.owner, message, self.signature)
         if valid:
             _VERIFIED.add(key)
+            object.__setattr__(self, "_verified", True)
         return valid
 
     # ------------------------------------------------------------ views
@@ -124,7 +137,9 @@ class DataItem:
     @property
     def id(self) -> str:
         """base64url(sha256(signature))."""
-        return b64url_encode(hashlib.sha256(self.signature).digest())
+        if not self._id:
+            object.__setattr__(self, "_id", b64url_encode(hashlib.sha256(self.signature).digest()))
+        return self._id
 
     @property
     def owner_address(self) -> str:
@@ -179,6 +194,39 @@ class _VerifiedSignatures:
 
 
 _VERIFIED = _VerifiedSignatures(65_536)
+
+
+class _ParsedItems:
+    """Items parsed lately, keyed by their exact bytes (bounded by count and total size, oldest
+    out first; items larger than ``max_item`` are not kept).
+
+    Parsing is a pure function of the bytes and an item is immutable, so a hit is exactly the
+    item a new parse would give; only successful parses are kept. Thread-safe."""
+
+    def __init__(self, capacity: int, max_item: int, max_bytes: int) -> None:
+        self.capacity, self.max_item, self.max_bytes = capacity, max_item, max_bytes
+        self._items: dict[bytes, DataItem] = {}
+        self._size = 0
+        self._lock = threading.Lock()
+
+    def get(self, raw: bytes) -> DataItem | None:
+        return self._items.get(raw) if len(raw) <= self.max_item else None
+
+    def add(self, raw: bytes, item: DataItem) -> None:
+        if len(raw) > self.max_item:
+            return
+        with self._lock:
+            if raw in self._items:
+                return
+            self._items[raw] = item
+            self._size += len(raw)
+            while len(self._items) > self.capacity or self._size > self.max_bytes:
+                oldest = next(iter(self._items))
+                del self._items[oldest]
+                self._size -= len(oldest)
+
+
+_PARSED = _ParsedItems(8192, 64 * 1024, 16 * 1024 * 1024)
 
 
 def _as_target(target: str | bytes) -> bytes:

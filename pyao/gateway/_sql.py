@@ -147,8 +147,10 @@ class SqlStore(GatewayStore):
             if upload.id in known:
                 return False
             fresh = [new for new in upload.items if new.record.id not in known]
+            tags: list[tuple] = []  # every item's tags in one statement (an SU bundle: 2 items per slot)
             for new in fresh:
-                self._insert_item(conn, new.record, upload.id, new.data_offset)
+                tags += self._insert_item(conn, new.record, upload.id, new.data_offset)
+            self._executemany(conn, "INSERT INTO gw_tags (item_seq, idx, name, value) VALUES (?, ?, ?, ?)", tags)
             raw = upload.raw
             spans = enumerate(range(0, len(raw), CHUNK_BYTES))
             chunks = [(upload.id, n, raw[at : at + CHUNK_BYTES]) for n, at in spans]
@@ -164,7 +166,8 @@ class SqlStore(GatewayStore):
             found.update(row[0] for row in rows)
         return found
 
-    def _insert_item(self, conn: Any, record: ItemRecord, blob: str, offset: int) -> None:
+    def _insert_item(self, conn: Any, record: ItemRecord, blob: str, offset: int) -> list[tuple]:
+        """Insert the item's row; its tag rows are returned, for the caller to insert."""
         row = self._run(
             conn,
             "INSERT INTO gw_items (id, signature_type, signature, owner, owner_address, target, anchor, "
@@ -183,8 +186,7 @@ class SqlStore(GatewayStore):
                 offset,
             ),
         ).fetchone()
-        tags = [(row[0], i, _utf8(t.name), _utf8(t.value)) for i, t in enumerate(record.tags)]
-        self._executemany(conn, "INSERT INTO gw_tags (item_seq, idx, name, value) VALUES (?, ?, ?, ?)", tags)
+        return [(row[0], i, _utf8(t.name), _utf8(t.value)) for i, t in enumerate(record.tags)]
 
     def _executemany(self, conn: Any, sql: str, rows: list[tuple]) -> None:
         if rows:

@@ -121,7 +121,7 @@ class MessengerUnit:
     async def _record(self, jobs: list[Job]) -> None:
         if jobs:
             await self.store.call("add", jobs)
-            self.cranker.notify()
+            self.cranker.hand(jobs)
 
     async def send_message(self, item: DataItem, raw: bytes) -> None:
         """Schedule a user's Message on its target's SU, then record the crank of its result."""

@@ -154,7 +154,17 @@ class AsyncStore:
 
 
 class Cranker:
-    """Picks due jobs and runs up to ``config.workers`` of them at a time."""
+    """Picks due jobs and runs up to ``config.workers`` of them at a time.
+
+    A job just stored (``hand``: a new message's crank, a finished job's children) is handed
+    over in memory as well, so a burst needs no ``due`` query per job; the durable row stays
+    the truth (a restarted MU finds it with ``due``). The store is asked for due jobs at start,
+    after ``notify`` (jobs stored elsewhere: cron), when a retry this cranker stored falls due,
+    and at least every ``DB_POLL_S``, so no stored job is starved. A job is never started twice
+    at once: one taken from the store leaves the in-memory set, and running ids are skipped."""
+
+    #: the longest the store goes unasked for due jobs (a safety net: new work is handed or notified)
+    DB_POLL_S = 1.0
 
     def __init__(
         self,
@@ -178,8 +188,24 @@ class Cranker:
         self.clock = clock
         self._wake = asyncio.Event()
         self._running: dict[str, asyncio.Task] = {}
+        self._ready: dict[str, Job] = {}  # stored, due, not started: in arrival order
+        self._asked_at = float("-inf")  # monotonic time of the last due/next_due query
+        self._must_ask = True  # jobs may be stored that were not handed over: ask the store
+        self._wake_at = float("inf")  # (clock) the earliest retry or later job this cranker stored
 
     def notify(self) -> None:
+        """Jobs were stored without being handed over: the next round asks the store."""
+        self._must_ask = True
+        self._wake.set()
+
+    def hand(self, jobs: list[Job]) -> None:
+        """Jobs just stored durably: run the due ones without asking the store for them."""
+        now = self.clock()
+        for job in jobs:
+            if job.next_at > now:
+                self._wake_at = min(self._wake_at, job.next_at)
+            elif job.id not in self._running:
+                self._ready.setdefault(job.id, job)
         self._wake.set()
 
     async def run(self) -> None:
@@ -188,16 +214,44 @@ class Cranker:
             self._wake.clear()
             free = slots - len(self._running)
             if free > 0:
-                try:
-                    jobs = await self.store.call("due", self.clock(), free, frozenset(self._running))
-                except PyaoError as exc:
-                    log.warning("cannot read due jobs: %s", exc)
-                    jobs = []
-                for job in jobs:
-                    task = asyncio.create_task(self._attempt(job), name=f"pyao-mu-job-{job.id}")
-                    self._running[job.id] = task
-                    task.add_done_callback(lambda _t, jid=job.id: self._done(jid))
+                for job in self._take_ready(free):
+                    self._start(job)
+                free = slots - len(self._running)
+                if free > 0 and (self._must_ask or time.monotonic() - self._asked_at >= self.DB_POLL_S):
+                    for job in await self._due(free):
+                        self._start(job)
             await self._sleep()
+
+    def _take_ready(self, limit: int) -> list[Job]:
+        jobs = []
+        while self._ready and len(jobs) < limit:
+            job = self._ready.pop(next(iter(self._ready)))
+            if job.id not in self._running:
+                jobs.append(job)
+        return jobs
+
+    async def _due(self, limit: int) -> list[Job]:
+        """The stored jobs due now (up to ``limit``); one falling due before the next ask of the
+        store (a job stored without a hand-over, due a little later) sets when to wake."""
+        self._asked_at, self._must_ask = time.monotonic(), False
+        now = self.clock()
+        try:
+            jobs = await self.store.call("due", now + self.DB_POLL_S, limit + 1, frozenset(self._running))
+        except PyaoError as exc:
+            log.warning("cannot read due jobs: %s", exc)
+            return []
+        later = [job for job in jobs if job.next_at > now]
+        if later:
+            self._wake_at = min(self._wake_at, later[0].next_at)
+        jobs = [job for job in jobs if job.next_at <= now][:limit]
+        for job in jobs:
+            self._ready.pop(job.id, None)
+        return [job for job in jobs if job.id not in self._running]
+
+    def _start(self, job: Job) -> None:
+        task = asyncio.create_task(self._attempt(job), name=f"pyao-mu-job-{job.id}")
+        self._running[job.id] = task
+        task.add_done_callback(lambda _t, jid=job.id: self._done(jid))
 
     def _done(self, job_id: str) -> None:
         self._running.pop(job_id, None)
@@ -206,7 +260,15 @@ class Cranker:
     async def _sleep(self) -> None:
         if len(self._running) >= max(1, self.config.workers):
             delay = 1.0
+        elif self._ready:
+            delay = 0.0
+        elif self._wake_at <= self.clock():  # a retry is due: the next round asks the store
+            self._wake_at, self._must_ask, delay = float("inf"), True, 0.0
+        elif time.monotonic() - self._asked_at < self.DB_POLL_S:
+            # asked lately: new work comes by hand or wakes us; a retry we stored, at its time
+            delay = min(self.DB_POLL_S, self._wake_at - self.clock())
         else:
+            self._asked_at = time.monotonic()
             # the earliest job due within the second that is not running: a running job is still
             # pending in the store, due in the past, and would read as "due now" (a busy loop)
             now = self.clock()
@@ -214,7 +276,10 @@ class Cranker:
                 waiting = await self.store.call("due", now + 1.0, 1, frozenset(self._running))
             except PyaoError:
                 waiting = []
-            delay = min(1.0, max(0.0, waiting[0].next_at - now)) if waiting else 1.0
+            due = waiting[0].next_at if waiting else None
+            if due is not None:  # a stored job's time: the round after it asks the store
+                self._wake_at = min(self._wake_at, due)
+            delay = 1.0 if due is None else min(1.0, max(0.0, due - now))
         if delay > 0:
             # not wait_for: on Python 3.11 it swallows a cancel that arrives as the event is set
             # (a job ending, a new message), and run() would outlive the MU's shutdown
@@ -242,7 +307,7 @@ class Cranker:
             return
         await self.store.call("complete", job.id, children)
         if children:
-            self._wake.set()
+            self.hand(children)
 
     async def _failed(self, job: Job, exc: BaseException) -> None:
         attempts = job.attempts + 1
@@ -256,6 +321,7 @@ class Cranker:
                 delay = core.backoff(attempts, self.config.retry_base_s, self.config.retry_cap_s)
                 log.info("job %s (%s) failed (%s); retry in %.2fs", job.id, job.kind, error, delay)
                 await self.store.call("retry", job.id, attempts, self.clock() + delay, error)
+                self._wake_at = min(self._wake_at, self.clock() + delay)
         except PyaoError as store_exc:
             log.warning("cannot record the failure of job %s: %s", job.id, store_exc)
 

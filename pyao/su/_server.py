@@ -36,7 +36,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from typing import Any
 
 from starlette.applications import Starlette
@@ -49,6 +49,7 @@ from pyao._http import (
     EXCEPTION_HANDLERS,
     Disconnected,
     LeanPostApp,
+    plain_query,
     read_body,
     receive_body,
     require_data,
@@ -178,9 +179,13 @@ async def _check_settled(unit: Any, tx: str) -> None:
 
 
 async def read_tx(request: Request) -> Response:
-    unit = _unit(request)
-    tx = _id_param(request.path_params["tx_id"], "id")
-    query = request.query_params
+    body = await _read_tx(_unit(request), request.path_params["tx_id"], request.query_params)
+    return Response(body, media_type="application/json")
+
+
+async def _read_tx(unit: Any, tx_param: str, query: Mapping[str, str]) -> bytes:
+    """``GET /{id}?process-id=``: one slot's node, or a schedule page when ``id`` is the process."""
+    tx = _id_param(tx_param, "id")
     pid = _id_param(query.get("process-id"), "process-id")
     by_nonce = "from-nonce" in query or "to-nonce" in query
     lo = _int_param(query.get("from-nonce" if by_nonce else "from"), "from")
@@ -201,7 +206,19 @@ async def read_tx(request: Request) -> Response:
             return _dump(_json.page_json(entries, more, by_nonce=by_nonce))
         raise NotFound("Message or Process not found")
 
-    return Response(await unit.read(read), media_type="application/json")
+    return await unit.read(read)
+
+
+def lean_get(unit: Any, path: str, query: bytes) -> Awaitable[bytes] | None:
+    """``GET /{id}?process-id=`` (a CU's page and slot reads, the hot read) without Starlette's
+    routing; None for any other request, which the full routes answer."""
+    tx = path[1:]
+    if not is_id(tx):  # one segment of 43 id characters: no other route looks like that
+        return None
+    params = plain_query(query)
+    if params is None or not is_id(params.get("process-id") or ""):
+        return None
+    return _read_tx(unit, tx, params)
 
 
 async def read_process(request: Request) -> Response:
@@ -259,7 +276,9 @@ def build_app(unit: Any) -> Starlette:
             yield
 
     handlers = {**EXCEPTION_HANDLERS, HTTPException: _http_error}
-    app = LeanPostApp(routes=routes(), lean_post=lean_post, exception_handlers=handlers, lifespan=lifespan)
+    app = LeanPostApp(
+        routes=routes(), lean_post=lean_post, lean_get=lean_get, exception_handlers=handlers, lifespan=lifespan
+    )
     app.state.unit = unit
     return app
 

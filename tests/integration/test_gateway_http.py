@@ -291,18 +291,3 @@ async def test_block_sealer_runs_in_the_background(tmp_path):
                 await anyio.sleep(0.02)
             assert record.block is not None and await client.height() >= 1
     await store.close()
-
-
-async def test_query_texts_are_checked_once_and_refused_every_time(client, base_url, monkeypatch):
-    from pyao.gateway import _graphql
-
-    monkeypatch.setattr(_graphql, "DOCUMENT_CACHE_SIZE", 3)
-    _graphql._DOCUMENTS.clear()
-    async with httpx.AsyncClient(base_url=base_url) as http:
-        for _ in range(2):  # a refused text is refused again (never remembered as good)
-            r = await http.post("/graphql", json={"query": "{ transactions { edges { node { nosuchfield } } } }"})
-            assert r.status_code == 400 and "nosuchfield" in r.text
-        for first in range(1, 7):  # six distinct texts through a cache of three
-            r = await http.post("/graphql", json={"query": f"{{ blocks(first: {first}) {{ edges {{ cursor }} }} }}"})
-            assert r.status_code == 200, r.text
-    assert len(_graphql._DOCUMENTS) == 3

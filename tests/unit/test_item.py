@@ -197,3 +197,51 @@ def test_the_signature_memo_is_bounded():
     for key in (b"a", b"b", b"c", b"d"):
         memo.add(key)
     assert not memo.seen(b"a") and all(memo.seen(k) for k in (b"b", b"c", b"d"))
+
+
+def test_a_parse_is_remembered_by_its_exact_bytes_and_only_when_it_succeeds(signer):
+    """``pyao up`` parses one item at the MU, the SU, the gateway and the SU's renderer: the same
+    bytes give the same (immutable) item without a new parse; bad bytes are refused every time."""
+    item = DataItem.create(b"parse me once", signer=signer, tags=[("Action", "Eval")], target=PID)
+    raw = item.to_bytes()
+    first = DataItem.from_bytes(raw)
+    assert DataItem.from_bytes(bytearray(raw)) is first and DataItem.from_bytes(memoryview(raw)) is first
+    assert first == item and first.to_bytes() == raw
+    broken = raw[:-1] + b"\x00" + raw[-1:]  # one byte more than the header's tags + data: other data
+    assert DataItem.from_bytes(broken) is not first and DataItem.from_bytes(broken).data != item.data
+    truncated = raw[:40]
+    for _ in range(2):
+        with pytest.raises(ParseError):
+            DataItem.from_bytes(truncated)
+
+
+def test_the_parse_memo_is_bounded_by_count_and_bytes(signer):
+    from pyao.data.item import _ParsedItems
+
+    items = [DataItem.create(bytes([n]) * 100, signer=signer) for n in range(4)]
+    raws = [i.to_bytes() for i in items]
+    memo = _ParsedItems(3, 10_000, 10_000)
+    for raw, item in zip(raws, items, strict=True):
+        memo.add(raw, item)
+    assert memo.get(raws[0]) is None and all(memo.get(r) is not None for r in raws[1:])
+    by_size = _ParsedItems(100, 10_000, 2 * len(raws[0]))
+    for raw, item in zip(raws, items, strict=True):
+        by_size.add(raw, item)
+    assert [by_size.get(r) is not None for r in raws] == [False, False, True, True]
+    too_big = _ParsedItems(100, len(raws[0]) - 1, 10**9)
+    too_big.add(raws[0], items[0])
+    assert too_big.get(raws[0]) is None
+
+
+def test_id_and_a_passed_check_are_computed_once_and_not_carried_by_replace(signer):
+    import dataclasses
+
+    item = DataItem.create(b"once", signer=signer)
+    assert item.verify() and item._verified and item.id == item._id
+    other = dataclasses.replace(item, data=b"twice")
+    assert other._id == "" and not other._verified and not other.verify()
+    assert (
+        other.id != ""
+        and other == dataclasses.replace(item, data=b"twice")
+        and hash(other) == hash(dataclasses.replace(item, data=b"twice"))
+    )
