@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
@@ -81,7 +82,7 @@ class SqlResultStore(ResultStore):
         self._conn = conn
         self._closed = False
         #: (process_id, message_id) -> its result JSON, oldest first
-        self._recent: dict[tuple[str, str], bytes] = {}
+        self._recent: OrderedDict[tuple[str, str], str] = OrderedDict()
         self._recent_lock = threading.Lock()
 
     @contextmanager
@@ -122,12 +123,15 @@ class SqlResultStore(ResultStore):
             for message_id, text in results:
                 key = (process_id, message_id)
                 if key not in self._recent:  # the first evaluation of a message is the one stored
-                    self._recent[key] = text.encode("utf-8")
+                    self._recent[key] = text
+            # popitem, not del of next(iter(...)): that walks the dict's deleted slots from the
+            # front each time (it cost more than the rest of the coordinator's work per message)
             while len(self._recent) > RECENT_RESULTS:
-                del self._recent[next(iter(self._recent))]
+                self._recent.popitem(last=False)
 
     def recent_result(self, process_id: str, message_id: str) -> bytes | None:
-        return self._recent.get((process_id, message_id))
+        held = self._recent.get((process_id, message_id))
+        return None if held is None else held.encode("utf-8")
 
     def by_message(self, process_id: str, message_id: str) -> Evaluation | None:
         rows = self._query(
