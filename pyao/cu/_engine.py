@@ -50,6 +50,7 @@ from pyao.cu._messages import evaluation_tags, first_tag
 from pyao.cu._plan import (
     ProcessPlan,
     assigned_items,
+    assignment_tag,
     cron_window,
     initial_position,
     next_hash_chain,
@@ -508,7 +509,7 @@ def _unevaluated(nodes: list[dict[str, Any]], next_nonce: int) -> list[dict[str,
     """``nodes`` without the leading entries already evaluated (a page starts one ms before the
     cursor, so it usually repeats the last one); the worker reads the rest."""
     for start, node in enumerate(nodes):
-        nonce = first_tag((node.get("assignment") or {}).get("tags") or [], "Nonce")
+        nonce = assignment_tag(node, "Nonce")
         try:
             if int(nonce) >= next_nonce:  # type: ignore[arg-type]
                 return nodes[start:] if start else nodes

@@ -28,7 +28,7 @@ from typing import Any
 
 from pyao.cu._checkpoints import Position
 from pyao.cu._cron import Block, Cron, CronTick, cron_ticks_between
-from pyao.cu._messages import ScheduledMessage, evaluation_tags, from_schedule_entry, hydrate
+from pyao.cu._messages import ScheduledMessage, evaluation_tags, first_tag, from_schedule_entry, hydrate
 from pyao.data import b64url_decode, b64url_encode
 from pyao.errors import ParseError, ScheduleError, UnitError
 
@@ -77,11 +77,9 @@ class Pending:
 # ------------------------------------------------------------------ what the coordinator reads of a page
 
 
-def _assignment_tag(node: dict[str, Any], name: str) -> str | None:
-    for tag in (node.get("assignment") or {}).get("tags") or ():
-        if tag.get("name") == name:
-            return tag.get("value")
-    return None
+def assignment_tag(node: dict[str, Any], name: str) -> str | None:
+    """The first value of the tag ``name`` on a schedule node's assignment."""
+    return first_tag((node.get("assignment") or {}).get("tags") or [], name)
 
 
 def assigned_items(nodes: list[dict[str, Any]]) -> list[tuple[str, bool]]:
@@ -89,7 +87,7 @@ def assigned_items(nodes: list[dict[str, Any]]) -> list[tuple[str, bool]]:
     wanted = []
     for node in nodes:
         if node.get("message") is None:
-            item = _assignment_tag(node, "Message")
+            item = assignment_tag(node, "Message")
             excluded = {t.get("value") for t in node["assignment"].get("tags") or () if t.get("name") == "Exclude"}
             wanted.append((item, "Data" not in excluded))
     return wanted
@@ -98,11 +96,11 @@ def assigned_items(nodes: list[dict[str, Any]]) -> list[tuple[str, bool]]:
 def cron_window(nodes: list[dict[str, Any]], pos: Position) -> tuple[int, int] | None:
     """(from block height, to timestamp) of the blocks the page's cron ticks may need."""
     try:
-        until = int(_assignment_tag(nodes[-1], "Timestamp"))  # type: ignore[arg-type]
+        until = int(assignment_tag(nodes[-1], "Timestamp"))  # type: ignore[arg-type]
         if pos.left_height is not None:
             return pos.left_height, until
         if len(nodes) > 1:
-            return int(_assignment_tag(nodes[0], "Block-Height")), until  # type: ignore[arg-type]
+            return int(assignment_tag(nodes[0], "Block-Height")), until  # type: ignore[arg-type]
     except (TypeError, ValueError):
         raise UnitError("schedule entry's assignment has no integer Timestamp or Block-Height tag") from None
     return None
@@ -234,6 +232,7 @@ __all__ = [
     "Pending",
     "ProcessPlan",
     "assigned_items",
+    "assignment_tag",
     "cron_window",
     "initial_position",
     "next_hash_chain",

@@ -7,7 +7,10 @@ speed-up more workers give), so these check what crosses back from a worker.
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
+
+import pytest
 
 from pyao.abc import EvalResult, Limits, ModuleSource, ProcessContext, result_is_error
 from pyao.config import CUConfig
@@ -16,6 +19,7 @@ from pyao.cu._engine import Engine
 from pyao.cu._plan import ProcessPlan, initial_position
 from pyao.cu._store import open_result_store
 from pyao.cu._workers import VMHost
+from pyao.errors import UnitError
 from pyao.vm import LUA_NATIVE_FORMAT
 from tests._cu import MODULE_SOURCE
 from tests.unit.test_cu_engine import MODULE, OWNER, PID, PROCESS_TAGS, FakeLocator, FakeSU, _msgs
@@ -146,3 +150,39 @@ def test_the_locator_asks_the_gateway_for_a_process_once():
     first, second = asyncio.run(twice())
     assert first == second and first.su_url == "http://su"
     assert asked.count(ITEMS_QUERY) == 1 and len(asked) == 3
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda node: node["assignment"]["tags"].__setitem__(2, {"name": "Nonce", "value": "two"}),
+        lambda node: node["assignment"].pop("tags"),
+        lambda node: node["message"].pop("owner"),
+        lambda node: node["assignment"]["tags"].__setitem__(5, {"name": "Timestamp", "value": "soon"}),
+    ],
+    ids=["nonce-not-a-number", "no-assignment-tags", "message-without-owner", "timestamp-not-a-number"],
+)
+def test_a_schedule_entry_the_cu_cannot_read_stores_nothing_and_a_good_schedule_goes_on(tmp_path, damage):
+    """The worker refuses a damaged SU entry with a UnitError before evaluating anything of its page:
+    nothing of the page is stored, and once the SU answers well the process goes on from where it was."""
+    su = FakeSU(PROCESS_TAGS, _msgs(4))
+    good = copy.deepcopy(su.nodes[3])
+    damage(su.nodes[3])
+    store = open_result_store(f"sqlite://{tmp_path / 'cu.db'}")
+    engine = Engine(FakeLocator(su, PROCESS_TAGS), store, CUConfig(page_size=2, workers=1, checkpoint_every=0))
+
+    async def go():
+        try:
+            with pytest.raises(UnitError):
+                await engine.evaluate_to(PID)
+            before = store.last(PID).ordinate  # the first page (nonces 0, 1) went through
+            su.nodes[3] = good
+            await engine.evaluate_to(PID)
+            return before, store.last(PID)
+        finally:
+            await engine.close()
+
+    before, last = asyncio.run(go())
+    assert before == 1
+    assert last.ordinate == 4 and last.result["Messages"][0]["Data"] == "pong 4"
+    assert [e.ordinate for e in store.page(PID, limit=10)] == [0, 1, 2, 3, 4]
