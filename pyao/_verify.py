@@ -9,7 +9,8 @@ of a posted item (~120 µs), and ``cryptography`` releases the GIL while it
 runs, so on a second core it overlaps the event loop's HTTP work. Items queue
 in a deque; one job on the worker drains whatever has queued (a batch) and
 hands all the answers back to the loop in one call, so the loop pays one
-thread hand-off per batch, not per item.
+thread hand-off per batch, not per item. An item whose check already passed in this
+process (the same bytes the MU checked, reaching the SU of ``pyao up``) needs no hand-off.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ class Verifier:
         self._draining = False  # touched by the event loop only
 
     async def verify(self, item: DataItem) -> None:
+        if item.known_valid:  # checked already in this process (``pyao up``: the MU, then the SU)
+            return
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         self._queue.append((item, future))

@@ -18,15 +18,17 @@ at most once (both are pure functions of its immutable fields).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import struct
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 
 from pyao.abc import Signer
 from pyao.data._b64 import b64url_encode, decode_id
 from pyao.data.deephash import item_signature_data
-from pyao.data.signing import SCHEMES, check_signature, scheme_for
+from pyao.data.signing import SCHEMES, SELF_VERIFYING_SIGNERS, check_signature, scheme_for
 from pyao.data.tags import MAX_TAG_BYTES, Tag, TagsLike, as_tags, decode_tags, encode_tags
 from pyao.errors import ParseError, SignatureError, TagError
 
@@ -83,7 +85,10 @@ class DataItem:
         if len(unsigned.owner) != scheme.owner_length:
             raise SignatureError(f"signer's owner is {len(unsigned.owner)} bytes; type needs {scheme.owner_length}")
         message = unsigned.signature_data()
-        return replace(unsigned, signature=check_signature(signer, message, signer.sign(message)))
+        item = replace(unsigned, signature=check_signature(signer, message, signer.sign(message)))
+        if type(signer) in SELF_VERIFYING_SIGNERS and len(item.data) <= _PARSED.max_item:
+            remember_signed(item.to_bytes(), item, message)
+        return item
 
     # ------------------------------------------------------------ wire form
 
@@ -125,12 +130,18 @@ class DataItem:
         if len(self.signature) != scheme.signature_length or len(self.owner) != scheme.owner_length:
             return False
         message = self.signature_data()
-        key = b"%d:%b%b%b" % (self.signature_type, self.owner, self.signature, message)
+        key = _verified_key(self, message)
         valid = _VERIFIED.seen(key) or scheme.verify(self.owner, message, self.signature)
         if valid:
             _VERIFIED.add(key)
             object.__setattr__(self, "_verified", True)
         return valid
+
+    @property
+    def known_valid(self) -> bool:
+        """True when a check of this item's signature already passed (or it was signed in this
+        process by a self-verifying signer): ``verify()`` will answer True at once."""
+        return self._verified
 
     # ------------------------------------------------------------ views
 
@@ -180,20 +191,27 @@ class _VerifiedSignatures:
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self._keys: dict[bytes, None] = {}
-        self._lock = threading.Lock()
+        self._keys: OrderedDict[bytes, None] = OrderedDict()
 
     def seen(self, key: bytes) -> bool:
         return key in self._keys
 
     def add(self, key: bytes) -> None:
-        with self._lock:
-            self._keys[key] = None
-            while len(self._keys) > self.capacity:
-                del self._keys[next(iter(self._keys))]
+        # No lock: each OrderedDict call below is one atomic step under the GIL (bytes keys run no
+        # Python code), and a race at worst evicts one key early. A lock here was contended by the
+        # SU's verifier and slotter threads, each add waiting out the other's GIL slice.
+        keys = self._keys
+        keys[key] = None
+        if len(keys) > self.capacity:
+            with contextlib.suppress(KeyError):  # another thread emptied it first (tiny capacities)
+                keys.popitem(last=False)
 
 
 _VERIFIED = _VerifiedSignatures(65_536)
+
+
+def _verified_key(item: DataItem, message: bytes) -> bytes:
+    return b"%d:%b%b%b" % (item.signature_type, item.owner, item.signature, message)
 
 
 class _ParsedItems:
@@ -205,7 +223,7 @@ class _ParsedItems:
 
     def __init__(self, capacity: int, max_item: int, max_bytes: int) -> None:
         self.capacity, self.max_item, self.max_bytes = capacity, max_item, max_bytes
-        self._items: dict[bytes, DataItem] = {}
+        self._items: OrderedDict[bytes, DataItem] = OrderedDict()
         self._size = 0
         self._lock = threading.Lock()
 
@@ -221,8 +239,7 @@ class _ParsedItems:
             self._items[raw] = item
             self._size += len(raw)
             while len(self._items) > self.capacity or self._size > self.max_bytes:
-                oldest = next(iter(self._items))
-                del self._items[oldest]
+                oldest, _ = self._items.popitem(last=False)
                 self._size -= len(oldest)
 
 
@@ -286,3 +303,15 @@ def _parse(raw: bytes) -> DataItem:
     return DataItem(
         signature_type, raw[2:owner_at], raw[owner_at:owner_end], target, anchor, tags, tag_bytes, raw[data_at:]
     )
+
+
+def remember_signed(raw: bytes, item: DataItem, message: bytes) -> None:
+    """Remember ``item`` (serialised as ``raw``, its deep hash ``message``) as parsed and verified.
+
+    Only for an item this process has just signed with a signer in ``SELF_VERIFYING_SIGNERS``:
+    its signature verifies by construction, so the next ``from_bytes(raw, verify=True)`` (the
+    SU taking the MU's forwarded item, the gateway ingesting the SU's assignments) neither
+    parses nor checks it again."""
+    object.__setattr__(item, "_verified", True)
+    _VERIFIED.add(_verified_key(item, message))
+    _PARSED.add(raw, item)

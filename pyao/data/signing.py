@@ -243,6 +243,13 @@ class EthereumSigner(Signer):
         return sig[:64] + bytes([sig[64] + 27])
 
 
+#: Signer classes (exact types, never subclasses: one may override ``sign``) whose signatures
+#: always verify: a mature library's signature over a key this process holds. An item one of
+#: them signs is remembered as parsed and verified (``pyao.data.item.remember_signed``), so in
+#: ``pyao up`` the SU and the gateway do not check again what the MU or the SU just signed.
+SELF_VERIFYING_SIGNERS: set[type[Signer]] = {Ed25519Signer, SolanaSigner, EthereumSigner}
+
+
 def check_signature(signer: Signer, message: bytes, signature: bytes) -> bytes:
     """Guard for signers: the signature has its type's length, or SignatureError."""
     expected = scheme_for(signer.signature_type).signature_length

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from pyao.abc import Signer
 from pyao.data._b64 import b64url_decode, b64url_encode
-from pyao.data.signing import _PSS_SIGN, _SHA256, Ed25519Signer
+from pyao.data.signing import _PSS_SIGN, _SHA256, SELF_VERIFYING_SIGNERS, Ed25519Signer
 from pyao.errors import ParseError, WalletError
 
 _RSA_BITS = 4096
@@ -108,6 +108,9 @@ class Wallet(Signer):
         wallet = cls.generate()
         wallet.save(path)
         return wallet
+
+
+SELF_VERIFYING_SIGNERS.add(Wallet)  # RSA-PSS by `cryptography` over the wallet's own key
 
 
 def ed25519_jwk(signer: Ed25519Signer) -> dict[str, str]:

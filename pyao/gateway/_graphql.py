@@ -13,6 +13,7 @@ come back as GraphQL errors with HTTP 200; a store failure is HTTP 503.
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from inspect import isawaitable
 from typing import Any
 
@@ -207,7 +208,7 @@ def parse_request(payload: Any) -> tuple[str, dict[str, Any] | None, str | None]
 #: documents that parsed and validated, by query text (bounded, oldest out first): clients send a
 #: few query shapes with new variables each time, and parsing and validating one costs ~2 ms,
 #: more than answering it. A document is not changed by executing it.
-_VALID_DOCUMENTS: dict[str, Any] = {}
+_VALID_DOCUMENTS: OrderedDict[str, Any] = OrderedDict()
 _VALID_DOCUMENTS_MAX = 256
 _valid_lock = threading.Lock()
 
@@ -229,7 +230,7 @@ def _valid_document(query: str) -> Any:
     with _valid_lock:
         _VALID_DOCUMENTS[query] = document
         while len(_VALID_DOCUMENTS) > _VALID_DOCUMENTS_MAX:
-            del _VALID_DOCUMENTS[next(iter(_VALID_DOCUMENTS))]
+            _VALID_DOCUMENTS.popitem(last=False)
     return document
 
 

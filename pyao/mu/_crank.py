@@ -26,6 +26,7 @@ import base64
 import contextlib
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -188,7 +189,7 @@ class Cranker:
         self.clock = clock
         self._wake = asyncio.Event()
         self._running: dict[str, asyncio.Task] = {}
-        self._ready: dict[str, Job] = {}  # stored, due, not started: in arrival order
+        self._ready: OrderedDict[str, Job] = OrderedDict()  # stored, due, not started: in arrival order
         self._asked_at = float("-inf")  # monotonic time of the last due/next_due query
         self._must_ask = True  # jobs may be stored that were not handed over: ask the store
         self._wake_at = float("inf")  # (clock) the earliest retry or later job this cranker stored
@@ -225,7 +226,7 @@ class Cranker:
     def _take_ready(self, limit: int) -> list[Job]:
         jobs = []
         while self._ready and len(jobs) < limit:
-            job = self._ready.pop(next(iter(self._ready)))
+            _, job = self._ready.popitem(last=False)
             if job.id not in self._running:
                 jobs.append(job)
         return jobs

@@ -14,7 +14,9 @@ Field order and null rules follow the Rust structs:
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
+from collections import OrderedDict
 from typing import Any
 
 from pyao.data import DataItem, b64url_encode
@@ -79,26 +81,8 @@ def process_message_json(item: DataItem) -> dict[str, Any]:
     }
 
 
-#: nodes rendered lately, by assignment id (an entry never changes once stored): the CU reads each
-#: page from one ms before its cursor, so the entry it evaluated last is read again, once per page
-_RECENT_NODES: dict[str, dict[str, Any]] = {}
-_RECENT_NODES_MAX = 4096
-_recent_lock = threading.Lock()
-
-
 def node_json(entry: ScheduleEntry) -> dict[str, Any]:
     """``{"message", "assignment"}``; ``message`` is null for an assignment of an existing tx."""
-    node = _RECENT_NODES.get(entry.assignment_id)
-    if node is None:
-        node = _render_node(entry)
-        with _recent_lock:
-            _RECENT_NODES[entry.assignment_id] = node
-            while len(_RECENT_NODES) > _RECENT_NODES_MAX:
-                del _RECENT_NODES[next(iter(_RECENT_NODES))]
-    return node
-
-
-def _render_node(entry: ScheduleEntry) -> dict[str, Any]:
     assignment = DataItem.from_bytes(entry.assignment)
     if entry.message is None:
         message = None
@@ -112,6 +96,36 @@ def _render_node(entry: ScheduleEntry) -> dict[str, Any]:
 def page_json(entries: list[ScheduleEntry], has_next_page: bool, *, by_nonce: bool = False) -> dict[str, Any]:
     edges = [{"node": node_json(e), "cursor": str(e.nonce if by_nonce else e.timestamp)} for e in entries]
     return {"page_info": {"has_next_page": has_next_page}, "edges": edges}
+
+
+def dump(body: Any) -> str:
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+
+
+#: nodes' JSON text rendered lately, by assignment id (an entry never changes once stored): the
+#: CU reads each page from one ms before its cursor, so the entry it evaluated last is read again
+_RECENT_NODES: OrderedDict[str, str] = OrderedDict()
+_RECENT_NODES_MAX = 4096
+_recent_lock = threading.Lock()
+
+
+def node_text(entry: ScheduleEntry) -> str:
+    """``dump(node_json(entry))``, remembered for recent entries."""
+    text = _RECENT_NODES.get(entry.assignment_id)
+    if text is None:
+        text = dump(node_json(entry))
+        with _recent_lock:
+            _RECENT_NODES[entry.assignment_id] = text
+            while len(_RECENT_NODES) > _RECENT_NODES_MAX:
+                _RECENT_NODES.popitem(last=False)
+    return text
+
+
+def page_text(entries: list[ScheduleEntry], has_next_page: bool, *, by_nonce: bool = False) -> str:
+    """``dump(page_json(...))``, joined from the nodes' remembered text (cursors are integers)."""
+    edges = ",".join(f'{{"node":{node_text(e)},"cursor":"{e.nonce if by_nonce else e.timestamp}"}}' for e in entries)
+    more = "true" if has_next_page else "false"
+    return f'{{"page_info":{{"has_next_page":{more}}},"edges":[{edges}]}}'
 
 
 def process_json(entry: ScheduleEntry) -> dict[str, Any]:

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Mapping
@@ -73,7 +72,7 @@ def _now() -> str:
 
 
 def _json_response(body: Any) -> Response:
-    return Response(json.dumps(body, separators=(",", ":"), ensure_ascii=False), media_type="application/json")
+    return Response(_json.dump(body), media_type="application/json")
 
 
 def _id_param(value: str | None, name: str) -> str:
@@ -142,10 +141,10 @@ async def lean_post(unit: Any, scope: dict, receive: Any, send: Any) -> None:
     except Disconnected:
         return  # nobody to answer
     except PyaoError as exc:
-        status, body = status_for(exc), _dump({"error": str(exc)})
+        status, body = status_for(exc), _json.dump({"error": str(exc)}).encode()
     except Exception:
         log.exception("unhandled error on POST /")
-        status, body = 500, _dump({"error": "internal error"})
+        status, body = 500, _json.dump({"error": "internal error"}).encode()
     await send_json(send, status, body)
 
 
@@ -200,10 +199,10 @@ async def _read_tx(unit: Any, tx_param: str, query: Mapping[str, str]) -> bytes:
     def read() -> bytes:
         entry = unit.store.entry(pid, tx)
         if entry is not None and not (entry.kind == PROCESS and tx == pid):
-            return _dump(_json.node_json(entry))
+            return _json.node_text(entry).encode()
         if tx == pid and unit.store.slot(pid, 0) is not None:
             entries, more = unit.store.page(pid, lo, hi, limit, by_nonce=by_nonce)
-            return _dump(_json.page_json(entries, more, by_nonce=by_nonce))
+            return _json.page_text(entries, more, by_nonce=by_nonce).encode()
         raise NotFound("Message or Process not found")
 
     return await unit.read(read)
@@ -229,7 +228,7 @@ async def read_process(request: Request) -> Response:
         entry = unit.store.slot(pid, 0)
         if entry is None:
             raise NotFound(f"Process {pid} not found")
-        return _dump(_json.process_json(entry))
+        return _json.dump(_json.process_json(entry)).encode()
 
     return Response(await unit.read(read), media_type="application/json")
 
@@ -242,7 +241,7 @@ async def read_latest(request: Request) -> Response:
         entry = unit.store.last_slot(pid)
         if entry is None:
             raise NotFound("Latest message not available")
-        return _dump(_json.node_json(entry))
+        return _json.node_text(entry).encode()
 
     return Response(await unit.read(read), media_type="application/json")
 
@@ -251,10 +250,6 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     """Routing misses (404, 405) answer ``{"error"}`` like everything else."""
     assert isinstance(exc, HTTPException)
     return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
-
-
-def _dump(body: Any) -> bytes:
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 def routes() -> list[Route]:

@@ -170,7 +170,10 @@ def test_a_passed_check_is_remembered_and_only_for_the_same_signed_bytes(monkeyp
     from pyao.data import Ed25519Signer
     from pyao.data import item as item_module
 
-    signer = Ed25519Signer.from_seed(bytes([91]) * 32)
+    class OwnSigner(Ed25519Signer):  # a subclass is not trusted to sign valid items: checked like any
+        pass
+
+    signer = OwnSigner.from_seed(bytes([91]) * 32)
     item = DataItem.create(b"memo me", signer=signer, tags=[("Action", "Eval")], target=PID)
     calls: list[bytes] = []
     real = item_module.scheme_for(2)
@@ -188,6 +191,45 @@ def test_a_passed_check_is_remembered_and_only_for_the_same_signed_bytes(monkeyp
     assert not tampered.verify() and len(calls) == 3  # failures are checked every time
     forged = dataclasses.replace(item, signature=bytes(64))
     assert not forged.verify() and len(calls) == 4
+
+
+def test_what_a_self_verifying_signer_signs_is_remembered_parsed_and_verified(monkeypatch):
+    """In ``pyao up`` the MU signs what it forwards and the SU its assignments; the SU and the
+    gateway take those bytes next. Signed by a built-in signer, they are neither parsed nor
+    checked again, and the remembered item is exactly what a parse gives. A subclass (it may
+    override ``sign``) is not trusted: its bad signature is still refused."""
+    import dataclasses
+
+    from pyao.data import Ed25519Signer, Wallet
+    from pyao.data import item as item_module
+
+    calls: list[bytes] = []
+
+    def counting_scheme(t):
+        real = item_module.SCHEMES[t]
+
+        def verify(owner: bytes, message: bytes, signature: bytes) -> bool:
+            calls.append(message)
+            return real.verify(owner, message, signature)
+
+        return dataclasses.replace(real, verify=verify)
+
+    monkeypatch.setattr(item_module, "scheme_for", counting_scheme)
+    for signer in (Ed25519Signer.from_seed(bytes([93]) * 32), Wallet.generate()):
+        item = DataItem.create(b"signed here", signer=signer, tags=[("Action", "Eval")], target=PID)
+        raw = item.to_bytes()
+        assert DataItem.from_bytes(raw, verify=True) is item and calls == []
+        assert item_module._parse(raw) == item
+        assert item_module.SCHEMES[signer.signature_type].verify(item.owner, item.signature_data(), item.signature)
+
+    class Broken(Ed25519Signer):
+        def sign(self, message: bytes) -> bytes:
+            return bytes(64)
+
+    bad = DataItem.create(b"signed badly", signer=Broken.from_seed(bytes([94]) * 32), target=PID)
+    with pytest.raises(SignatureError):
+        DataItem.from_bytes(bad.to_bytes(), verify=True)
+    assert len(calls) == 1
 
 
 def test_the_signature_memo_is_bounded():

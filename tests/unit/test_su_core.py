@@ -8,6 +8,7 @@ import hashlib
 import pytest
 
 from pyao.data import DataItem, ao
+from pyao.data.item import _parse
 from pyao.errors import AoTagError, RequestError
 from pyao.su._core import (
     ASSIGNED,
@@ -88,6 +89,7 @@ def test_assignment_bytes_are_what_the_general_builder_writes(signer, message, n
     )
     general = DataItem.create(b"", signer=signer, tags=tags, anchor=anchor)
     mine = DataItem.from_bytes(raw, verify=True)
+    assert mine == _parse(raw)  # what the SU remembers for the gateway is what a parse gives
     assert mine.id == assignment_id
     assert mine.signature_data() == general.signature_data()
     if signer.signature_type in (2, 4):  # deterministic signatures: the very same bytes

@@ -3,6 +3,11 @@ remembered node is what rendering the stored bytes gives."""
 
 from __future__ import annotations
 
+import json
+from collections import OrderedDict
+
+import pytest
+
 from pyao.data import DataItem, Ed25519Signer, ao, b64url_encode
 from pyao.su import _json
 from pyao.su._core import MESSAGE, build_entry, next_slot
@@ -22,13 +27,30 @@ def _entry(n: int):
 
 def test_rendered_nodes_are_remembered_and_equal_a_fresh_render(monkeypatch):
     monkeypatch.setattr(_json, "_RECENT_NODES_MAX", 2)
-    monkeypatch.setattr(_json, "_RECENT_NODES", {})
+    monkeypatch.setattr(_json, "_RECENT_NODES", OrderedDict())
     entries = [_entry(n) for n in range(3)]
-    first = _json.node_json(entries[0])
-    assert first == _json._render_node(entries[0])
-    assert first["message"]["data"] == "m0" and first["assignment"]["id"] == entries[0].assignment_id
-    assert _json.node_json(entries[0]) is first  # remembered
+    first = _json.node_text(entries[0])
+    assert json.loads(first) == _json.node_json(entries[0]) and first == _json.dump(_json.node_json(entries[0]))
+    node = json.loads(first)
+    assert node["message"]["data"] == "m0" and node["assignment"]["id"] == entries[0].assignment_id
+    assert _json.node_text(entries[0]) is first  # remembered
     for e in entries[1:]:
-        _json.node_json(e)
+        _json.node_text(e)
     assert list(_json._RECENT_NODES) == [e.assignment_id for e in entries[1:]]  # bounded, oldest out
-    assert _json.node_json(entries[0]) == first and _json.node_json(entries[0]) is not first
+    assert _json.node_text(entries[0]) == first and _json.node_text(entries[0]) is not first
+
+
+@pytest.mark.parametrize("by_nonce", [False, True])
+@pytest.mark.parametrize("count, more", [(0, False), (1, True), (3, False)])
+def test_a_page_joined_from_remembered_nodes_is_the_dump_of_the_page(count, more, by_nonce):
+    """The SU answers pages by joining each node's remembered JSON text: byte for byte what
+    dumping the page's JSON value gives (the official shape, checked elsewhere)."""
+    entries = [_entry(n) for n in range(count)]
+    for e in entries[:1]:
+        _json.node_text(e)  # one node remembered, the others rendered now
+    text = _json.page_text(entries, more, by_nonce=by_nonce)
+    assert text == _json.dump(_json.page_json(entries, more, by_nonce=by_nonce))
+    page = json.loads(text)
+    assert page["page_info"]["has_next_page"] is more
+    cursors = [str(e.nonce if by_nonce else e.timestamp) for e in entries]
+    assert [edge["cursor"] for edge in page["edges"]] == cursors

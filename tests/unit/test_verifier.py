@@ -1,0 +1,51 @@
+"""The units' batched signature checker (``pyao._verify.Verifier``): every item is checked before
+it is answered, on the worker thread, except one whose check already passed in this process."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from pyao._verify import Verifier
+from pyao.data import DataItem, Ed25519Signer
+from pyao.errors import SignatureError
+
+
+class CountingExecutor(ThreadPoolExecutor):
+    def __init__(self) -> None:
+        super().__init__(max_workers=1)
+        self.jobs = 0
+
+    def submit(self, fn, /, *args, **kwargs):
+        self.jobs += 1
+        return super().submit(fn, *args, **kwargs)
+
+
+class Plain(Ed25519Signer):  # not a self-verifying signer: what it signs is not known valid
+    pass
+
+
+def test_checked_items_skip_the_worker_and_unchecked_ones_are_checked():
+    async def main() -> None:
+        executor = CountingExecutor()
+        verifier = Verifier(executor)
+        signer = Plain.from_seed(bytes([7]) * 32)
+        fresh = [DataItem.from_bytes(DataItem.create(f"m{n}", signer=signer).to_bytes()) for n in range(3)]
+        assert not any(item.known_valid for item in fresh)
+        await asyncio.gather(*(verifier.verify(item) for item in fresh))
+        assert all(item.known_valid for item in fresh) and 1 <= executor.jobs <= 3
+        jobs = executor.jobs
+        await verifier.verify(fresh[0])  # the SU of `pyao up` taking what the MU checked
+        own = DataItem.create(b"signed here", signer=Ed25519Signer.from_seed(bytes([8]) * 32))
+        await verifier.verify(own)
+        assert executor.jobs == jobs
+        forged = dataclasses.replace(fresh[1], data=b"other")  # a copy does not carry the passed check
+        with pytest.raises(SignatureError):
+            await verifier.verify(forged)
+        assert executor.jobs == jobs + 1
+        executor.shutdown()
+
+    asyncio.run(main())
