@@ -38,6 +38,7 @@ from typing import Any
 
 import httpx
 
+from pyao._http import tcp_listener
 from pyao.config import CUConfig, GatewayConfig, MUConfig, SchedulerConfig
 
 DEFAULT_DATA_DIR = Path(os.environ.get("PYAO_HOME", Path.home() / ".pyao"))
@@ -110,14 +111,10 @@ def _configs(args: argparse.Namespace) -> tuple[GatewayConfig, SchedulerConfig, 
 
 def _bind(host: str, port: int) -> socket.socket:
     """Bind a unit's port before anything starts, so a busy port is a clear error, not a hang."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        sock.bind((host, port))
+        return tcp_listener(host, port)
     except OSError as exc:
-        sock.close()
         raise PortInUse(f"cannot listen on {host}:{port}: {exc.strerror}") from None
-    return sock
 
 
 class PortInUse(Exception):

@@ -14,7 +14,6 @@ server has its own event loop in its own thread.
 from __future__ import annotations
 
 import contextlib
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -22,13 +21,13 @@ from typing import Any
 
 import uvicorn
 
+from pyao._http import tcp_listener
+
 
 @contextlib.contextmanager
 def serve_app(app: Any, *, host: str = "127.0.0.1", port: int = 0, start_timeout: float = 10.0) -> Iterator[str]:
     """Run ``app`` with uvicorn on ``host`` and ``port`` (0: a free one); yield its base URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    sock = tcp_listener(host, port)
     port = sock.getsockname()[1]
     config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
     server = uvicorn.Server(config)
