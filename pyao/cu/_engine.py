@@ -37,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
+from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
@@ -189,10 +190,21 @@ class Engine:
 
     # ------------------------------------------------------------ public face
 
-    async def evaluate_to(self, process_id: str, *, nonce: int | None = None, timestamp: int | None = None) -> None:
+    async def evaluate_to(
+        self,
+        process_id: str,
+        *,
+        nonce: int | None = None,
+        timestamp: int | None = None,
+        unless: Callable[[], bool] | None = None,
+    ) -> None:
         """Evaluate ``process_id`` up to the scheduled message ``nonce`` (at ``timestamp``), or to the
-        SU's latest when both are None. Already stored evaluations are not redone."""
+        SU's latest when both are None. Already stored evaluations are not redone. ``unless`` is
+        asked once the process is this call's alone: True (what the caller waits for was evaluated
+        by the call before it) skips asking the SU again."""
         async with self._lock(process_id):
+            if unless is not None and unless():
+                return
             live = self._live.get(process_id)
             if nonce is not None and live is not None and live.next_nonce > nonce:
                 return

@@ -139,8 +139,9 @@ async def _result_json(engine: Any, pid: str, message_id: str) -> bytes:
     if found is None and engine.is_live(pid):
         # most often the message was just scheduled: evaluate all the SU has (one schedule page),
         # then look again, without first asking the store (a miss, one thread hop) or the SU for
-        # this message's slot
-        await engine.evaluate_to(pid)
+        # this message's slot; a request that waited for the one before it (a burst, or the MU's
+        # crank and the client asking for one result) may find its result evaluated by then
+        await engine.evaluate_to(pid, unless=lambda: engine.store.recent_result(pid, message_id) is not None)
         found = await _evaluation(engine, pid, message_id)
     elif found is None:
         found = await engine.stored(engine.store.by_message, pid, message_id)

@@ -242,3 +242,26 @@ def test_cursors_round_trip_as_the_official_cu_writes_them():
     for bad in ("abc", "-5", base64.b64encode(b'{"ordinate": 1}').decode()):
         with pytest.raises(RequestError):
             parse_cursor(bad, "from")
+
+
+def test_a_call_that_waited_for_the_one_before_it_skips_the_su_when_its_message_is_done():
+    """The MU's crank and the client both ask for one new result: the first evaluates what the SU
+    has; the second, asked once the process is its own, finds its message evaluated and does not
+    page the SU again. Without ``unless`` (or when it says no) the SU is asked as before."""
+    su = FakeSU(PROCESS_TAGS, _msgs(2))
+    engine, store = _engine(su)
+    target = _msgs(2)[-1][0]
+
+    def done() -> bool:
+        return store.by_message(PID, target) is not None
+
+    async def go():
+        await engine.evaluate_to(PID, nonce=0, timestamp=su.nodes[0]["ts"])
+        before = su.pages
+        await asyncio.gather(engine.evaluate_to(PID, unless=done), engine.evaluate_to(PID, unless=done))
+        assert done() and su.pages == before + 1
+        await engine.evaluate_to(PID, unless=lambda: False)
+        assert su.pages == before + 2
+        await engine.close()
+
+    run(go())
