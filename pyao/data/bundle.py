@@ -84,4 +84,8 @@ class Bundle:
 
 
 def is_bundle(item: DataItem) -> bool:
+    # Avro writes a tag name's UTF-8 bytes as they are: an item without them in its tag bytes has
+    # no such tag (the gateway asks this of every item it ingests; most are not bundles)
+    if b"Bundle-Format" not in item.tag_bytes:
+        return False
     return item.tag("Bundle-Format") == "binary" and item.tag("Bundle-Version") == "2.0.0"

@@ -1,4 +1,6 @@
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pyao.data import Bundle, DataItem, b64url_decode, b64url_encode, decode_id, is_id
 from pyao.data.bundle import is_bundle
@@ -49,3 +51,16 @@ def test_malformed_bundles(signers, mutate, message):
     raw = Bundle.of([DataItem.create(b"x", signer=signers[2])]).to_bytes()
     with pytest.raises(ParseError, match=message):
         Bundle.from_bytes(mutate(raw))
+
+
+_TAG_TEXT = st.sampled_from(["Bundle-Format", "Bundle-Version", "binary", "2.0.0", "Bundle-Formats", "x", "é"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(tags=st.lists(st.tuples(_TAG_TEXT, _TAG_TEXT), max_size=5))
+def test_is_bundle_is_exactly_the_two_tags(signers, tags):
+    """``is_bundle`` looks for the tag name's bytes first: that shortcut never changes its answer."""
+    item = DataItem.create(b"", signer=signers[2], tags=tags)
+    parsed = DataItem.from_bytes(item.to_bytes())
+    expected = parsed.tag("Bundle-Format") == "binary" and parsed.tag("Bundle-Version") == "2.0.0"
+    assert is_bundle(parsed) is expected
