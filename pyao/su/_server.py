@@ -197,13 +197,15 @@ async def _read_tx(unit: Any, tx_param: str, query: Mapping[str, str]) -> bytes:
     limit = min(limit, MAX_PAGE_LIMIT)
 
     def read() -> bytes:
-        entry = unit.store.entry(pid, tx)
-        if entry is not None and not (entry.kind == PROCESS and tx == pid):
-            return _json.node_text(entry).encode()
-        if tx == pid and unit.store.slot(pid, 0) is not None:
+        if tx == pid:  # the process's schedule (a CU's page read): one query unless it is empty
             entries, more = unit.store.page(pid, lo, hi, limit, by_nonce=by_nonce)
-            return _json.page_text(entries, more, by_nonce=by_nonce).encode()
-        raise NotFound("Message or Process not found")
+            if entries or unit.store.slot(pid, 0) is not None:
+                return _json.page_text(entries, more, by_nonce=by_nonce).encode()
+            raise NotFound("Message or Process not found")
+        entry = unit.store.entry(pid, tx)
+        if entry is None:
+            raise NotFound("Message or Process not found")
+        return _json.node_text(entry).encode()
 
     return await unit.read(read)
 
