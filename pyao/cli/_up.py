@@ -191,6 +191,9 @@ async def run_network(
         return GatewayClient(su_config.gateway_url, transport=httpx.ASGITransport(app=gateway_app))
 
     su_app = su_unit.create_app(su_config, gateway=in_process_gateway())
+    # the SU stamps each new block's height from the moment it is sealed (not up to a poll later):
+    # whoever waited for an item to be mined (an attestation) and then sends a message gets it
+    gateway_app.state.block_listeners.append(lambda block: su_app.state.unit.see_block_height(block.height))
     su_urls = {f"http://{su_config.host}:{su_config.port}", su_config.url.rstrip("/")} - {""}
 
     def scheduler_client(url: str) -> SchedulerClient:

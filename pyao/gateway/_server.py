@@ -24,7 +24,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import anyio.to_thread
 from starlette.applications import Starlette
@@ -39,6 +39,7 @@ from pyao.data import is_id
 from pyao.errors import NotFound, RequestError
 from pyao.gateway import _core
 from pyao.gateway._graphql import run_query
+from pyao.gateway._model import Block
 
 log = logging.getLogger("pyao.gateway")
 
@@ -87,7 +88,7 @@ async def _mine(request: Request) -> JSONResponse:
     if not store.writable:
         raise RequestError("this gateway is a read-only view of another gateway")
     for _ in range(int(count_text)):
-        await store.seal()
+        await _seal(store, request.app.state.block_listeners)
     return await _info(request)
 
 
@@ -190,11 +191,20 @@ def _routes() -> list[Route]:
     ]
 
 
-async def _seal_forever(store: GatewayStore, seconds: float) -> None:
+async def _seal(store: GatewayStore, listeners: list[Callable[[Block], None]]) -> Block:
+    """Seal a block, then tell the listeners (an SU in this process) before anyone else can act on it:
+    a client that sees its item mined and then sends a message finds the SU stamping that height."""
+    block = await store.seal()
+    for listener in listeners:
+        listener(block)
+    return block
+
+
+async def _seal_forever(store: GatewayStore, seconds: float, listeners: list[Callable[[Block], None]]) -> None:
     while True:
         await asyncio.sleep(seconds)
         try:
-            await store.seal()
+            await _seal(store, listeners)
         except Exception:  # logged, not swallowed silently: the next tick tries again
             log.exception("sealing a block failed")
 
@@ -204,7 +214,7 @@ def build_app(store: GatewayStore, config: GatewayConfig, *, owns_store: bool) -
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         sealer = None
         if config.block_seconds > 0 and store.writable:
-            sealer = asyncio.create_task(_seal_forever(store, config.block_seconds))
+            sealer = asyncio.create_task(_seal_forever(store, config.block_seconds, app.state.block_listeners))
         try:
             yield
         finally:
@@ -218,4 +228,6 @@ def build_app(store: GatewayStore, config: GatewayConfig, *, owns_store: bool) -
     app = Starlette(routes=_routes(), exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)  # type: ignore[arg-type]
     app.state.store = store
     app.state.config = config
+    #: called with each block this gateway seals (``pyao up`` hands its SU the new height at once)
+    app.state.block_listeners = []
     return app

@@ -112,6 +112,11 @@ class SchedulerUnit:
     def url(self) -> str:
         return self.config.url or f"http://{self.config.host}:{self.config.port}"
 
+    def see_block_height(self, height: int) -> None:
+        """The gateway's chain reached ``height``: later slots carry at least it (heights never go back:
+        a poll answered late must not undo a height a sealing gateway told us of directly)."""
+        self.sequencer.block_height = max(self.sequencer.block_height, height)
+
     async def read(self, fn: Any) -> Any:
         """Run a blocking read (and its JSON rendering) on the reader thread."""
         return await asyncio.get_running_loop().run_in_executor(self._reader, fn)

@@ -285,4 +285,4 @@ async def refresh_height(unit: Any, interval: float = 1.0) -> None:
     while True:
         await asyncio.sleep(interval)
         with contextlib.suppress(UnitError, RequestError, NotFound):
-            unit.sequencer.block_height = await unit.gateway.height()
+            unit.see_block_height(await unit.gateway.height())
