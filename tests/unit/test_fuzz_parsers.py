@@ -14,6 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pyao.data import Bundle, DataItem, Ed25519Signer, EthereumSigner, SolanaSigner, Wallet, b64url_encode
+from pyao.data.item import _parse
+from pyao.data.signing import SCHEMES
 from pyao.data.tags import decode_tags
 from pyao.errors import DataError
 
@@ -94,6 +96,16 @@ def test_mutated_items_never_crash_or_verify(data):
 def test_unmutated_items_round_trip_and_verify(raw):
     item = DataItem.from_bytes(raw, verify=True)
     assert item.to_bytes() == raw
+
+
+@settings(max_examples=300, deadline=None)
+@given(signed_items())
+def test_an_item_remembered_when_signed_is_what_a_parse_gives_and_really_verifies(raw):
+    """Items the built-in signers sign are remembered parsed and verified (``remember_signed``):
+    the remembered item must be the parse of its bytes, and its signature must check for real."""
+    remembered, fresh = DataItem.from_bytes(raw), _parse(raw)
+    assert remembered == fresh and remembered.known_valid and not fresh.known_valid
+    assert SCHEMES[fresh.signature_type].verify(fresh.owner, fresh.signature_data(), fresh.signature)
 
 
 @settings(max_examples=2_000, deadline=None)
