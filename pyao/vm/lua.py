@@ -62,6 +62,7 @@ import json
 import math
 import struct
 from importlib import resources
+from json.encoder import encode_basestring as _escape
 
 import lupa.lua53 as lupa
 
@@ -474,6 +475,107 @@ def _parse_run(vals: tuple, i: int, kept_parts, _decode=_DECODE) -> tuple[bool, 
     return True, _json_result(vals[i + 3], gas), i + 4  # b"J"
 
 
+# ---------------------------------------------------------------- results as JSON text
+# The CU stores each result's JSON text (``ProcessInstance.result_json_many``). For a flat
+# result that text is written straight from the joined strings: the joined text is escaped
+# once as a JSON string (escaping works character by character, so escaping the join is the
+# join of the escaped strings, NUL becoming the six characters \u0000), split at those, and
+# the pieces go into a template compiled once per shape. A piece count other than the string
+# count means a string held NUL, or a backslash-u0000 of its own (escaped, it holds the
+# same six characters after its first backslash): then the result is built as objects and
+# encoded the usual way. Either way the text is ``encode_result(result.to_json())``.
+
+_ESCAPED_NUL = "\\u0000"
+
+
+def _text_template(shape: tuple) -> list[str | int]:
+    """The result's JSON text for ``shape`` as constant segments and piece numbers (ints,
+    -1 for GasUsed), in the key order of ``EvalResult.to_json`` and ``_items``."""
+    out: list[str | int] = ['{"Messages":[']
+    p, i = 2, 0
+    for which in (0, 1):  # Messages, Spawns
+        for k in range(shape[i]):
+            flags, ntags = shape[i + 1], shape[i + 2]
+            i += 2
+            fields: list[list[str | int]] = []
+            if flags & 1:
+                fields.append(['"Anchor":"', p, '"'])
+                p += 1
+            if flags & 2:
+                fields.append(['"Data":"', p, '"'])
+                p += 1
+            if ntags >= 0:
+                tags: list[str | int] = ['"Tags":[']
+                for j in range(ntags):
+                    tags += ["," if j else "", '{"name":"', p, '","value":"', p + 1, '"}']
+                    p += 2
+                fields.append([*tags, "]"])
+            if flags & 4:
+                fields.append(['"Target":"', p, '"'])
+                p += 1
+            out.append("," if k else "")
+            out.append("{")
+            for n, field in enumerate(fields):
+                out += ["," if n else "", *field]
+            out.append("}")
+        i += 1
+        out.append('],"Spawns":[' if which == 0 else '],"Assignments":[')
+    for k, nprocs in enumerate(shape[i + 1 : i + 1 + shape[i]]):
+        out += ["," if k else "", '{"Message":"', p, '","Processes":[']
+        for j in range(nprocs):
+            out += ["," if j else "", '"', p + 1 + j, '"']
+        out.append("]}")
+        p += 1 + nprocs
+    out += ['],"Output":{"data":"', 0, '","print":true,"prompt":"', 1, '"},"GasUsed":', -1, "}"]
+    return out
+
+
+def _text_builder(shape: tuple):
+    """``(pieces, gas) -> text`` for a result of this shape: one f-string compiled once
+    (the shapes met most), else the template filled in by a loop (big results)."""
+    build = _TEXT_BUILDERS.get(shape)
+    if build is not None:
+        return build
+    template = _text_template(shape)
+    if len(template) > 4 * _MAX_COMPILED_STRINGS:
+        build = functools.partial(_fill_template, template)
+    else:
+        body = "".join(
+            ("{gas}" if part == -1 else f"{{q[{part}]}}") if type(part) is int
+            else part.replace("{", "{{").replace("}", "}}")
+            for part in template
+        )  # fmt: skip
+        # the constants are ours (keys, brackets, commas): no quote or backslash to escape
+        assert "'" not in body and "\\" not in body
+        namespace: dict = {}
+        exec(compile(f"def build(q, gas):\n    return f'{body}'\n", "<pyao result text>", "exec"), namespace)
+        build = namespace["build"]
+    if len(_TEXT_BUILDERS) < _MAX_BUILDERS:
+        _TEXT_BUILDERS[shape] = build
+    return build
+
+
+def _fill_template(template: list, q: list[str], gas: int) -> str:
+    return "".join(str(gas) if part == -1 else q[part] if type(part) is int else part for part in template)
+
+
+_TEXT_BUILDERS: dict[tuple, object] = {}  # a result's shape -> (pieces, gas) -> its JSON text
+
+
+def _parse_run_text(vals: tuple, i: int, kept_parts, _decode=_DECODE) -> tuple[str, bool, int, int]:
+    """As ``_parse_run``, the result as its JSON text: text, whether it failed, gas, next position."""
+    ok, gas, kind = vals[i : i + 3]
+    if ok and kind == b"S" and type(gas) is int:
+        pieces = _escape(_decode(vals[i + 3], "utf-8", "replace"))[1:-1].split(_ESCAPED_NUL)
+        if len(pieces) == vals[i + 4]:
+            end = i + 7 + vals[i + 6]
+            shape = vals[i + 7 : end]
+            build = _TEXT_BUILDERS.get(shape) or _text_builder(shape)
+            return build(pieces, gas), False, gas, end
+    _ok, result, end = _parse_run(vals, i, kept_parts)
+    return result.encoded(), result.error is not None, result.gas_used, end
+
+
 def _plain_result(output: object, messages: tuple, spawns: tuple, assignments: tuple, gas: int) -> EvalResult:
     return EvalResult(output=output, messages=messages, spawns=spawns, assignments=assignments, gas_used=gas)
 
@@ -572,19 +674,27 @@ class LuaProcess(ProcessInstance):
         CPython's cyclic collector is paused meanwhile (see "Speed"): a page makes
         tens of thousands of acyclic containers (results, log entries) that would
         otherwise trigger dozens of collections walking every object alive."""
+        return self._paused_collector(msgs, env, False)
+
+    def result_json_many(self, msgs: list[dict], env: dict) -> list[str]:
+        """``handle_many``, each result as its JSON text (``EvalResult.encoded``), written from
+        the flat form without the objects (see "results as JSON text")."""
+        return self._paused_collector(msgs, env, True)
+
+    def _paused_collector(self, msgs: list[dict], env: dict, as_text: bool) -> list:
         collecting = gc.isenabled()
         if collecting:
             gc.disable()
         try:
-            return self._handle_many(msgs, env)
+            return self._handle_many(msgs, env, as_text)
         finally:
             if collecting:
                 gc.enable()
 
-    def _handle_many(self, msgs: list[dict], env: dict) -> list[EvalResult]:
+    def _handle_many(self, msgs: list[dict], env: dict, as_text: bool) -> list:
         env_json = self._env_text(env)
         calls = [_call(msg) for msg in msgs]
-        results: list[EvalResult] = []
+        results: list = []  # EvalResults, or their texts (as_text)
         pos, careful = 0, 0  # careful: messages left to run one at a time after a batch broke
         while pos < len(calls):
             size = 1 if careful else BATCH
@@ -604,11 +714,14 @@ class LuaProcess(ProcessInstance):
                     continue
                 self._rollback()
                 error = "memory limit exceeded" if isinstance(exc, lupa.LuaMemoryError) else str(exc)
-                results.append(EvalResult(error=error))
+                results.append(EvalResult(error=error).encoded() if as_text else EvalResult(error=error))
                 pos += 1
                 careful = max(0, careful - 1)
                 continue
-            done = self._take(vals, chunk, env_json, results)
+            if as_text:
+                done = self._take_text(vals, chunk, env_json, results)
+            else:
+                done = self._take(vals, chunk, env_json, results)
             pos += done
             careful = max(0, careful - done)
         return results
@@ -625,6 +738,24 @@ class LuaProcess(ProcessInstance):
                 return n
             self._log.append((call, env_json))
             self._work += result.gas_used + PER_MESSAGE_WORK
+            if i >= len(vals):
+                if self._compact_due():
+                    self._compact()
+                return n
+        raise AssertionError("unreachable: the batch ran every message")
+
+    def _take_text(self, vals: tuple, chunk: list[tuple], env_json: bytes, results: list[str]) -> int:
+        """``_take``, each result as its JSON text (``_parse_run_text``)."""
+        i = 0
+        kept_parts = self._rt.host.kept_parts
+        for n, call in enumerate(chunk, 1):
+            text, failed, gas, i = _parse_run_text(vals, i, kept_parts)
+            results.append(text)
+            if failed:
+                self._rollback()
+                return n
+            self._log.append((call, env_json))
+            self._work += gas + PER_MESSAGE_WORK
             if i >= len(vals):
                 if self._compact_due():
                     self._compact()

@@ -6,6 +6,8 @@ import re
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pyao.vm import lua as vm_lua
 from tests.unit._lua import MU, OWNER, PID, STRANGER, make_process, message
@@ -336,3 +338,78 @@ def test_a_coroutine_the_process_saw_is_not_reused():
     assert (status, same) == ("dead", "false") and kept == kept_then and now != kept
     second = p.send("", Action="Look")  # the pooled coroutine was seen by Look: not reused either
     assert second.messages[0]["Data"].split(";")[:3] == ["dead", "false", kept]
+
+
+@pytest.mark.parametrize("page", [1, 5, 1000])
+def test_result_json_many_is_the_encoded_handle_many(page):
+    """The CU's path (results as JSON text, written from the flat form) gives exactly the text
+    of ``encoded()`` of what handle_many gives (failures, JSON-shaped results, env abuse,
+    unusual msgs included), and leaves the same state."""
+    wire = [tag("Action", "Wire"), tag("N", "300"), tag("Target", "t"), tag("Payload", "big")]
+    msgs = [*script(), message("wire-0", "", wire, nonce=999)]
+    plain = make_process(PROGRAM + WIRE, compact_every=None)
+    plain.boot()
+    text = make_process(PROGRAM + WIRE, compact_every=None)
+    text.boot()
+    want, got = [], []
+    for s in range(0, len(msgs), page):
+        want += [r.encoded() for r in plain.instance.handle_many(msgs[s : s + page], plain.env)]
+        got += text.instance.result_json_many(msgs[s : s + page], text.env)
+    assert got == want
+    assert text.instance.snapshot() == plain.instance.snapshot()
+    assert sum('"Error":' in t for t in got) == 6
+
+
+ECHO = r"""
+Handlers.add('echo', 'Echo', function(m)
+  local s = m.Tags.S
+  print(s)
+  ao.send({ Target = s, Data = s, Tags = { { name = s, value = s }, { name = 'k', value = s .. s } } })
+  Spawn('MOD', { Data = s, [s ~= '' and s or 'e'] = s })
+  Assign({ Processes = { s, 'p' }, Message = s })
+end)
+"""
+
+# text with what JSON escapes or Lua treats specially: NUL, quotes, backslashes (and a
+# backslash-u0000 of its own), control characters, non-ASCII, surrogate-free astral characters
+ODD_TEXT = st.lists(
+    st.one_of(
+        st.sampled_from(["\0", "\\", '"', "\\u0000", "u0000", "\n", "\r", "\t", "\x1b", "\x7f", "é", "\u2028", "𝄞"]),
+        st.characters(blacklist_categories=("Cs",)),
+    ),
+    max_size=20,
+).map("".join)
+_ECHOES: list = []
+
+
+def _echo_pair():
+    if not _ECHOES:
+        pair = [make_process(ECHO, compact_every=None) for _ in range(2)]
+        for p in pair:
+            p.boot()
+        _ECHOES.append(pair)
+    return _ECHOES[0]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(ODD_TEXT, min_size=1, max_size=4))
+def test_result_text_is_byte_identical_for_odd_strings(texts):
+    """Whatever the strings hold, the text written from the flat form is byte for byte
+    ``json.dumps(result.to_json(), separators=(",", ":"), ensure_ascii=False)``."""
+    plain, text = _echo_pair()
+    msgs = [message(f"echo-{i}", "", [tag("Action", "Echo"), tag("S", t)], nonce=i) for i, t in enumerate(texts)]
+    want = [json.dumps(r.to_json(), separators=(",", ":"), ensure_ascii=False)
+            for r in plain.instance.handle_many(msgs, plain.env)]  # fmt: skip
+    assert [json.loads(t)["Messages"][0]["Data"] for t in want] == texts
+    assert text.instance.result_json_many(msgs, text.env) == want
+
+
+def test_result_text_of_a_string_holding_an_escaped_nul_of_its_own():
+    """A string holding backslash-u0000 (which, escaped, holds the separator's six characters)
+    or NUL itself still gives the exact text (by the objects' path)."""
+    plain, text = _echo_pair()
+    msgs = [message(f"esc-{i}", "", [tag("Action", "Echo"), tag("S", t)], nonce=i)
+            for i, t in enumerate(["a\\u0000b", "\\\\u0000", "x\0y", "\\"])]  # fmt: skip
+    want = [r.encoded() for r in plain.instance.handle_many(msgs, plain.env)]
+    assert text.instance.result_json_many(msgs, text.env) == want
+    assert json.loads(want[0])["Output"]["data"] == "a\\u0000b"
