@@ -413,3 +413,67 @@ def test_result_text_of_a_string_holding_an_escaped_nul_of_its_own():
     want = [r.encoded() for r in plain.instance.handle_many(msgs, plain.env)]
     assert text.instance.result_json_many(msgs, text.env) == want
     assert json.loads(want[0])["Output"]["data"] == "a\\u0000b"
+
+
+SHAPES = r"""
+local trap = { __index = function() while true do end end, __len = function() while true do end end }
+local cases = {
+  number_value = function(o) o.Messages[1].Tags[1].value = 5 end,
+  number_name = function(o) o.Messages[1].Tags[2].name = 7 end,
+  float_data = function(o) o.Messages[1].Data = 3.5 end,
+  table_data = function(o) o.Messages[1].Data = { a = 1 } end,
+  false_anchor = function(o) o.Messages[1].Anchor = false end,
+  true_target = function(o) o.Messages[1].Target = true end,
+  missing_value = function(o) o.Messages[1].Tags[1].value = nil end,
+  extra_tag_key = function(o) o.Messages[1].Tags[1].extra = 'y' end,
+  tag_as_list = function(o) o.Messages[1].Tags[1] = { 'name', 'value' } end,
+  tags_with_hole = function(o) o.Messages[1].Tags[2] = nil end,
+  tags_as_map = function(o) o.Messages[1].Tags = { Action = 'x' } end,
+  empty_item = function(o) o.Messages[2] = {} end,
+  only_tags = function(o) o.Messages[2] = { Tags = {} } end,
+  string_item = function(o) o.Messages[2] = 'text' end,
+  trapped_tag = function(o) setmetatable(o.Messages[1].Tags[1], trap) end,
+  trapped_msg = function(o) setmetatable(o.Messages[1], trap) end,
+  trapped_list = function(o) setmetatable(o.Messages[1].Tags, trap) end,
+  trapped_outbox = function(o) setmetatable(o.Messages, trap); setmetatable(o.Assignments, trap) end,
+  number_process = function(o) o.Assignments[1].Processes[2] = 9 end,
+  extra_assignment_key = function(o) o.Assignments[1].Extra = 'z' end,
+  trapped_assignment = function(o)
+    setmetatable(o.Assignments[1], trap)
+    setmetatable(o.Assignments[1].Processes, trap)
+  end,
+  plain = function(o) end,
+}
+Handlers.add('shape', 'Shape', function(m)
+  Send({ Target = 'a', Data = 'd', Kind = 'k' })
+  Send({ Target = 'b' })
+  Assign({ Processes = { 'p1', 'p2' }, Message = 'mid' })
+  cases[m.Tags.Case](ao.outbox)
+  if m.Tags.Json == 'yes' then -- a key the flat form does not carry: the whole result goes as JSON
+    rawset(ao.outbox.Messages, rawlen(ao.outbox.Messages) + 1, { Zz = "marker" })
+  end
+end)
+"""
+SHAPE_CASES = re.findall(r"^  (\w+) = function", SHAPES, flags=re.M)
+assert len(SHAPE_CASES) == 22
+
+
+@pytest.mark.parametrize("case", SHAPE_CASES)
+def test_an_outbox_rewritten_after_send_crosses_as_json_would_write_it(case):
+    """Whatever a handler does to the outbox after Send (numbers or booleans where strings
+    were, missing or extra keys, metatables whose metamethods never end), the result is
+    what the JSON path gives for it (forced here by one extra item, then dropped), in
+    both result forms, and no metamethod runs on the host's side (it would never end)."""
+    plain, json_path, text = (make_process(SHAPES, compute=10**8, compact_every=None) for _ in range(3))
+    msg, forced_msg = (message("s-1", "", [tag("Action", "Shape"), tag("Case", case), tag("Json", j)], nonce=1)
+                       for j in ("no", "yes"))  # fmt: skip
+    (got,) = plain.instance.handle_many([msg], plain.env)
+    (forced,) = json_path.instance.handle_many([forced_msg], json_path.env)
+    if forced.error is not None:  # JSON cannot write it (a list with a hole): the same error either way
+        assert got.error == forced.error and case == "tags_with_hole"
+    else:
+        assert got.error is None, got.error
+        want = forced.to_json()
+        assert want["Messages"].pop() == {"Zz": "marker"}
+        assert got.to_json() == {**want, "GasUsed": got.gas_used}
+    assert text.instance.result_json_many([msg], text.env) == [got.encoded()]
