@@ -778,10 +778,30 @@ local bundled = {}
 -- all run in linear time (process code gets the guarded ones below), and the
 -- raw table.move, which the library uses only on tables without a metatable
 -- (so `#t` is bounded by the table's size).
+-- Also fresh_msg_normal(msg): whether msg is the one the host has just built
+-- from a shape (below) whose field names are all in the set process.lua
+-- registered (set_normal_names: the names its normalise leaves as they are),
+-- asked once per msg before anything else touched it; then normalise has no
+-- key to rename and need not walk the msg. The verdict is taken once per shape,
+-- outside the meter, so it costs every runtime the same instructions.
+local normal_names -- (process.lua's set; it never changes)
+local fresh_msg, fresh_normal -- the msg read_msg built last, and its shape's verdict
+
+local function fresh_msg_normal(msg)
+  if rawequal(msg, fresh_msg) then
+    fresh_msg = nil
+    return fresh_normal
+  end
+  return false
+end
+
 local library_private = {
   run_handlers = run_handlers,
   unordered_next = next, find = string.find, match = string.match, gmatch = string.gmatch, gsub = string.gsub,
-  format = string.format, move = table.move,
+  format = string.format, move = table.move, fresh_msg_normal = fresh_msg_normal,
+  set_normal_names = function(set)
+    normal_names = normal_names or set
+  end,
 }
 
 -- ------------------------------------------------------- C loops under the meter
@@ -1084,6 +1104,7 @@ local function run(msg, env, budget, out, no)
   end
   handing, pooled = pooled or co_create(pool_body), nil -- (before the meter: see run_handlers)
   local ok, res = metered(budget, step, msg, env)
+  fresh_msg = nil
   if handing ~= nil then -- not taken (the message never reached the handlers): still clean
     pooled, handing = handing, nil
   end
@@ -1112,17 +1133,22 @@ end
 -- first shapes seen are kept (the CU sends every message in the same shape).
 -- The constructor sizes the table at once, with room for the fields the
 -- library adds (TagArray, reply, forward, the tags copied onto the msg).
-local shapes, nshapes = {}, 0
+local shapes, shape_normal, nshapes = {}, {}, 0
 local ROOM = 12 -- nil fields: they make no key, only room
 
+-- The builder of a shape, and whether every name of it is in normal_names
+-- (see fresh_msg_normal).
 local function shape_builder(shape)
   local build = shapes[shape]
   if build == nil then
     local fields, n, pos = {}, 0, 1
+    local normal = normal_names ~= nil
     while true do
       local z = string.find(shape, "\0", pos, true)
+      local name = ssub(shape, pos, (z or 0) - 1)
       n = n + 1
-      fields[n] = sformat("[%q] = a[i + %d], ", ssub(shape, pos, (z or 0) - 1), n)
+      fields[n] = sformat("[%q] = a[i + %d], ", name, n)
+      normal = normal and rawget(normal_names, name) == true
       if not z then
         break
       end
@@ -1135,10 +1161,11 @@ local function shape_builder(shape)
     build = assert(real_load(source, "=pyao-host-msg", "t", {}))
     if nshapes < 64 then
       nshapes = nshapes + 1
-      shapes[shape] = build
+      shapes[shape], shape_normal[shape] = build, normal
     end
+    return build, normal
   end
-  return build
+  return build, shape_normal[shape]
 end
 
 -- One message from the batch's arguments at a[i]: "j", its JSON; or "s",
@@ -1146,9 +1173,12 @@ end
 -- "Tags" is nil too), then ntags (-1: no Tags), name1, value1, ...
 local function read_msg(a, i)
   if a[i] == "j" then
+    fresh_msg = nil
     return host_json.decode(a[i + 1]), i + 2
   end
-  local msg, n = shape_builder(a[i + 1])(a, i + 1)
+  local build, normal = shape_builder(a[i + 1])
+  local msg, n = build(a, i + 1)
+  fresh_msg, fresh_normal = msg, normal
   i = i + n + 2
   local nt = a[i]
   i = i + 1

@@ -477,3 +477,38 @@ def test_an_outbox_rewritten_after_send_crosses_as_json_would_write_it(case):
         assert want["Messages"].pop() == {"Zz": "marker"}
         assert got.to_json() == {**want, "GasUsed": got.gas_used}
     assert text.instance.result_json_many([msg], text.env) == [got.encoded()]
+
+
+RENAMES = """
+Handlers.add('keys', 'Keys', function(m)
+  local names = {}
+  for k in pairs(m) do
+    if type(k) == 'string' and type(m[k]) ~= 'function' and type(m[k]) ~= 'table' then names[#names + 1] = k end
+  end
+  table.sort(names)
+  if m.Tags.Again then -- the library's handle on a msg of the handler's own (it clears the outbox)
+    local r = require('process').handle({ Id = 'inner', From = m.From, Owner = m.Owner, my_field = 'x',
+      Tags = { { name = 'Action', value = 'Keys' } } }, ao.env)
+    Inner = r.Messages[1].Data
+    ao.clearOutbox()
+  end
+  m.reply({ Data = table.concat(names, ',') })
+end)
+"""
+
+
+def test_msg_fields_are_renamed_whether_or_not_their_shape_is_all_normal():
+    """normalise skips its key walk only for a msg the host built from field names all left
+    as they are; a msg with one other name (snake_case, lower case) still has it renamed,
+    first by shape and then again in the same runtime, and a handler that runs the library
+    on a msg of its own gets it renamed too."""
+    p = make_process(RENAMES, compact_every=None)
+    p.boot()
+    plain = message("k-1", "", [tag("Action", "Keys")], nonce=1)
+    odd = {**message("k-2", "", [tag("Action", "Keys"), tag("Again", "1")], nonce=2), "my_field": "v",
+           "content_type": "text/plain"}  # fmt: skip
+    results = p.instance.handle_many([plain, odd, odd | {"Id": "k-3"}, plain | {"Id": "k-4"}], p.env)
+    datas = [r.messages[0]["Data"].split(",") for r in results]
+    assert "My-Field" in datas[1] and "Content-Type" in datas[1] and "my_field" not in datas[1]
+    assert datas[2] == datas[1] and datas[3] == datas[0] and "My-Field" not in datas[0]
+    assert "My-Field" in p.value("Inner").split(",")
