@@ -527,6 +527,11 @@ def _text_template(shape: tuple) -> list[str | int]:
         out.append("]}")
         p += 1 + nprocs
     out += ['],"Output":{"data":"', 0, '","print":true,"prompt":"', 1, '"},"GasUsed":', -1, "}"]
+    # the pieces come from the escaped join with its quotes: the first piece holds the opening
+    # quote, the last one the closing quote (so the join is never copied to drop them)
+    at_first, at_last = out.index(0), out.index(p - 1)
+    out[at_first - 1] = out[at_first - 1][:-1]
+    out[at_last + 1] = out[at_last + 1][1:]
     return out
 
 
@@ -566,7 +571,7 @@ def _parse_run_text(vals: tuple, i: int, kept_parts, _decode=_DECODE) -> tuple[s
     """As ``_parse_run``, the result as its JSON text: text, whether it failed, gas, next position."""
     ok, gas, kind = vals[i : i + 3]
     if ok and kind == b"S" and type(gas) is int:
-        pieces = _escape(_decode(vals[i + 3], "utf-8", "replace"))[1:-1].split(_ESCAPED_NUL)
+        pieces = _escape(_decode(vals[i + 3], "utf-8", "replace")).split(_ESCAPED_NUL)  # (quotes: see _text_template)
         if len(pieces) == vals[i + 4]:
             end = i + 7 + vals[i + 6]
             shape = vals[i + 7 : end]
