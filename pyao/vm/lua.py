@@ -62,6 +62,7 @@ import json
 import math
 import struct
 from importlib import resources
+from itertools import chain
 from json.encoder import encode_basestring as _escape
 
 import lupa.lua53 as lupa
@@ -207,7 +208,7 @@ class _Runtime:
         encoding, say): the caller cannot know how far the batch got; raises the
         device's exception when a device failed for the unit's own reasons (a
         gateway down), so a transient failure never becomes a recorded result."""
-        args = [arg for call in calls for arg in call]
+        args = list(chain.from_iterable(calls))
         self.device_failure = None
         vals = self.host.handle_batch(self.limits.compute, env_json, allowance, per_message, len(calls), *args)
         if self.device_failure is not None:  # a device failed for the unit's reasons: no result to book
