@@ -2,21 +2,23 @@
 --
 -- Contract: loaded by _host.lua with the real base functions as its env;
 -- returns flat_result(r, out, no), MAX_FLAT, reset() (at the start of every
--- batch) and kept_parts(key) (below). flat_result appends r's flat
+-- batch), kept_parts(key) and set_tag_names(...) (below). flat_result appends r's flat
 -- form at out[no + 1 ...] and returns the new end, or nil when r has a shape
 -- the flat form does not carry (the caller then sends r as JSON).
 
-local type, next, pcall = type, next, pcall -- (upvalues: no lookup in the env per use)
+local type, next, pcall, select = type, next, pcall, select -- (upvalues: no lookup in the env per use)
 
 -- A result as flat values, appended to `out` (see host.handle_batch). Its
 -- strings travel together: "S", then every string of the result joined with
 -- "\0" (one value to cross and one to decode, instead of one per string), the
 -- number of strings, the key to ask kept_parts for them one by one (below),
 -- the number of integers that follow, then the shape as integers: Messages and Spawns (count, then per item its
--- flags (1 Anchor, 2 Data, 4 Target present) and tag count (-1: no Tags)),
+-- flags (1 Anchor, 2 Data, 4 Target present), tag count (-1: no Tags) and
+-- each tag's name code (0: the name is among the strings; see set_tag_names)),
 -- then Assignments (count, then per item its process count). The strings, in
--- order: Output data, prompt, then per item Anchor, Data, tag names and
--- values, Target (those present), then per assignment Message and processes.
+-- order: Output data, prompt, then per item Anchor, Data, tag names (those
+-- without a code) and values, Target (those present), then per assignment
+-- Message and processes.
 -- Or "E", the error text.
 -- A result of any other shape (a process that rewrote its outbox) goes as
 -- "J", its JSON text, exactly as before the flat form existed.
@@ -40,6 +42,17 @@ end
 
 local function kept_parts(first, last)
   return tunpack(strs, first, last)
+end
+
+-- Tag names met most (the library's own, the token's): such a name crosses as
+-- its code in the shape (1, 2, ...: its place in the VM's list, set once by
+-- set_tag_names), not as a string.
+local name_code = {}
+
+local function set_tag_names(...)
+  for i = 1, select("#", ...) do
+    name_code[select(i, ...)] = i
+  end
 end
 
 -- How the shape is checked, cheaply (it runs for every result). Every table
@@ -84,6 +97,7 @@ local function flat_item(m, np, out, no)
     flags, np = flags + 2, np + 1
     strs[np] = data
   end
+  local codes = no + 2 -- the tags' name codes follow flags and tag count
   if tags ~= nil then
     nt = 0
     for i, t in next, tags do -- keys exactly 1, 2, ... in order; each tag exactly {name, value}
@@ -96,13 +110,22 @@ local function flat_item(m, np, out, no)
       if next(t, k2) ~= nil then -- (also when t has fewer keys: next(t, nil) starts again)
         return nil
       end
-      np = np + 2
+      local name, value
       if k1 == "name" and k2 == "value" then
-        strs[np - 1], strs[np] = v1, v2
+        name, value = v1, v2
       elseif k1 == "value" and k2 == "name" then
-        strs[np - 1], strs[np] = v2, v1
+        name, value = v2, v1
       else
         return nil
+      end
+      local code = name_code[name] -- (a string: the table's keys are)
+      codes = codes + 1
+      if code then
+        out[codes], np = code, np + 1
+        strs[np] = value
+      else
+        out[codes], np = 0, np + 2
+        strs[np - 1], strs[np] = name, value
       end
     end
   elseif flags == 0 and target == nil then
@@ -113,7 +136,7 @@ local function flat_item(m, np, out, no)
     strs[np] = target
   end
   out[no + 1], out[no + 2] = flags, nt
-  return np, no + 2
+  return np, codes
 end
 
 local function flat_list(list, np, out, no)
@@ -247,4 +270,6 @@ local function flat_result(r, out, no)
   return nil
 end
 
-return { flat_result = flat_result, MAX_FLAT = MAX_FLAT, reset = reset, kept_parts = kept_parts }
+return {
+  flat_result = flat_result, MAX_FLAT = MAX_FLAT, reset = reset, kept_parts = kept_parts, set_tag_names = set_tag_names,
+}

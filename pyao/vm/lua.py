@@ -40,7 +40,10 @@ Speed
 its shape (field names, one string cached in Lua) plus its values (no JSON
 either way unless it has an unusual shape), env as JSON decoded once per
 distinct env; a result comes back as one NUL-joined string of its strings plus
-its shape as integers (``_parse_run``), split in C.
+its shape as integers (``_parse_run``), split in C. ``result_json_many`` (what
+the CU's workers call) writes each result's JSON text straight from that
+flat form, without the objects (see "results as JSON text" below); the text is
+exactly ``EvalResult.encoded()``.
 
 While ``handle_many`` runs, CPython's cyclic garbage collector is paused (and
 resumed after, if it was on): nothing the VM makes per message is cyclic (a
@@ -168,6 +171,7 @@ class _Runtime:
         )
         self.lua.set_max_memory(0)  # boot unbounded; the cap applies from the first message
         self.host = self.lua.execute(_HOST, *_HOST_PARTS, name="=pyao-host")
+        self.host.set_tag_names(*(name.encode() for name in TAG_NAMES))
         if drive is not None:
             self.host.attach_drive(drive)
         doors = {name.encode(): self._device_door(dev, process) for name, dev in (devices or {}).items()
@@ -238,6 +242,14 @@ class _Unlimited:
     def __exit__(self, *exc: object) -> None:
         self.rt.lua.set_max_memory(self.rt.limits.memory, total=True)
 
+
+#: tag names that cross in a result's shape as codes (1, 2, ...), not as strings: the
+#: library's own and the token blueprint's (see ``_host_flat.lua``, set_tag_names)
+TAG_NAMES = (
+    "Data-Protocol", "Variant", "Type", "Reference", "Action", "Recipient", "Quantity", "Sender", "X-Reference",
+    "X-Origin", "Message-Id", "Error", "Balance", "Ticker", "Account", "Name", "Logo", "Denomination", "From-Process",
+    "From-Module", "Module", "Content-Type", "Pushed-For", "Cast",
+)  # fmt: skip
 
 _INT64 = range(-(1 << 63), 1 << 63)
 _MAX_FLAT_TAGS = 10_000  # more go as JSON: a batch's values must fit Lua's stack
@@ -377,10 +389,16 @@ def _items(parts: list[str], p: int, shape: tuple, i: int) -> tuple[list[dict], 
             item["Data"] = parts[p]
             p += 1
         if ntags >= 0:
-            end = p + 2 * ntags
-            names, values = parts[p:end:2], parts[p + 1 : end : 2]
-            item["Tags"] = [{"name": n, "value": v} for n, v in zip(names, values, strict=True)]
-            p = end
+            tags = []
+            for code in shape[i : i + ntags]:
+                if code:
+                    name = TAG_NAMES[code - 1]
+                else:
+                    name, p = parts[p], p + 1
+                tags.append({"name": name, "value": parts[p]})
+                p += 1
+            item["Tags"] = tags
+            i += ntags
         if flags & 4:
             item["Target"] = parts[p]
             p += 1
@@ -427,9 +445,16 @@ def _builder(shape: tuple):
                 fields.append(f'"Data": p[{p}]')
                 p += 1
             if ntags >= 0:
-                tags = ", ".join(f'{{"name": p[{p + 2 * j}], "value": p[{p + 2 * j + 1}]}}' for j in range(ntags))
-                fields.append(f'"Tags": [{tags}]')
-                p += 2 * ntags
+                tags = []
+                for code in shape[i + 1 : i + 1 + ntags]:  # (i: at the tag count)
+                    if code:
+                        name = f"_names[{code - 1}]"
+                    else:
+                        name, p = f"p[{p}]", p + 1
+                    tags.append(f'{{"name": {name}, "value": p[{p}]}}')
+                    p += 1
+                fields.append(f'"Tags": [{", ".join(tags)}]')
+                i += ntags
             if flags & 4:
                 fields.append(f'"Target": p[{p}]')
                 p += 1
@@ -448,7 +473,7 @@ def _builder(shape: tuple):
             f'    return _result({{"data": p[0], "print": True, "prompt": p[1]}}, {as_tuple(exprs[0])}, '
             f"{as_tuple(exprs[1])}, {as_tuple(assignments)}, gas)\n"
         )
-        namespace: dict = {"_result": _result}
+        namespace: dict = {"_result": _result, "_names": TAG_NAMES}
         exec(compile(source, f"<pyao result shape {len(_BUILDERS)}>", "exec"), namespace)
         build = namespace["build"]
     if len(_BUILDERS) < _MAX_BUILDERS:
@@ -507,10 +532,16 @@ def _text_template(shape: tuple) -> list[str | int]:
                 p += 1
             if ntags >= 0:
                 tags: list[str | int] = ['"Tags":[']
-                for j in range(ntags):
-                    tags += ["," if j else "", '{"name":"', p, '","value":"', p + 1, '"}']
-                    p += 2
+                for j, code in enumerate(shape[i + 1 : i + 1 + ntags]):  # (i: at the tag count)
+                    if code:  # (our own names: plain ASCII, nothing to escape)
+                        tags += ["," if j else "", '{"name":' + _escape(TAG_NAMES[code - 1]) + ',"value":"']
+                    else:
+                        tags += ["," if j else "", '{"name":"', p, '","value":"']
+                        p += 1
+                    tags += [p, '"}']
+                    p += 1
                 fields.append([*tags, "]"])
+                i += ntags
             if flags & 4:
                 fields.append(['"Target":"', p, '"'])
                 p += 1
