@@ -835,7 +835,7 @@ end)
 local flat = assert(real_load(FLAT_SOURCE, "=pyao-host-flat", "t", part_env()))()
 local flat_result, MAX_FLAT = flat.flat_result, flat.MAX_FLAT
 host.kept_parts = flat.kept_parts -- (the strings of one result of the last batch, one by one)
-host.set_tag_names = flat.set_tag_names -- (the VM's list of coded tag names, once)
+host.set_tag_names = flat.set_tag_names -- (the VM's lists of coded tag names and values, once)
 
 local function build_env()
   E = {}

@@ -2,11 +2,11 @@
 --
 -- Contract: loaded by _host.lua with the real base functions as its env;
 -- returns flat_result(r, out, no), MAX_FLAT, reset() (at the start of every
--- batch), kept_parts(key) and set_tag_names(...) (below). flat_result appends r's flat
+-- batch), kept_parts(key) and set_tag_names(names, values) (below). flat_result appends r's flat
 -- form at out[no + 1 ...] and returns the new end, or nil when r has a shape
 -- the flat form does not carry (the caller then sends r as JSON).
 
-local type, next, pcall, select = type, next, pcall, select -- (upvalues: no lookup in the env per use)
+local type, next, pcall = type, next, pcall -- (upvalues: no lookup in the env per use)
 
 -- A result as flat values, appended to `out` (see host.handle_batch). Its
 -- strings travel together: "S", then every string of the result joined with
@@ -14,10 +14,10 @@ local type, next, pcall, select = type, next, pcall, select -- (upvalues: no loo
 -- number of strings, the key to ask kept_parts for them one by one (below),
 -- the number of integers that follow, then the shape as integers: Messages and Spawns (count, then per item its
 -- flags (1 Anchor, 2 Data, 4 Target present), tag count (-1: no Tags) and
--- each tag's name code (0: the name is among the strings; see set_tag_names)),
+-- each tag's code (see set_tag_names)),
 -- then Assignments (count, then per item its process count). The strings, in
--- order: Output data, prompt, then per item Anchor, Data, tag names (those
--- without a code) and values, Target (those present), then per assignment
+-- order: Output data, prompt, then per item Anchor, Data, tag names and
+-- values (those not coded), Target (those present), then per assignment
 -- Message and processes.
 -- Or "E", the error text.
 -- A result of any other shape (a process that rewrote its outbox) goes as
@@ -44,14 +44,18 @@ local function kept_parts(first, last)
   return tunpack(strs, first, last)
 end
 
--- Tag names met most (the library's own, the token's): such a name crosses as
--- its code in the shape (1, 2, ...: its place in the VM's list, set once by
--- set_tag_names), not as a string.
-local name_code = {}
+-- Tag names and values met most (the library's own, the token's): such a
+-- name or value crosses in the shape, as its place in the VM's lists (set
+-- once by set_tag_names(names, values)), not as a string: a tag's code is
+-- name code + 256 * value code (0: not coded, the string is among the others).
+local name_code, value_code = {}, {}
 
-local function set_tag_names(...)
-  for i = 1, select("#", ...) do
-    name_code[select(i, ...)] = i
+local function set_tag_names(names, values)
+  for i = 1, #names do
+    name_code[names[i]] = i
+  end
+  for i = 1, #values do
+    value_code[values[i]] = i
   end
 end
 
@@ -118,14 +122,16 @@ local function flat_item(m, np, out, no)
       else
         return nil
       end
-      local code = name_code[name] -- (a string: the table's keys are)
+      local nc, vc = name_code[name], value_code[value] -- (found: a string, as the tables' keys are)
       codes = codes + 1
-      if code then
-        out[codes], np = code, np + 1
+      out[codes] = (nc or 0) + (vc or 0) * 256
+      if not nc then
+        np = np + 1
+        strs[np] = name
+      end
+      if not vc then
+        np = np + 1
         strs[np] = value
-      else
-        out[codes], np = 0, np + 2
-        strs[np - 1], strs[np] = name, value
       end
     end
   elseif flags == 0 and target == nil then

@@ -171,7 +171,7 @@ class _Runtime:
         )
         self.lua.set_max_memory(0)  # boot unbounded; the cap applies from the first message
         self.host = self.lua.execute(_HOST, *_HOST_PARTS, name="=pyao-host")
-        self.host.set_tag_names(*(name.encode() for name in TAG_NAMES))
+        self.host.set_tag_names(*(self.lua.table_from([t.encode() for t in ts]) for ts in (TAG_NAMES, TAG_VALUES)))
         if drive is not None:
             self.host.attach_drive(drive)
         doors = {name.encode(): self._device_door(dev, process) for name, dev in (devices or {}).items()
@@ -243,12 +243,16 @@ class _Unlimited:
         self.rt.lua.set_max_memory(self.rt.limits.memory, total=True)
 
 
-#: tag names that cross in a result's shape as codes (1, 2, ...), not as strings: the
-#: library's own and the token blueprint's (see ``_host_flat.lua``, set_tag_names)
+#: tag names and values that cross in a result's shape as codes (1, 2, ...), not as
+#: strings: the library's own and the token blueprint's (see ``_host_flat.lua``, set_tag_names)
 TAG_NAMES = (
     "Data-Protocol", "Variant", "Type", "Reference", "Action", "Recipient", "Quantity", "Sender", "X-Reference",
     "X-Origin", "Message-Id", "Error", "Balance", "Ticker", "Account", "Name", "Logo", "Denomination", "From-Process",
     "From-Module", "Module", "Content-Type", "Pushed-For", "Cast",
+)  # fmt: skip
+TAG_VALUES = (
+    "ao", "ao.TN.1", "Message", "Process", "Debit-Notice", "Credit-Notice", "Transfer-Error", "Mint-Error",
+    "Total-Supply", "Insufficient Balance!", "application/json", "Spawned",
 )  # fmt: skip
 
 _INT64 = range(-(1 << 63), 1 << 63)
@@ -391,12 +395,15 @@ def _items(parts: list[str], p: int, shape: tuple, i: int) -> tuple[list[dict], 
         if ntags >= 0:
             tags = []
             for code in shape[i : i + ntags]:
-                if code:
-                    name = TAG_NAMES[code - 1]
+                if code & 255:
+                    name = TAG_NAMES[(code & 255) - 1]
                 else:
                     name, p = parts[p], p + 1
-                tags.append({"name": name, "value": parts[p]})
-                p += 1
+                if code >> 8:
+                    value = TAG_VALUES[(code >> 8) - 1]
+                else:
+                    value, p = parts[p], p + 1
+                tags.append({"name": name, "value": value})
             item["Tags"] = tags
             i += ntags
         if flags & 4:
@@ -447,12 +454,15 @@ def _builder(shape: tuple):
             if ntags >= 0:
                 tags = []
                 for code in shape[i + 1 : i + 1 + ntags]:  # (i: at the tag count)
-                    if code:
-                        name = f"_names[{code - 1}]"
+                    if code & 255:
+                        name = f"_names[{(code & 255) - 1}]"
                     else:
                         name, p = f"p[{p}]", p + 1
-                    tags.append(f'{{"name": {name}, "value": p[{p}]}}')
-                    p += 1
+                    if code >> 8:
+                        value = f"_values[{(code >> 8) - 1}]"
+                    else:
+                        value, p = f"p[{p}]", p + 1
+                    tags.append(f'{{"name": {name}, "value": {value}}}')
                 fields.append(f'"Tags": [{", ".join(tags)}]')
                 i += ntags
             if flags & 4:
@@ -473,7 +483,7 @@ def _builder(shape: tuple):
             f'    return _result({{"data": p[0], "print": True, "prompt": p[1]}}, {as_tuple(exprs[0])}, '
             f"{as_tuple(exprs[1])}, {as_tuple(assignments)}, gas)\n"
         )
-        namespace: dict = {"_result": _result, "_names": TAG_NAMES}
+        namespace: dict = {"_result": _result, "_names": TAG_NAMES, "_values": TAG_VALUES}
         exec(compile(source, f"<pyao result shape {len(_BUILDERS)}>", "exec"), namespace)
         build = namespace["build"]
     if len(_BUILDERS) < _MAX_BUILDERS:
@@ -533,13 +543,19 @@ def _text_template(shape: tuple) -> list[str | int]:
             if ntags >= 0:
                 tags: list[str | int] = ['"Tags":[']
                 for j, code in enumerate(shape[i + 1 : i + 1 + ntags]):  # (i: at the tag count)
-                    if code:  # (our own names: plain ASCII, nothing to escape)
-                        tags += ["," if j else "", '{"name":' + _escape(TAG_NAMES[code - 1]) + ',"value":"']
+                    tags.append(',{"name":' if j else '{"name":')
+                    if code & 255:  # (our own names and values: plain ASCII, nothing to escape)
+                        tags.append(_escape(TAG_NAMES[(code & 255) - 1]))
                     else:
-                        tags += ["," if j else "", '{"name":"', p, '","value":"']
+                        tags += ['"', p, '"']
                         p += 1
-                    tags += [p, '"}']
-                    p += 1
+                    tags.append(',"value":')
+                    if code >> 8:
+                        tags.append(_escape(TAG_VALUES[(code >> 8) - 1]))
+                    else:
+                        tags += ['"', p, '"']
+                        p += 1
+                    tags.append("}")
                 fields.append([*tags, "]"])
                 i += ntags
             if flags & 4:
