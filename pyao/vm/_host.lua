@@ -1135,7 +1135,7 @@ end
 -- The constructor sizes the table at once, with room for the fields the
 -- library adds (TagArray, reply, forward, the tags copied onto the msg).
 local shapes, shape_normal, nshapes = {}, {}, 0
-local ROOM = 12 -- nil fields: they make no key, only room
+local ROOM = 12 -- keys the library adds to a msg (TagArray, reply, forward, the tags copied onto it)
 
 -- The builder of a shape, and whether every name of it is in normal_names
 -- (see fresh_msg_normal).
@@ -1155,7 +1155,14 @@ local function shape_builder(shape)
       end
       pos = z + 1
     end
-    for k = 1, ROOM do
+    -- nil fields make no key, only room: the table is made with a power of two of
+    -- hash slots for its fields, so as many as take it to ROOM slots to spare
+    -- (each nil field still costs a set when the constructor runs)
+    local slots = 1
+    while slots < n + ROOM do
+      slots = slots * 2
+    end
+    for k = 1, slots // 2 + 1 - n do
       fields[n + k] = sformat("[%q] = nil, ", "\0room" .. k)
     end
     local source = "local a, i = ...\nreturn { " .. tconcat(fields) .. "}, " .. n
@@ -1184,7 +1191,7 @@ local function read_msg(a, i)
   local nt = a[i]
   i = i + 1
   if nt >= 0 then
-    local tags = {}
+    local tags = nt <= 4 and { nil, nil, nil, nil } or {} -- (room for four at once: no growing step by step)
     for j = 1, nt do
       tags[j] = { name = a[i], value = a[i + 1] }
       i = i + 2
