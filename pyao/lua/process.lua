@@ -190,6 +190,10 @@ for _, k in ipairs({
   NORMAL[k] = true
 end
 local default_normalize = utils.normalize
+local fresh_msg_normal = private and private.fresh_msg_normal -- see _host.lua; nil when loaded by Eval
+if private then
+  private.set_normal_names(NORMAL)
+end
 
 -- (The loops over lists below are `while` loops over t[i] until nil: what
 -- ipairs does, without a call into C for every element.)
@@ -199,7 +203,11 @@ local function normalise(msg, env)
   -- keys to rename, applied in sorted order (which decides between two keys
   -- that normalise to the same name)
   local keys, nkeys = nil, 0 -- (made only when there is a key to rename)
-  if unordered_next then
+  -- no key to rename when the host built msg from field names all in NORMAL and nothing touched it since
+  local walk = not (known == NORMAL and fresh_msg_normal and fresh_msg_normal(msg))
+  if not walk then
+    nkeys = 0
+  elseif unordered_next then
     for k in unordered_next, msg do
       if not known[k] and type(k) == "string" and normalize(k) ~= k then
         keys = keys or {}

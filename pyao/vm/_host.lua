@@ -778,10 +778,30 @@ local bundled = {}
 -- all run in linear time (process code gets the guarded ones below), and the
 -- raw table.move, which the library uses only on tables without a metatable
 -- (so `#t` is bounded by the table's size).
+-- Also fresh_msg_normal(msg): whether msg is the one the host has just built
+-- from a shape (below) whose field names are all in the set process.lua
+-- registered (set_normal_names: the names its normalise leaves as they are),
+-- asked once per msg before anything else touched it; then normalise has no
+-- key to rename and need not walk the msg. The verdict is taken once per shape,
+-- outside the meter, so it costs every runtime the same instructions.
+local normal_names -- (process.lua's set; it never changes)
+local fresh_msg, fresh_normal -- the msg read_msg built last, and its shape's verdict
+
+local function fresh_msg_normal(msg)
+  if rawequal(msg, fresh_msg) then
+    fresh_msg = nil
+    return fresh_normal
+  end
+  return false
+end
+
 local library_private = {
   run_handlers = run_handlers,
   unordered_next = next, find = string.find, match = string.match, gmatch = string.gmatch, gsub = string.gsub,
-  format = string.format, move = table.move,
+  format = string.format, move = table.move, fresh_msg_normal = fresh_msg_normal,
+  set_normal_names = function(set)
+    normal_names = normal_names or set
+  end,
 }
 
 -- ------------------------------------------------------- C loops under the meter
@@ -815,6 +835,7 @@ end)
 local flat = assert(real_load(FLAT_SOURCE, "=pyao-host-flat", "t", part_env()))()
 local flat_result, MAX_FLAT = flat.flat_result, flat.MAX_FLAT
 host.kept_parts = flat.kept_parts -- (the strings of one result of the last batch, one by one)
+host.set_tag_names = flat.set_tag_names -- (the VM's lists of coded tag names and values, once)
 
 local function build_env()
   E = {}
@@ -1084,6 +1105,7 @@ local function run(msg, env, budget, out, no)
   end
   handing, pooled = pooled or co_create(pool_body), nil -- (before the meter: see run_handlers)
   local ok, res = metered(budget, step, msg, env)
+  fresh_msg = nil
   if handing ~= nil then -- not taken (the message never reached the handlers): still clean
     pooled, handing = handing, nil
   end
@@ -1112,33 +1134,46 @@ end
 -- first shapes seen are kept (the CU sends every message in the same shape).
 -- The constructor sizes the table at once, with room for the fields the
 -- library adds (TagArray, reply, forward, the tags copied onto the msg).
-local shapes, nshapes = {}, 0
-local ROOM = 12 -- nil fields: they make no key, only room
+local shapes, shape_normal, nshapes = {}, {}, 0
+local ROOM = 12 -- keys the library adds to a msg (TagArray, reply, forward, the tags copied onto it)
 
+-- The builder of a shape, and whether every name of it is in normal_names
+-- (see fresh_msg_normal).
 local function shape_builder(shape)
   local build = shapes[shape]
   if build == nil then
     local fields, n, pos = {}, 0, 1
+    local normal = normal_names ~= nil
     while true do
       local z = string.find(shape, "\0", pos, true)
+      local name = ssub(shape, pos, (z or 0) - 1)
       n = n + 1
-      fields[n] = sformat("[%q] = a[i + %d], ", ssub(shape, pos, (z or 0) - 1), n)
+      fields[n] = sformat("[%q] = a[i + %d], ", name, n)
+      normal = normal and rawget(normal_names, name) == true
       if not z then
         break
       end
       pos = z + 1
     end
-    for k = 1, ROOM do
+    -- nil fields make no key, only room: the table is made with a power of two of
+    -- hash slots for its fields, so as many as take it to ROOM slots to spare
+    -- (each nil field still costs a set when the constructor runs)
+    local slots = 1
+    while slots < n + ROOM do
+      slots = slots * 2
+    end
+    for k = 1, slots // 2 + 1 - n do
       fields[n + k] = sformat("[%q] = nil, ", "\0room" .. k)
     end
     local source = "local a, i = ...\nreturn { " .. tconcat(fields) .. "}, " .. n
     build = assert(real_load(source, "=pyao-host-msg", "t", {}))
     if nshapes < 64 then
       nshapes = nshapes + 1
-      shapes[shape] = build
+      shapes[shape], shape_normal[shape] = build, normal
     end
+    return build, normal
   end
-  return build
+  return build, shape_normal[shape]
 end
 
 -- One message from the batch's arguments at a[i]: "j", its JSON; or "s",
@@ -1146,14 +1181,17 @@ end
 -- "Tags" is nil too), then ntags (-1: no Tags), name1, value1, ...
 local function read_msg(a, i)
   if a[i] == "j" then
+    fresh_msg = nil
     return host_json.decode(a[i + 1]), i + 2
   end
-  local msg, n = shape_builder(a[i + 1])(a, i + 1)
+  local build, normal = shape_builder(a[i + 1])
+  local msg, n = build(a, i + 1)
+  fresh_msg, fresh_normal = msg, normal
   i = i + n + 2
   local nt = a[i]
   i = i + 1
   if nt >= 0 then
-    local tags = {}
+    local tags = nt <= 4 and { nil, nil, nil, nil } or {} -- (room for four at once: no growing step by step)
     for j = 1, nt do
       tags[j] = { name = a[i], value = a[i + 1] }
       i = i + 2

@@ -2,28 +2,27 @@
 --
 -- Contract: loaded by _host.lua with the real base functions as its env;
 -- returns flat_result(r, out, no), MAX_FLAT, reset() (at the start of every
--- batch) and kept_parts(key) (below). flat_result appends r's flat
+-- batch), kept_parts(key) and set_tag_names(names, values) (below). flat_result appends r's flat
 -- form at out[no + 1 ...] and returns the new end, or nil when r has a shape
 -- the flat form does not carry (the caller then sends r as JSON).
 
-local d_getmetatable = debug_getmetatable
-local type, next, rawlen, pcall = type, next, rawlen, pcall -- (upvalues: no lookup in the env per use)
+local type, next, pcall = type, next, pcall -- (upvalues: no lookup in the env per use)
 
 -- A result as flat values, appended to `out` (see host.handle_batch). Its
 -- strings travel together: "S", then every string of the result joined with
 -- "\0" (one value to cross and one to decode, instead of one per string), the
 -- number of strings, the key to ask kept_parts for them one by one (below),
 -- the number of integers that follow, then the shape as integers: Messages and Spawns (count, then per item its
--- flags (1 Anchor, 2 Data, 4 Target present) and tag count (-1: no Tags)),
+-- flags (1 Anchor, 2 Data, 4 Target present), tag count (-1: no Tags) and
+-- each tag's code (see set_tag_names)),
 -- then Assignments (count, then per item its process count). The strings, in
 -- order: Output data, prompt, then per item Anchor, Data, tag names and
--- values, Target (those present), then per assignment Message and processes.
+-- values (those not coded), Target (those present), then per assignment
+-- Message and processes.
 -- Or "E", the error text.
 -- A result of any other shape (a process that rewrote its outbox) goes as
 -- "J", its JSON text, exactly as before the flat form existed.
-local MSG_KEYS = { Anchor = true, Data = true, Target = true, Tags = true }
 local MAX_FLAT = 100000 -- values per result, and per batch, returned flat (Lua's stack holds 1,000,000)
-local RESULT_KEYS = { Output = true, Messages = true, Spawns = true, Assignments = true, Error = true }
 local tconcat, tunpack = table.concat, table.unpack
 
 -- The strings of this batch's results, one after the other in `strs` (a
@@ -45,89 +44,112 @@ local function kept_parts(first, last)
   return tunpack(strs, first, last)
 end
 
--- in_order: a list is walked with next and taken only when its keys come as
--- 1, 2, 3, ... and nothing else: then it is exactly the sequence 1..n, which
--- JSON writes as an array, as plain_list below (a sequence whose keys sit in
--- the table's hash part may come in another order: it then goes as JSON, which
--- gives the same result, only slower). One walk instead of a count and a loop.
+-- Tag names and values met most (the library's own, the token's): such a
+-- name or value crosses in the shape, as its place in the VM's lists (set
+-- once by set_tag_names(names, values)), not as a string: a tag's code is
+-- name code + 256 * value code (0: not coded, the string is among the others).
+local name_code, value_code = {}, {}
 
--- A table JSON writes as an array: keys exactly 1..n, no metatable. Counting
--- the keys is enough here: every caller then refuses a nil among t[1..n] (a
--- string is expected there), and n keys with none of 1..n missing are 1..n.
-local function plain_list(t)
-  if d_getmetatable(t) ~= nil then -- (not a table: rawlen raises, see flat_item)
-    return nil
+local function set_tag_names(names, values)
+  for i = 1, #names do
+    name_code[names[i]] = i
   end
-  local n, count = rawlen(t), 0
-  for _ in next, t do
-    count = count + 1
+  for i = 1, #values do
+    value_code[values[i]] = i
   end
-  return count == n and n or nil
 end
 
+-- How the shape is checked, cheaply (it runs for every result). Every table
+-- is read raw: through `next` (its keys and values as stored), never by
+-- indexing a key that may be absent, so no metamethod (process code) runs and
+-- a metatable changes nothing: the JSON encoder, too, writes a table's raw
+-- contents. A value that is not a table where one is walked makes `next`
+-- raise, which (under flat_result's pcall) means "not flat". Strings are not
+-- type-checked one by one: they all go into `strs`, and table.concat raises
+-- on anything there that is not a string or a number (nil included), then
+-- `#` on each raises on a number (a string's length is no metamethod).
+--
+-- A list is walked with next and taken only when its keys come as 1, 2, 3, ...
+-- and nothing else: then it is exactly the sequence 1..n, which JSON writes
+-- as an array (a sequence whose keys sit in the table's hash part may come in
+-- another order: it then goes as JSON, which gives the same result, only
+-- slower).
+
 -- One message or spawn: its strings into strs after np, its flags and tag
--- count into out after no. Returns the new np, no, or nil. Runs under
--- flat_result's pcall: a value that is not a table where one is read (a tag
--- that is a number, say) raises, which means "not flat" too; only values with
--- no metatable are read, so no metamethod runs here.
+-- count into out after no. Returns the new np, no, or nil.
 local function flat_item(m, np, out, no)
-  if d_getmetatable(m) ~= nil then
-    return nil
-  end
-  local keys = 0
-  for k, v in next, m do
-    if not MSG_KEYS[k] or (k ~= "Tags" and type(v) ~= "string") then
+  local anchor, data, target, tags
+  for k, v in next, m do -- (raises if m is not a table)
+    if k == "Tags" then
+      tags = v
+    elseif k == "Data" then
+      data = v
+    elseif k == "Target" then
+      target = v
+    elseif k == "Anchor" then
+      anchor = v
+    else
       return nil
     end
-    keys = keys + 1
   end
-  if keys == 0 then
-    return nil
-  end
-  local anchor, data, target, tags = m.Anchor, m.Data, m.Target, m.Tags
   local flags, nt = 0, -1
-  if anchor then
+  if anchor ~= nil then -- (a value that is not a string: caught with the others, see above)
     flags, np = 1, np + 1
     strs[np] = anchor
   end
-  if data then
+  if data ~= nil then
     flags, np = flags + 2, np + 1
     strs[np] = data
   end
+  local codes = no + 2 -- the tags' name codes follow flags and tag count
   if tags ~= nil then
-    if d_getmetatable(tags) ~= nil then
-      return nil
-    end
     nt = 0
-    for i, t in next, tags do -- keys exactly 1, 2, ... in order (see in_order); each tag {name, value}
+    for i, t in next, tags do -- keys exactly 1, 2, ... in order; each tag exactly {name, value}
       nt = nt + 1
-      if i ~= nt or d_getmetatable(t) ~= nil then
+      if i ~= nt then
         return nil
       end
-      local name, value = t.name, t.value
-      if type(name) ~= "string" or type(value) ~= "string" or next(t, next(t, next(t))) ~= nil then
+      local k1, v1 = next(t)
+      local k2, v2 = next(t, k1)
+      if next(t, k2) ~= nil then -- (also when t has fewer keys: next(t, nil) starts again)
         return nil
       end
-      np = np + 2
-      strs[np - 1], strs[np] = name, value
+      local name, value
+      if k1 == "name" and k2 == "value" then
+        name, value = v1, v2
+      elseif k1 == "value" and k2 == "name" then
+        name, value = v2, v1
+      else
+        return nil
+      end
+      local nc, vc = name_code[name], value_code[value] -- (found: a string, as the tables' keys are)
+      codes = codes + 1
+      out[codes] = (nc or 0) + (vc or 0) * 256
+      if not nc then
+        np = np + 1
+        strs[np] = name
+      end
+      if not vc then
+        np = np + 1
+        strs[np] = value
+      end
     end
+  elseif flags == 0 and target == nil then
+    return nil -- {}: JSON writes an empty array, not an object
   end
-  if target then
+  if target ~= nil then
     flags, np = flags + 4, np + 1
     strs[np] = target
   end
   out[no + 1], out[no + 2] = flags, nt
-  return np, no + 2
+  return np, codes
 end
 
 local function flat_list(list, np, out, no)
-  if d_getmetatable(list) ~= nil then
-    return nil
-  end
   local count = no + 1
   no = count
   local n = 0
-  for i, item in next, list do -- (see in_order)
+  for i, item in next, list do -- (see above)
     n = n + 1
     if i ~= n then
       return nil
@@ -142,73 +164,105 @@ local function flat_list(list, np, out, no)
 end
 
 local function flat_assignments(list, np, out, no)
-  local n = plain_list(list)
-  if n == nil then
-    return nil
-  end
-  no = no + 1
-  out[no] = n
-  for i = 1, n do
-    local a = list[i]
-    if type(a) ~= "table" or d_getmetatable(a) ~= nil or type(a.Message) ~= "string" then
+  local count = no + 1
+  no = count
+  local n = 0
+  for i, a in next, list do -- (see above); each {Message, Processes}
+    n = n + 1
+    if i ~= n then
       return nil
     end
-    local procs = a.Processes
-    local nprocs = plain_list(procs)
-    if nprocs == nil or next(a, next(a, next(a))) ~= nil then
+    local k1, v1 = next(a)
+    local k2, v2 = next(a, k1)
+    if next(a, k2) ~= nil then
+      return nil
+    end
+    local message, procs
+    if k1 == "Message" and k2 == "Processes" then
+      message, procs = v1, v2
+    elseif k1 == "Processes" and k2 == "Message" then
+      message, procs = v2, v1
+    else
       return nil
     end
     np = np + 1
-    strs[np] = a.Message
-    no = no + 1
-    out[no] = nprocs
-    for j = 1, nprocs do
-      if type(procs[j]) ~= "string" then
+    strs[np] = message
+    local nprocs = 0
+    for j, p in next, procs do
+      nprocs = nprocs + 1
+      if j ~= nprocs then
         return nil
       end
       np = np + 1
-      strs[np] = procs[j]
+      strs[np] = p
     end
+    no = no + 1
+    out[no] = nprocs
   end
+  out[count] = n
   return np, no
 end
 
 -- Appends r's flat form at out[no + 1 ...]; returns the new end, or nil (then
 -- out past `no` is garbage to overwrite).
 local function flat_any(r, out, no)
-  for k in next, r do -- a key JSON would write that the flat form does not carry
-    if not RESULT_KEYS[k] then
+  local output, messages, spawns, assignments, err
+  for k, v in next, r do -- a key JSON would write that the flat form does not carry: not flat
+    if k == "Output" then
+      output = v
+    elseif k == "Messages" then
+      messages = v
+    elseif k == "Spawns" then
+      spawns = v
+    elseif k == "Assignments" then
+      assignments = v
+    elseif k == "Error" then
+      err = v
+    else
       return nil
     end
   end
-  if r.Error ~= nil then
-    if type(r.Error) ~= "string" then
+  if err ~= nil then
+    if type(err) ~= "string" then
       return nil
     end
-    out[no + 1], out[no + 2] = "E", r.Error
+    out[no + 1], out[no + 2] = "E", err
     return no + 2
   end
-  local o = r.Output
-  if type(o) ~= "table" or d_getmetatable(o) ~= nil or type(o.data) ~= "string" or type(o.prompt) ~= "string"
-    or o.print ~= true or next(o, next(o, next(o, next(o)))) ~= nil then
+  local data, prompt, print_ = nil, nil, nil
+  for k, v in next, output do -- exactly {data, prompt, print = true}
+    if k == "data" then
+      data = v
+    elseif k == "prompt" then
+      prompt = v
+    elseif k == "print" then
+      print_ = v
+    else
+      return nil
+    end
+  end
+  if print_ ~= true or data == nil or prompt == nil then
     return nil
   end
   local first = nstrs + 1
-  strs[first], strs[first + 1] = o.data, o.prompt
+  strs[first], strs[first + 1] = data, prompt
   local head = no -- "S", joined, count, first, shape length: filled in below
-  local np, fno = flat_list(r.Messages, first + 1, out, no + 5)
+  local np, fno = flat_list(messages, first + 1, out, no + 5)
   if np then
-    np, fno = flat_list(r.Spawns, np, out, fno)
+    np, fno = flat_list(spawns, np, out, fno)
   end
   if np then
-    np, fno = flat_assignments(r.Assignments, np, out, fno)
+    np, fno = flat_assignments(assignments, np, out, fno)
   end
   if np == nil then
     return nil -- (strs past nstrs: garbage to overwrite, emptied by the next reset)
   end
+  local joined = tconcat(strs, "\0", first, np) -- raises unless all are strings or numbers
+  for i = first, np do
+    local _ = #strs[i] -- raises on a number (see above)
+  end
   nstrs = np
-  out[head + 1], out[head + 2], out[head + 3], out[head + 4] = "S", tconcat(strs, "\0", first, np), np - first + 1,
-    first
+  out[head + 1], out[head + 2], out[head + 3], out[head + 4] = "S", joined, np - first + 1, first
   out[head + 5] = fno - head - 5 -- how many integers the shape has
   return fno
 end
@@ -222,4 +276,6 @@ local function flat_result(r, out, no)
   return nil
 end
 
-return { flat_result = flat_result, MAX_FLAT = MAX_FLAT, reset = reset, kept_parts = kept_parts }
+return {
+  flat_result = flat_result, MAX_FLAT = MAX_FLAT, reset = reset, kept_parts = kept_parts, set_tag_names = set_tag_names,
+}

@@ -40,7 +40,10 @@ Speed
 its shape (field names, one string cached in Lua) plus its values (no JSON
 either way unless it has an unusual shape), env as JSON decoded once per
 distinct env; a result comes back as one NUL-joined string of its strings plus
-its shape as integers (``_parse_run``), split in C.
+its shape as integers (``_parse_run``), split in C. ``result_json_many`` (what
+the CU's workers call) writes each result's JSON text straight from that
+flat form, without the objects (see "results as JSON text" below); the text is
+exactly ``EvalResult.encoded()``.
 
 While ``handle_many`` runs, CPython's cyclic garbage collector is paused (and
 resumed after, if it was on): nothing the VM makes per message is cyclic (a
@@ -62,6 +65,8 @@ import json
 import math
 import struct
 from importlib import resources
+from itertools import chain
+from json.encoder import encode_basestring as _escape
 
 import lupa.lua53 as lupa
 
@@ -166,6 +171,7 @@ class _Runtime:
         )
         self.lua.set_max_memory(0)  # boot unbounded; the cap applies from the first message
         self.host = self.lua.execute(_HOST, *_HOST_PARTS, name="=pyao-host")
+        self.host.set_tag_names(*(self.lua.table_from([t.encode() for t in ts]) for ts in (TAG_NAMES, TAG_VALUES)))
         if drive is not None:
             self.host.attach_drive(drive)
         doors = {name.encode(): self._device_door(dev, process) for name, dev in (devices or {}).items()
@@ -206,7 +212,7 @@ class _Runtime:
         encoding, say): the caller cannot know how far the batch got; raises the
         device's exception when a device failed for the unit's own reasons (a
         gateway down), so a transient failure never becomes a recorded result."""
-        args = [arg for call in calls for arg in call]
+        args = list(chain.from_iterable(calls))
         self.device_failure = None
         vals = self.host.handle_batch(self.limits.compute, env_json, allowance, per_message, len(calls), *args)
         if self.device_failure is not None:  # a device failed for the unit's reasons: no result to book
@@ -236,6 +242,18 @@ class _Unlimited:
     def __exit__(self, *exc: object) -> None:
         self.rt.lua.set_max_memory(self.rt.limits.memory, total=True)
 
+
+#: tag names and values that cross in a result's shape as codes (1, 2, ...), not as
+#: strings: the library's own and the token blueprint's (see ``_host_flat.lua``, set_tag_names)
+TAG_NAMES = (
+    "Data-Protocol", "Variant", "Type", "Reference", "Action", "Recipient", "Quantity", "Sender", "X-Reference",
+    "X-Origin", "Message-Id", "Error", "Balance", "Ticker", "Account", "Name", "Logo", "Denomination", "From-Process",
+    "From-Module", "Module", "Content-Type", "Pushed-For", "Cast",
+)  # fmt: skip
+TAG_VALUES = (
+    "ao", "ao.TN.1", "Message", "Process", "Debit-Notice", "Credit-Notice", "Transfer-Error", "Mint-Error",
+    "Total-Supply", "Insufficient Balance!", "application/json", "Spawned",
+)  # fmt: skip
 
 _INT64 = range(-(1 << 63), 1 << 63)
 _MAX_FLAT_TAGS = 10_000  # more go as JSON: a batch's values must fit Lua's stack
@@ -375,10 +393,19 @@ def _items(parts: list[str], p: int, shape: tuple, i: int) -> tuple[list[dict], 
             item["Data"] = parts[p]
             p += 1
         if ntags >= 0:
-            end = p + 2 * ntags
-            names, values = parts[p:end:2], parts[p + 1 : end : 2]
-            item["Tags"] = [{"name": n, "value": v} for n, v in zip(names, values, strict=True)]
-            p = end
+            tags = []
+            for code in shape[i : i + ntags]:
+                if code & 255:
+                    name = TAG_NAMES[(code & 255) - 1]
+                else:
+                    name, p = parts[p], p + 1
+                if code >> 8:
+                    value = TAG_VALUES[(code >> 8) - 1]
+                else:
+                    value, p = parts[p], p + 1
+                tags.append({"name": name, "value": value})
+            item["Tags"] = tags
+            i += ntags
         if flags & 4:
             item["Target"] = parts[p]
             p += 1
@@ -425,9 +452,19 @@ def _builder(shape: tuple):
                 fields.append(f'"Data": p[{p}]')
                 p += 1
             if ntags >= 0:
-                tags = ", ".join(f'{{"name": p[{p + 2 * j}], "value": p[{p + 2 * j + 1}]}}' for j in range(ntags))
-                fields.append(f'"Tags": [{tags}]')
-                p += 2 * ntags
+                tags = []
+                for code in shape[i + 1 : i + 1 + ntags]:  # (i: at the tag count)
+                    if code & 255:
+                        name = f"_names[{(code & 255) - 1}]"
+                    else:
+                        name, p = f"p[{p}]", p + 1
+                    if code >> 8:
+                        value = f"_values[{(code >> 8) - 1}]"
+                    else:
+                        value, p = f"p[{p}]", p + 1
+                    tags.append(f'{{"name": {name}, "value": {value}}}')
+                fields.append(f'"Tags": [{", ".join(tags)}]')
+                i += ntags
             if flags & 4:
                 fields.append(f'"Target": p[{p}]')
                 p += 1
@@ -446,7 +483,7 @@ def _builder(shape: tuple):
             f'    return _result({{"data": p[0], "print": True, "prompt": p[1]}}, {as_tuple(exprs[0])}, '
             f"{as_tuple(exprs[1])}, {as_tuple(assignments)}, gas)\n"
         )
-        namespace: dict = {"_result": _result}
+        namespace: dict = {"_result": _result, "_names": TAG_NAMES, "_values": TAG_VALUES}
         exec(compile(source, f"<pyao result shape {len(_BUILDERS)}>", "exec"), namespace)
         build = namespace["build"]
     if len(_BUILDERS) < _MAX_BUILDERS:
@@ -472,6 +509,124 @@ def _parse_run(vals: tuple, i: int, kept_parts, _decode=_DECODE) -> tuple[bool, 
     if kind == b"E":
         return True, EvalResult(error=_text(vals[i + 3]), gas_used=gas), i + 4
     return True, _json_result(vals[i + 3], gas), i + 4  # b"J"
+
+
+# ---------------------------------------------------------------- results as JSON text
+# The CU stores each result's JSON text (``ProcessInstance.result_json_many``). For a flat
+# result that text is written straight from the joined strings: the joined text is escaped
+# once as a JSON string (escaping works character by character, so escaping the join is the
+# join of the escaped strings, NUL becoming the six characters \u0000), split at those, and
+# the pieces go into a template compiled once per shape. A piece count other than the string
+# count means a string held NUL, or a backslash-u0000 of its own (escaped, it holds the
+# same six characters after its first backslash): then the result is built as objects and
+# encoded the usual way. Either way the text is ``encode_result(result.to_json())``.
+
+_ESCAPED_NUL = "\\u0000"
+
+
+def _text_template(shape: tuple) -> list[str | int]:
+    """The result's JSON text for ``shape`` as constant segments and piece numbers (ints,
+    -1 for GasUsed), in the key order of ``EvalResult.to_json`` and ``_items``."""
+    out: list[str | int] = ['{"Messages":[']
+    p, i = 2, 0
+    for which in (0, 1):  # Messages, Spawns
+        for k in range(shape[i]):
+            flags, ntags = shape[i + 1], shape[i + 2]
+            i += 2
+            fields: list[list[str | int]] = []
+            if flags & 1:
+                fields.append(['"Anchor":"', p, '"'])
+                p += 1
+            if flags & 2:
+                fields.append(['"Data":"', p, '"'])
+                p += 1
+            if ntags >= 0:
+                tags: list[str | int] = ['"Tags":[']
+                for j, code in enumerate(shape[i + 1 : i + 1 + ntags]):  # (i: at the tag count)
+                    tags.append(',{"name":' if j else '{"name":')
+                    if code & 255:  # (our own names and values: plain ASCII, nothing to escape)
+                        tags.append(_escape(TAG_NAMES[(code & 255) - 1]))
+                    else:
+                        tags += ['"', p, '"']
+                        p += 1
+                    tags.append(',"value":')
+                    if code >> 8:
+                        tags.append(_escape(TAG_VALUES[(code >> 8) - 1]))
+                    else:
+                        tags += ['"', p, '"']
+                        p += 1
+                    tags.append("}")
+                fields.append([*tags, "]"])
+                i += ntags
+            if flags & 4:
+                fields.append(['"Target":"', p, '"'])
+                p += 1
+            out.append("," if k else "")
+            out.append("{")
+            for n, field in enumerate(fields):
+                out += ["," if n else "", *field]
+            out.append("}")
+        i += 1
+        out.append('],"Spawns":[' if which == 0 else '],"Assignments":[')
+    for k, nprocs in enumerate(shape[i + 1 : i + 1 + shape[i]]):
+        out += ["," if k else "", '{"Message":"', p, '","Processes":[']
+        for j in range(nprocs):
+            out += ["," if j else "", '"', p + 1 + j, '"']
+        out.append("]}")
+        p += 1 + nprocs
+    out += ['],"Output":{"data":"', 0, '","print":true,"prompt":"', 1, '"},"GasUsed":', -1, "}"]
+    # the pieces come from the escaped join with its quotes: the first piece holds the opening
+    # quote, the last one the closing quote (so the join is never copied to drop them)
+    at_first, at_last = out.index(0), out.index(p - 1)
+    out[at_first - 1] = out[at_first - 1][:-1]
+    out[at_last + 1] = out[at_last + 1][1:]
+    return out
+
+
+def _text_builder(shape: tuple):
+    """``(pieces, gas) -> text`` for a result of this shape: one f-string compiled once
+    (the shapes met most), else the template filled in by a loop (big results)."""
+    build = _TEXT_BUILDERS.get(shape)
+    if build is not None:
+        return build
+    template = _text_template(shape)
+    if len(template) > 4 * _MAX_COMPILED_STRINGS:
+        build = functools.partial(_fill_template, template)
+    else:
+        body = "".join(
+            ("{gas}" if part == -1 else f"{{q[{part}]}}") if type(part) is int
+            else part.replace("{", "{{").replace("}", "}}")
+            for part in template
+        )  # fmt: skip
+        # the constants are ours (keys, brackets, commas): no quote or backslash to escape
+        assert "'" not in body and "\\" not in body
+        namespace: dict = {}
+        exec(compile(f"def build(q, gas):\n    return f'{body}'\n", "<pyao result text>", "exec"), namespace)
+        build = namespace["build"]
+    if len(_TEXT_BUILDERS) < _MAX_BUILDERS:
+        _TEXT_BUILDERS[shape] = build
+    return build
+
+
+def _fill_template(template: list, q: list[str], gas: int) -> str:
+    return "".join(str(gas) if part == -1 else q[part] if type(part) is int else part for part in template)
+
+
+_TEXT_BUILDERS: dict[tuple, object] = {}  # a result's shape -> (pieces, gas) -> its JSON text
+
+
+def _parse_run_text(vals: tuple, i: int, kept_parts, _decode=_DECODE) -> tuple[str, bool, int, int]:
+    """As ``_parse_run``, the result as its JSON text: text, whether it failed, gas, next position."""
+    ok, gas, kind = vals[i : i + 3]
+    if ok and kind == b"S" and type(gas) is int:
+        pieces = _escape(_decode(vals[i + 3], "utf-8", "replace")).split(_ESCAPED_NUL)  # (quotes: see _text_template)
+        if len(pieces) == vals[i + 4]:
+            end = i + 7 + vals[i + 6]
+            shape = vals[i + 7 : end]
+            build = _TEXT_BUILDERS.get(shape) or _text_builder(shape)
+            return build(pieces, gas), False, gas, end
+    _ok, result, end = _parse_run(vals, i, kept_parts)
+    return result.encoded(), result.error is not None, result.gas_used, end
 
 
 def _plain_result(output: object, messages: tuple, spawns: tuple, assignments: tuple, gas: int) -> EvalResult:
@@ -572,19 +727,27 @@ class LuaProcess(ProcessInstance):
         CPython's cyclic collector is paused meanwhile (see "Speed"): a page makes
         tens of thousands of acyclic containers (results, log entries) that would
         otherwise trigger dozens of collections walking every object alive."""
+        return self._paused_collector(msgs, env, False)
+
+    def result_json_many(self, msgs: list[dict], env: dict) -> list[str]:
+        """``handle_many``, each result as its JSON text (``EvalResult.encoded``), written from
+        the flat form without the objects (see "results as JSON text")."""
+        return self._paused_collector(msgs, env, True)
+
+    def _paused_collector(self, msgs: list[dict], env: dict, as_text: bool) -> list:
         collecting = gc.isenabled()
         if collecting:
             gc.disable()
         try:
-            return self._handle_many(msgs, env)
+            return self._handle_many(msgs, env, as_text)
         finally:
             if collecting:
                 gc.enable()
 
-    def _handle_many(self, msgs: list[dict], env: dict) -> list[EvalResult]:
+    def _handle_many(self, msgs: list[dict], env: dict, as_text: bool) -> list:
         env_json = self._env_text(env)
         calls = [_call(msg) for msg in msgs]
-        results: list[EvalResult] = []
+        results: list = []  # EvalResults, or their texts (as_text)
         pos, careful = 0, 0  # careful: messages left to run one at a time after a batch broke
         while pos < len(calls):
             size = 1 if careful else BATCH
@@ -604,11 +767,14 @@ class LuaProcess(ProcessInstance):
                     continue
                 self._rollback()
                 error = "memory limit exceeded" if isinstance(exc, lupa.LuaMemoryError) else str(exc)
-                results.append(EvalResult(error=error))
+                results.append(EvalResult(error=error).encoded() if as_text else EvalResult(error=error))
                 pos += 1
                 careful = max(0, careful - 1)
                 continue
-            done = self._take(vals, chunk, env_json, results)
+            if as_text:
+                done = self._take_text(vals, chunk, env_json, results)
+            else:
+                done = self._take(vals, chunk, env_json, results)
             pos += done
             careful = max(0, careful - done)
         return results
@@ -625,6 +791,24 @@ class LuaProcess(ProcessInstance):
                 return n
             self._log.append((call, env_json))
             self._work += result.gas_used + PER_MESSAGE_WORK
+            if i >= len(vals):
+                if self._compact_due():
+                    self._compact()
+                return n
+        raise AssertionError("unreachable: the batch ran every message")
+
+    def _take_text(self, vals: tuple, chunk: list[tuple], env_json: bytes, results: list[str]) -> int:
+        """``_take``, each result as its JSON text (``_parse_run_text``)."""
+        i = 0
+        kept_parts = self._rt.host.kept_parts
+        for n, call in enumerate(chunk, 1):
+            text, failed, gas, i = _parse_run_text(vals, i, kept_parts)
+            results.append(text)
+            if failed:
+                self._rollback()
+                return n
+            self._log.append((call, env_json))
+            self._work += gas + PER_MESSAGE_WORK
             if i >= len(vals):
                 if self._compact_due():
                     self._compact()

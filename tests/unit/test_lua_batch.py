@@ -6,6 +6,8 @@ import re
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pyao.vm import lua as vm_lua
 from tests.unit._lua import MU, OWNER, PID, STRANGER, make_process, message
@@ -336,3 +338,177 @@ def test_a_coroutine_the_process_saw_is_not_reused():
     assert (status, same) == ("dead", "false") and kept == kept_then and now != kept
     second = p.send("", Action="Look")  # the pooled coroutine was seen by Look: not reused either
     assert second.messages[0]["Data"].split(";")[:3] == ["dead", "false", kept]
+
+
+@pytest.mark.parametrize("page", [1, 5, 1000])
+def test_result_json_many_is_the_encoded_handle_many(page):
+    """The CU's path (results as JSON text, written from the flat form) gives exactly the text
+    of ``encoded()`` of what handle_many gives (failures, JSON-shaped results, env abuse,
+    unusual msgs included), and leaves the same state."""
+    wire = [tag("Action", "Wire"), tag("N", "300"), tag("Target", "t"), tag("Payload", "big")]
+    msgs = [*script(), message("wire-0", "", wire, nonce=999)]
+    plain = make_process(PROGRAM + WIRE, compact_every=None)
+    plain.boot()
+    text = make_process(PROGRAM + WIRE, compact_every=None)
+    text.boot()
+    want, got = [], []
+    for s in range(0, len(msgs), page):
+        want += [r.encoded() for r in plain.instance.handle_many(msgs[s : s + page], plain.env)]
+        got += text.instance.result_json_many(msgs[s : s + page], text.env)
+    assert got == want
+    assert text.instance.snapshot() == plain.instance.snapshot()
+    assert sum('"Error":' in t for t in got) == 6
+
+
+ECHO = r"""
+Handlers.add('echo', 'Echo', function(m)
+  local s = m.Tags.S
+  print(s)
+  ao.send({ Target = s, Data = s, Tags = { { name = s, value = s }, { name = 'k', value = s .. s } } })
+  Spawn('MOD', { Data = s, [s ~= '' and s or 'e'] = s })
+  Assign({ Processes = { s, 'p' }, Message = s })
+end)
+"""
+
+# text with what JSON escapes or Lua treats specially: NUL, quotes, backslashes (and a
+# backslash-u0000 of its own), control characters, non-ASCII, surrogate-free astral characters
+ODD_TEXT = st.lists(
+    st.one_of(
+        st.sampled_from(["\0", "\\", '"', "\\u0000", "u0000", "\n", "\r", "\t", "\x1b", "\x7f", "é", "\u2028", "𝄞"]),
+        st.characters(blacklist_categories=("Cs",)),
+    ),
+    max_size=20,
+).map("".join)
+_ECHOES: list = []
+
+
+def _echo_pair():
+    if not _ECHOES:
+        pair = [make_process(ECHO, compact_every=None) for _ in range(2)]
+        for p in pair:
+            p.boot()
+        _ECHOES.append(pair)
+    return _ECHOES[0]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(ODD_TEXT, min_size=1, max_size=4))
+def test_result_text_is_byte_identical_for_odd_strings(texts):
+    """Whatever the strings hold, the text written from the flat form is byte for byte
+    ``json.dumps(result.to_json(), separators=(",", ":"), ensure_ascii=False)``."""
+    plain, text = _echo_pair()
+    msgs = [message(f"echo-{i}", "", [tag("Action", "Echo"), tag("S", t)], nonce=i) for i, t in enumerate(texts)]
+    want = [json.dumps(r.to_json(), separators=(",", ":"), ensure_ascii=False)
+            for r in plain.instance.handle_many(msgs, plain.env)]  # fmt: skip
+    assert [json.loads(t)["Messages"][0]["Data"] for t in want] == texts
+    assert text.instance.result_json_many(msgs, text.env) == want
+
+
+def test_result_text_of_a_string_holding_an_escaped_nul_of_its_own():
+    """A string holding backslash-u0000 (which, escaped, holds the separator's six characters)
+    or NUL itself still gives the exact text (by the objects' path)."""
+    plain, text = _echo_pair()
+    msgs = [message(f"esc-{i}", "", [tag("Action", "Echo"), tag("S", t)], nonce=i)
+            for i, t in enumerate(["a\\u0000b", "\\\\u0000", "x\0y", "\\"])]  # fmt: skip
+    want = [r.encoded() for r in plain.instance.handle_many(msgs, plain.env)]
+    assert text.instance.result_json_many(msgs, text.env) == want
+    assert json.loads(want[0])["Output"]["data"] == "a\\u0000b"
+
+
+SHAPES = r"""
+local trap = { __index = function() while true do end end, __len = function() while true do end end }
+local cases = {
+  number_value = function(o) o.Messages[1].Tags[1].value = 5 end,
+  number_name = function(o) o.Messages[1].Tags[2].name = 7 end,
+  float_data = function(o) o.Messages[1].Data = 3.5 end,
+  table_data = function(o) o.Messages[1].Data = { a = 1 } end,
+  false_anchor = function(o) o.Messages[1].Anchor = false end,
+  true_target = function(o) o.Messages[1].Target = true end,
+  missing_value = function(o) o.Messages[1].Tags[1].value = nil end,
+  extra_tag_key = function(o) o.Messages[1].Tags[1].extra = 'y' end,
+  tag_as_list = function(o) o.Messages[1].Tags[1] = { 'name', 'value' } end,
+  tags_with_hole = function(o) o.Messages[1].Tags[2] = nil end,
+  tags_as_map = function(o) o.Messages[1].Tags = { Action = 'x' } end,
+  empty_item = function(o) o.Messages[2] = {} end,
+  only_tags = function(o) o.Messages[2] = { Tags = {} } end,
+  string_item = function(o) o.Messages[2] = 'text' end,
+  trapped_tag = function(o) setmetatable(o.Messages[1].Tags[1], trap) end,
+  trapped_msg = function(o) setmetatable(o.Messages[1], trap) end,
+  trapped_list = function(o) setmetatable(o.Messages[1].Tags, trap) end,
+  trapped_outbox = function(o) setmetatable(o.Messages, trap); setmetatable(o.Assignments, trap) end,
+  number_process = function(o) o.Assignments[1].Processes[2] = 9 end,
+  extra_assignment_key = function(o) o.Assignments[1].Extra = 'z' end,
+  trapped_assignment = function(o)
+    setmetatable(o.Assignments[1], trap)
+    setmetatable(o.Assignments[1].Processes, trap)
+  end,
+  plain = function(o) end,
+}
+Handlers.add('shape', 'Shape', function(m)
+  Send({ Target = 'a', Data = 'd', Kind = 'k' })
+  Send({ Target = 'b' })
+  Assign({ Processes = { 'p1', 'p2' }, Message = 'mid' })
+  cases[m.Tags.Case](ao.outbox)
+  if m.Tags.Json == 'yes' then -- a key the flat form does not carry: the whole result goes as JSON
+    rawset(ao.outbox.Messages, rawlen(ao.outbox.Messages) + 1, { Zz = "marker" })
+  end
+end)
+"""
+SHAPE_CASES = re.findall(r"^  (\w+) = function", SHAPES, flags=re.M)
+assert len(SHAPE_CASES) == 22
+
+
+@pytest.mark.parametrize("case", SHAPE_CASES)
+def test_an_outbox_rewritten_after_send_crosses_as_json_would_write_it(case):
+    """Whatever a handler does to the outbox after Send (numbers or booleans where strings
+    were, missing or extra keys, metatables whose metamethods never end), the result is
+    what the JSON path gives for it (forced here by one extra item, then dropped), in
+    both result forms, and no metamethod runs on the host's side (it would never end)."""
+    plain, json_path, text = (make_process(SHAPES, compute=10**8, compact_every=None) for _ in range(3))
+    msg, forced_msg = (message("s-1", "", [tag("Action", "Shape"), tag("Case", case), tag("Json", j)], nonce=1)
+                       for j in ("no", "yes"))  # fmt: skip
+    (got,) = plain.instance.handle_many([msg], plain.env)
+    (forced,) = json_path.instance.handle_many([forced_msg], json_path.env)
+    if forced.error is not None:  # JSON cannot write it (a list with a hole): the same error either way
+        assert got.error == forced.error and case == "tags_with_hole"
+    else:
+        assert got.error is None, got.error
+        want = forced.to_json()
+        assert want["Messages"].pop() == {"Zz": "marker"}
+        assert got.to_json() == {**want, "GasUsed": got.gas_used}
+    assert text.instance.result_json_many([msg], text.env) == [got.encoded()]
+
+
+RENAMES = """
+Handlers.add('keys', 'Keys', function(m)
+  local names = {}
+  for k in pairs(m) do
+    if type(k) == 'string' and type(m[k]) ~= 'function' and type(m[k]) ~= 'table' then names[#names + 1] = k end
+  end
+  table.sort(names)
+  if m.Tags.Again then -- the library's handle on a msg of the handler's own (it clears the outbox)
+    local r = require('process').handle({ Id = 'inner', From = m.From, Owner = m.Owner, my_field = 'x',
+      Tags = { { name = 'Action', value = 'Keys' } } }, ao.env)
+    Inner = r.Messages[1].Data
+    ao.clearOutbox()
+  end
+  m.reply({ Data = table.concat(names, ',') })
+end)
+"""
+
+
+def test_msg_fields_are_renamed_whether_or_not_their_shape_is_all_normal():
+    """normalise skips its key walk only for a msg the host built from field names all left
+    as they are; a msg with one other name (snake_case, lower case) still has it renamed,
+    first by shape and then again in the same runtime, and a handler that runs the library
+    on a msg of its own gets it renamed too."""
+    p = make_process(RENAMES, compact_every=None)
+    p.boot()
+    plain = message("k-1", "", [tag("Action", "Keys")], nonce=1)
+    odd = {**message("k-2", "", [tag("Action", "Keys"), tag("Again", "1")], nonce=2), "my_field": "v",
+           "content_type": "text/plain"}  # fmt: skip
+    results = p.instance.handle_many([plain, odd, odd | {"Id": "k-3"}, plain | {"Id": "k-4"}], p.env)
+    datas = [r.messages[0]["Data"].split(",") for r in results]
+    assert "My-Field" in datas[1] and "Content-Type" in datas[1] and "my_field" not in datas[1]
+    assert datas[2] == datas[1] and datas[3] == datas[0] and "My-Field" not in datas[0]
+    assert "My-Field" in p.value("Inner").split(",")
