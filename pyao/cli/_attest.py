@@ -9,7 +9,10 @@ Contract
   with ``--individual`` a second one, ``Data-Protocol: WeaveDrive, Type:
   Available, ID: <ID>``, for processes in ``Availability-Type: Individual``.
   Prints one JSON line per item posted. With ``--wait`` it waits until they are
-  in a block: only attestations at or below a message's Block-Height count.
+  in a block: only attestations at or below a message's Block-Height count. With
+  ``--scheduler URL`` too, it then waits until that SU stamps new messages with that
+  height or more (an SU learns heights by polling its gateway, so for a moment after a
+  block it may still stamp the one before: a message sent then could not read the item).
 * Side effects: HTTP to the gateway. Refuses (exit 1, nothing posted) a
   malformed id, or an item the gateway does not have (unless ``--force``).
 """
@@ -44,6 +47,11 @@ def attest_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="attest even if the gateway does not have the item")
     parser.add_argument("--wait", action="store_true", help="wait until the attestation is in a block")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds --wait waits at most")
+    parser.add_argument(
+        "--scheduler",
+        metavar="URL",
+        help="with --wait: also wait until this SU stamps new messages at the attestation's block height or above",
+    )
 
 
 def attestation_items(item_id: str, signer, *, individual: bool = False) -> list[DataItem]:
@@ -62,6 +70,8 @@ def attestation_items(item_id: str, signer, *, individual: bool = False) -> list
 def attest(args: argparse.Namespace) -> int:
     if not _ID.fullmatch(args.id):
         raise RequestError(f"{args.id!r} is not an item id (43 base64url characters)")
+    if args.scheduler and not args.wait:
+        raise RequestError("--scheduler goes with --wait")
     signer = load_signer(args.wallet)
     with httpx.Client(base_url=args.gateway.rstrip("/"), timeout=60) as gw:
         if not args.force:
@@ -72,9 +82,13 @@ def attest(args: argparse.Namespace) -> int:
             kind = next(t.value for t in it.tags if t.name == "Type")
             print(json.dumps({"posted": it.id, "type": kind, "item": args.id, "attestor": signer.address}))
         if args.wait:
+            heights = []
             for it in items:
-                height = _wait_mined(gw, it.id, args.timeout)
-                print(json.dumps({"mined": it.id, "block_height": height}))
+                heights.append(_wait_mined(gw, it.id, args.timeout))
+                print(json.dumps({"mined": it.id, "block_height": heights[-1]}))
+            if args.scheduler:
+                seen = _wait_scheduler(args.scheduler, max(heights), args.timeout)
+                print(json.dumps({"scheduler": args.scheduler, "block_height": seen}))
     return 0
 
 
@@ -97,6 +111,24 @@ def _post(gw: httpx.Client, it: DataItem) -> None:
     r = _request(gw, "POST", "/tx/arweave", content=it.to_bytes(), headers={"content-type": "application/octet-stream"})
     if r.status_code >= 300:
         raise UnitError(f"gateway refused the attestation: {r.status_code} {r.text[:200]}")
+
+
+def _wait_scheduler(url: str, height: int, timeout: float) -> int:
+    """Until the SU at ``url`` answers ``GET /timestamp`` with a block height of ``height`` or more."""
+    deadline = time.monotonic() + timeout
+    with httpx.Client(base_url=url.rstrip("/"), timeout=60) as su:
+        while time.monotonic() < deadline:
+            try:
+                r = su.get("/timestamp")
+            except httpx.HTTPError as exc:
+                raise UnitError(f"scheduler at {url} is unreachable: {exc}") from exc
+            if r.status_code != 200:
+                raise UnitError(f"scheduler at {url} answered GET /timestamp with {r.status_code}")
+            seen = int(r.json()["block_height"])
+            if seen >= height:
+                return seen
+            time.sleep(0.1)
+    raise UnitError(f"the scheduler at {url} did not reach block {height} within {timeout:.0f} s")
 
 
 def _wait_mined(gw: httpx.Client, item_id: str, timeout: float) -> int:

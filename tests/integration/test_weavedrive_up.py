@@ -11,7 +11,7 @@ import pytest
 import pyao
 from pyao.cli import main
 from pyao.data import DataItem
-from pyao.testing.network import running_network
+from pyao.testing.network import running_network, separate_units
 
 pytestmark = pytest.mark.slow
 
@@ -46,3 +46,27 @@ def _mined(gateway: str, item_id: str) -> int:
             return int(r.json()["block_height"])
         time.sleep(0.01)
     raise AssertionError(f"{item_id} was not mined in 60 s")
+
+
+def test_attest_waits_for_a_separate_scheduler(tmp_path, capsys):
+    """Units as separate processes: the SU learns a new block by polling its gateway, so
+    ``--scheduler`` makes ``attest --wait`` return only once that SU stamps the attestation's height;
+    a message sent right then reads the item."""
+    with separate_units(tmp_path, block_seconds=0.5) as net:
+        wallet = net.wallet
+        with pyao.connect(mu_url=net.mu, cu_url=net.cu, gateway_url=net.gateway, signer=wallet) as sdk:
+            tags = [("Extension", "WeaveDrive"), ("Attestor", wallet.address), ("Authority", net.mu_address())]
+            pid = sdk.spawn(net.module_id, net.scheduler_address(), tags=tags)
+            data = DataItem.create(b"separate\n", signer=wallet, tags=[("Content-Type", "text/plain")])
+            assert httpx.post(net.gateway + "/tx/arweave", content=data.to_bytes(), timeout=60).status_code == 200
+            args = ["attest", data.id, "--wait", "--scheduler", net.su, "--wallet", str(net.wallet_path)]
+            assert main([*args, "--gateway", net.gateway]) == 0
+            lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+            mined, seen = lines[-2]["block_height"], lines[-1]["block_height"]
+            assert lines[-1]["scheduler"] == net.su and seen >= mined >= 1
+            stamped = int(httpx.get(net.su + "/timestamp", timeout=10).json()["block_height"])
+            assert stamped >= mined
+            mid = sdk.message(pid, tags=[("Action", "Eval")], data=f"return io.open('/data/{data.id}'):read('l')")
+            result = sdk.result(mid, pid)
+            assert "Error" not in result, result
+            assert result["Output"]["data"] == "separate", result

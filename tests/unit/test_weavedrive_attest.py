@@ -97,3 +97,11 @@ def test_unreachable_gateway(wallet, capsys):
     _, path = wallet
     assert main(["attest", "A" * 43, "--wallet", str(path), "--gateway", "http://127.0.0.1:9"]) == 1
     assert "unreachable" in capsys.readouterr().err
+
+
+def test_scheduler_without_wait_posts_nothing(gw, wallet, capsys):
+    signer, path = wallet
+    data_id = gw.upload(item(b"needs --wait"))
+    code = main(["attest", data_id, "--scheduler", "http://127.0.0.1:1", "--wallet", str(path), "--gateway", gw.url])
+    assert code == 1 and "--scheduler goes with --wait" in capsys.readouterr().err
+    assert posted_by(gw, signer.address) == []
