@@ -92,11 +92,19 @@ def attest(args: argparse.Namespace) -> int:
     return 0
 
 
-def _request(gw: httpx.Client, method: str, path: str, **kwargs) -> httpx.Response:
+def _request(client: httpx.Client, method: str, path: str, *, unit: str = "gateway", **kwargs) -> httpx.Response:
     try:
-        return gw.request(method, path, **kwargs)
+        return client.request(method, path, **kwargs)
     except httpx.HTTPError as exc:
-        raise UnitError(f"gateway at {gw.base_url} is unreachable: {exc}") from exc
+        raise UnitError(f"{unit} at {client.base_url} is unreachable: {exc}") from exc
+
+
+def _block_height(r: httpx.Response, unit: str) -> int:
+    """The ``block_height`` of a gateway's tx status or an SU's ``/timestamp`` answer."""
+    try:
+        return int(r.json()["block_height"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UnitError(f"{unit} answered {r.request.url} without a block height: {r.text[:200]!r}") from exc
 
 
 def _require(gw: httpx.Client, item_id: str) -> None:
@@ -118,13 +126,10 @@ def _wait_scheduler(url: str, height: int, timeout: float) -> int:
     deadline = time.monotonic() + timeout
     with httpx.Client(base_url=url.rstrip("/"), timeout=60) as su:
         while time.monotonic() < deadline:
-            try:
-                r = su.get("/timestamp")
-            except httpx.HTTPError as exc:
-                raise UnitError(f"scheduler at {url} is unreachable: {exc}") from exc
+            r = _request(su, "GET", "/timestamp", unit="scheduler")
             if r.status_code != 200:
                 raise UnitError(f"scheduler at {url} answered GET /timestamp with {r.status_code}")
-            seen = int(r.json()["block_height"])
+            seen = _block_height(r, "scheduler")
             if seen >= height:
                 return seen
             time.sleep(0.1)
@@ -138,7 +143,7 @@ def _wait_mined(gw: httpx.Client, item_id: str, timeout: float) -> int:
         if r.status_code == 200:
             if shown:
                 print(file=sys.stderr)
-            return int(r.json()["block_height"])
+            return _block_height(r, "gateway")
         print("." if shown else f"waiting for {item_id} to be mined .", end="", file=sys.stderr, flush=True)
         shown = True
         time.sleep(1.0)

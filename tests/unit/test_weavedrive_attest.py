@@ -105,3 +105,40 @@ def test_scheduler_without_wait_posts_nothing(gw, wallet, capsys):
     code = main(["attest", data_id, "--scheduler", "http://127.0.0.1:1", "--wallet", str(path), "--gateway", gw.url])
     assert code == 1 and "--scheduler goes with --wait" in capsys.readouterr().err
     assert posted_by(gw, signer.address) == []
+
+
+@pytest.mark.parametrize(
+    "scheduler, said",
+    [
+        ("http://127.0.0.1:9", "scheduler at http://127.0.0.1:9 is unreachable"),
+        (None, "answered GET /timestamp with 4"),
+    ],
+    ids=["unreachable", "not an SU"],
+)
+def test_a_bad_scheduler_is_one_clear_error_and_the_attestation_stays(gw, wallet, capsys, scheduler, said):
+    """``--scheduler`` naming a unit that is down, or something that is no SU (here the gateway: it
+    answers ``/timestamp`` with a 4xx), ends in one line and exit 1; the attestation posted before
+    stays, mined."""
+    signer, path = wallet
+    data_id = gw.upload(item(b"bad scheduler " + said.encode()))
+    miner = threading.Timer(1.5, gw.mine)
+    miner.start()
+    try:
+        args = ["attest", data_id, "--wait", "--scheduler", scheduler or gw.url, "--wallet", str(path)]
+        code = main([*args, "--gateway", gw.url])
+    finally:
+        miner.join()
+    err = capsys.readouterr().err
+    assert code == 1 and said in err and "Traceback" not in err
+    (node,) = [n for n in posted_by(gw, signer.address) if data_id in str(n["tags"])]
+    assert node["block"] is not None
+
+
+@pytest.mark.parametrize("body", [b"{}", b"[]", b"not json", b'{"block_height": "twelve"}'])
+def test_an_answer_without_a_block_height_is_a_unit_error(body):
+    from pyao.cli._attest import _block_height
+    from pyao.errors import UnitError
+
+    answer = httpx.Response(200, content=body, request=httpx.Request("GET", "http://su.test/timestamp"))
+    with pytest.raises(UnitError, match="without a block height"):
+        _block_height(answer, "scheduler")
