@@ -201,7 +201,9 @@ class DirectAsgi:
                     finished.set()
 
         try:
-            await asyncio.wait_for(self.app(scope, receive, send), self.timeout)
+            # (asyncio.timeout, not wait_for: the app runs in this task, not in a new one per request)
+            async with asyncio.timeout(self.timeout):
+                await self.app(scope, receive, send)
         finally:
             finished.set()
         return DirectResponse(status, response_headers, chunks[0] if len(chunks) == 1 else b"".join(chunks))

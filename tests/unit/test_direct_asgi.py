@@ -44,6 +44,11 @@ async def broken(request: Request) -> Response:
     return PlainTextResponse("oops", status_code=503)
 
 
+async def slow(request: Request) -> Response:
+    await asyncio.sleep(5)
+    return Response(b"late")
+
+
 async def latin(request: Request) -> Response:
     return Response("café".encode("latin-1"), media_type="text/plain; charset=latin-1")
 
@@ -59,6 +64,7 @@ APP = Starlette(
         Route("/broken", broken),
         Route("/boom", boom),
         Route("/latin", latin),
+        Route("/slow", slow),
         Route("/{rest:path}", echo, methods=["GET", "POST", "HEAD", "DELETE"]),
     ]
 )
@@ -115,6 +121,24 @@ def test_streamed_body_head_and_errors():
                 await client.request("GET", "/broken")
             with pytest.raises(RuntimeError, match="the app failed"):
                 await client.request("GET", "/boom")
+        finally:
+            await client.close()
+
+    asyncio.run(run())
+
+
+def test_an_app_slower_than_the_timeout_is_a_unit_error_and_the_caller_goes_on():
+    """The timeout ends the app's call (it runs in the caller's own task) as an unreachable unit;
+    the caller's task is not cancelled by it and can make its next request."""
+
+    async def run():
+        client = UnitClient("http://127.0.0.1:9999", app=APP, timeout=0.2)
+        try:
+            started = asyncio.get_running_loop().time()
+            with pytest.raises(UnitError, match="unreachable"):
+                await client.request("GET", "/slow")
+            assert asyncio.get_running_loop().time() - started < 2.0
+            assert (await client.json("GET", "/after"))["path"] == "/after"
         finally:
             await client.close()
 
