@@ -139,7 +139,8 @@ def separate_units(
                     command + extra[unit], stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
                 )
             procs.append((unit, proc, log_path))
-            _wait_until_answering(unit, urls[unit] + ("/info" if unit == "gateway" else "/"), proc, log_path, timeout)
+            url = urls[unit] + ("/info" if unit == "gateway" else "/")
+            wait_until_answering(url, proc, timeout, unit=unit, log_path=log_path)
             if unit == "su":  # listening is not enough: the MU finds it by its Scheduler-Location
                 _wait_for_line("pyao su ready at ", proc, log_path, timeout)
         module_id = _publish_aos_module(urls["gateway"], wallet, data_dir)
@@ -162,7 +163,11 @@ def separate_units(
         raise RuntimeError("\n".join(failures))
 
 
-def _wait_until_answering(unit: str, url: str, proc: subprocess.Popen, log_path: Path, timeout: float) -> None:
+def wait_until_answering(
+    url: str, proc: subprocess.Popen, timeout: float = 30.0, *, unit: str = "unit", log_path: Path | None = None
+) -> None:
+    """Poll ``url`` until it answers 200; RuntimeError (with the tail of ``log_path``, if
+    given) when ``proc`` exits first or ``timeout`` seconds pass."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -173,7 +178,9 @@ def _wait_until_answering(unit: str, url: str, proc: subprocess.Popen, log_path:
         except httpx.HTTPError:
             pass
         time.sleep(0.1)
-    raise RuntimeError(f"pyao {unit} did not start:\n" + log_path.read_text()[-4000:])
+    why = f"exited {proc.returncode}" if proc.poll() is not None else f"did not answer {url} in {timeout} s"
+    log = ":\n" + log_path.read_text()[-4000:] if log_path is not None and log_path.exists() else ""
+    raise RuntimeError(f"pyao {unit} did not start ({why}){log}")
 
 
 def _wait_for_line(text: str, proc: subprocess.Popen, log_path: Path, timeout: float) -> None:

@@ -23,6 +23,7 @@ import httpx
 import pytest
 
 from pyao.data import DataItem, Wallet, ao
+from pyao.testing.network import wait_until_answering
 from pyao.testing.postgres import free_ports
 
 pytestmark = pytest.mark.slow
@@ -37,19 +38,6 @@ def _start(unit: str, port: int, root: Path, *extra: str, stdout=None) -> subpro
     command = [sys.executable, "-m", "pyao.cli", unit, "--port", str(port), "--data-dir", str(data_dir), *extra]
     log = stdout if stdout is not None else open(root / f"{unit}.log", "w")  # noqa: SIM115 (the child keeps it)
     return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT if stdout is None else None, text=True)
-
-
-def _wait_answering(url: str, proc: subprocess.Popen, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"{proc.args} exited {proc.returncode}"
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"{url} did not answer in {timeout} s")
 
 
 class SlowUploadProxy:
@@ -120,11 +108,11 @@ def test_pyao_su_alone_is_ready_only_once_a_spawn_on_it_is_accepted(tmp_path):
     proxy = None
     try:
         procs.append(_start("gateway", gateway_port, tmp_path, "--block-seconds", "0.5"))
-        _wait_answering(gateway + "/info", procs[-1])
+        wait_until_answering(gateway + "/info", procs[-1], unit="gateway", log_path=tmp_path / "gateway.log")
         procs.append(
             _start("mu", mu_port, tmp_path, "--gateway-url", gateway, "--cu-url", f"http://127.0.0.1:{dead_cu_port}")
         )
-        _wait_answering(mu + "/", procs[-1])
+        wait_until_answering(mu + "/", procs[-1], unit="mu", log_path=tmp_path / "mu.log")
         proxy = SlowUploadProxy(gateway)
         su_proc = _start(
             "su",
@@ -165,7 +153,7 @@ def test_pyao_su_alone_waits_for_the_location_and_warns_while_the_gateway_is_dow
     command += ["--gateway-url", f"http://127.0.0.1:{dead_gateway}"]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
-        _wait_answering(f"http://127.0.0.1:{su_port}/", proc)
+        wait_until_answering(f"http://127.0.0.1:{su_port}/", proc, unit="su")
         time.sleep(2.0)
     finally:
         _stop(proc)
