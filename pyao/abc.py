@@ -532,6 +532,10 @@ class ResultStore(ABC):
         blocking (safe from any thread); None means "ask ``by_message``". Default: never."""
         return None
 
+    def holds_recent(self, process_id: str, message_id: str) -> bool:
+        """Whether ``recent_result`` would answer this message now (cheaper than asking it)."""
+        return self.recent_result(process_id, message_id) is not None
+
     def remember(self, process_id: str, results: list[tuple[str, str]]) -> None:
         """Hold (message id, result JSON) of evaluations another connection has committed (a CU VM
         worker process stores its own) for ``recent_result``. Default: nothing is held."""

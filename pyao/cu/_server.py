@@ -141,7 +141,7 @@ async def _result_json(engine: Any, pid: str, message_id: str) -> bytes:
         # then look again, without first asking the store (a miss, one thread hop) or the SU for
         # this message's slot; a request that waited for the one before it (a burst, or the MU's
         # crank and the client asking for one result) may find its result evaluated by then
-        await engine.evaluate_to(pid, unless=lambda: engine.store.recent_result(pid, message_id) is not None)
+        await engine.evaluate_to(pid, unless=lambda: engine.store.holds_recent(pid, message_id))
         found = await _evaluation(engine, pid, message_id)
     elif found is None:
         found = await engine.stored(engine.store.by_message, pid, message_id)

@@ -133,6 +133,10 @@ class SqlResultStore(ResultStore):
         held = self._recent.get((process_id, message_id))
         return None if held is None else held.encode("utf-8")
 
+    def holds_recent(self, process_id: str, message_id: str) -> bool:
+        """Whether ``recent_result`` has this message's result (without encoding it)."""
+        return (process_id, message_id) in self._recent
+
     def by_message(self, process_id: str, message_id: str) -> Evaluation | None:
         rows = self._query(
             f"SELECT {COLUMNS} FROM cu_evaluations WHERE process_id = ? AND message_id = ? ORDER BY seq LIMIT 1",

@@ -83,10 +83,12 @@ def test_recent_results_answer_only_what_was_committed(store):
 
     rows = stream()
     assert store.recent_result(PID, rows[0].message_id) is None
+    assert not store.holds_recent(PID, rows[0].message_id)
     store.put(rows[:4])
     held = store.recent_result(PID, rows[3].message_id)
     assert held is not None and json.loads(held) == rows[3].result
-    assert store.recent_result(PID, "x" * 43) is None
+    assert store.holds_recent(PID, rows[3].message_id)
+    assert store.recent_result(PID, "x" * 43) is None and not store.holds_recent(PID, "x" * 43)
     assert all(store.recent_result(PID, r.message_id or "") is None for r in rows if r.cron)
     assert store.by_message(PID, rows[3].message_id) == rows[3]
 
