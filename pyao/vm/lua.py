@@ -377,52 +377,83 @@ def _text(b: bytes, _texts: dict = _TEXTS, _decode=_DECODE) -> str:
     return s
 
 
-def _items(parts: list[str], p: int, shape: tuple, i: int) -> tuple[list[dict], int, int]:
-    """Messages or Spawns: strings from ``parts`` at ``p``, their shape from ``shape`` at ``i``
-    (see ``_host_flat.lua``). Keys in the order the JSON form has them."""
-    out = []
-    count, i = shape[i], i + 1
-    for _ in range(count):
-        flags, ntags = shape[i], shape[i + 1]
-        i += 2
-        item: dict = {}
-        if flags & 1:
-            item["Anchor"] = parts[p]
-            p += 1
-        if flags & 2:
-            item["Data"] = parts[p]
-            p += 1
-        if ntags >= 0:
-            tags = []
-            for code in shape[i : i + ntags]:
-                if code & 255:
-                    name = TAG_NAMES[(code & 255) - 1]
-                else:
-                    name, p = parts[p], p + 1
-                if code >> 8:
-                    value = TAG_VALUES[(code >> 8) - 1]
-                else:
-                    value, p = parts[p], p + 1
-                tags.append({"name": name, "value": value})
-            item["Tags"] = tags
-            i += ntags
-        if flags & 4:
-            item["Target"] = parts[p]
-            p += 1
-        out.append(item)
-    return out, p, i
+# A flat result's shape (see ``_host_flat.lua``) is read in one place, ``_layout``; the
+# three ways of building a result from its strings (objects for any shape, objects from
+# compiled source, JSON text from a compiled template) each walk that layout.
+#: a field's value in a layout: the place of one of the result's strings (an int), or a
+#: coded tag name or value (the str itself, one of ours: TAG_NAMES, TAG_VALUES)
+Ref = int | str
+#: one message or spawn: its fields in the JSON form's key order, as (key, ref); the
+#: "Tags" field's value is its list of (name ref, value ref)
+Fields = list[tuple[str, object]]
+
+
+def _layout(shape: tuple) -> tuple[list[Fields], list[Fields], list[tuple[int, int]], int]:
+    """Messages, Spawns, Assignments (as (place of the message id, process count); the
+    process ids follow it) and how many strings the result has (the Output's data and
+    prompt are strings 0 and 1)."""
+    items: tuple[list[Fields], list[Fields]] = ([], [])
+    p, i = 2, 0
+    for which in (0, 1):  # Messages, Spawns
+        count, i = shape[i], i + 1
+        for _ in range(count):
+            flags, ntags = shape[i], shape[i + 1]
+            i += 2
+            fields: Fields = []
+            if flags & 1:
+                fields.append(("Anchor", p))
+                p += 1
+            if flags & 2:
+                fields.append(("Data", p))
+                p += 1
+            if ntags >= 0:
+                tags: list[tuple[Ref, Ref]] = []
+                for code in shape[i : i + ntags]:
+                    name: Ref
+                    value: Ref
+                    if code & 255:
+                        name = TAG_NAMES[(code & 255) - 1]
+                    else:
+                        name, p = p, p + 1
+                    if code >> 8:
+                        value = TAG_VALUES[(code >> 8) - 1]
+                    else:
+                        value, p = p, p + 1
+                    tags.append((name, value))
+                fields.append(("Tags", tags))
+                i += ntags
+            if flags & 4:
+                fields.append(("Target", p))
+                p += 1
+            items[which].append(fields)
+    assignments = []
+    for nprocs in shape[i + 1 : i + 1 + shape[i]]:
+        assignments.append((p, nprocs))
+        p += 1 + nprocs
+    return items[0], items[1], assignments, p
 
 
 def _build_any(shape: tuple, parts: list[str], gas: int) -> EvalResult:
     """A result from its strings and its shape, for any shape (see ``_builder``)."""
-    messages, p, i = _items(parts, 2, shape, 0)
-    spawns, p, i = _items(parts, p, shape, i)
-    assignments = []
-    for nprocs in shape[i + 1 : i + 1 + shape[i]]:
-        assignments.append({"Message": parts[p], "Processes": parts[p + 1 : p + 1 + nprocs]})
-        p += 1 + nprocs
+    messages, spawns, assignments, _count = _layout(shape)
+
+    def ref(r: Ref) -> str:
+        return r if type(r) is str else parts[r]
+
+    def item(fields: Fields) -> dict:
+        return {
+            key: [{"name": ref(n), "value": ref(v)} for n, v in value] if key == "Tags" else parts[value]
+            for key, value in fields
+        }  # fmt: skip
+
     output = {"data": parts[0], "print": True, "prompt": parts[1]}
-    return _result(output, tuple(messages), tuple(spawns), tuple(assignments), gas)
+    return _result(
+        output,
+        tuple(item(fields) for fields in messages),
+        tuple(item(fields) for fields in spawns),
+        tuple({"Message": parts[p], "Processes": parts[p + 1 : p + 1 + n]} for p, n in assignments),
+        gas,
+    )
 
 
 _BUILDERS: dict[tuple, object] = {}  # a result's shape -> its builder (parts, gas) -> EvalResult
@@ -434,46 +465,28 @@ def _builder(shape: tuple):
     """The function that builds a result of this shape from its strings: for the shapes
     met most (a Transfer's two notices, a reply), Python source written for the shape,
     one expression with every index a constant, compiled once; else ``_build_any``.
-    Only integers from the shape go into the source, never a string of the result."""
+    Only integers from the shape and our own coded tag names and values go into the
+    source, never a string of the result."""
     build = _BUILDERS.get(shape)
     if build is not None:
         return build
-    exprs: list[list[str]] = [[], []]
-    p, i = 2, 0
-    for which in (0, 1):  # Messages, Spawns
-        for _ in range(shape[i]):
-            flags, ntags = shape[i + 1], shape[i + 2]
-            i += 2
-            fields = []
-            if flags & 1:
-                fields.append(f'"Anchor": p[{p}]')
-                p += 1
-            if flags & 2:
-                fields.append(f'"Data": p[{p}]')
-                p += 1
-            if ntags >= 0:
-                tags = []
-                for code in shape[i + 1 : i + 1 + ntags]:  # (i: at the tag count)
-                    if code & 255:
-                        name = f"_names[{(code & 255) - 1}]"
-                    else:
-                        name, p = f"p[{p}]", p + 1
-                    if code >> 8:
-                        value = f"_values[{(code >> 8) - 1}]"
-                    else:
-                        value, p = f"p[{p}]", p + 1
-                    tags.append(f'{{"name": {name}, "value": {value}}}')
-                fields.append(f'"Tags": [{", ".join(tags)}]')
-                i += ntags
-            if flags & 4:
-                fields.append(f'"Target": p[{p}]')
-                p += 1
-            exprs[which].append("{" + ", ".join(fields) + "}")
-        i += 1
-    assignments = []
-    for nprocs in shape[i + 1 : i + 1 + shape[i]]:
-        assignments.append(f'{{"Message": p[{p}], "Processes": p[{p + 1}:{p + 1 + nprocs}]}}')
-        p += 1 + nprocs
+    messages, spawns, layout_assignments, p = _layout(shape)
+
+    def ref(r: Ref) -> str:
+        return repr(r) if type(r) is str else f"p[{r}]"
+
+    def item(fields: Fields) -> str:
+        out = []
+        for key, value in fields:
+            if key == "Tags":
+                tags = ", ".join(f'{{"name": {ref(n)}, "value": {ref(v)}}}' for n, v in value)
+                out.append(f'"Tags": [{tags}]')
+            else:
+                out.append(f'"{key}": p[{value}]')
+        return "{" + ", ".join(out) + "}"
+
+    exprs = [[item(fields) for fields in messages], [item(fields) for fields in spawns]]
+    assignments = [f'{{"Message": p[{a}], "Processes": p[{a + 1}:{a + 1 + n}]}}' for a, n in layout_assignments]
     if p > _MAX_COMPILED_STRINGS:
         build = functools.partial(_build_any, shape)
     else:
@@ -483,7 +496,7 @@ def _builder(shape: tuple):
             f'    return _result({{"data": p[0], "print": True, "prompt": p[1]}}, {as_tuple(exprs[0])}, '
             f"{as_tuple(exprs[1])}, {as_tuple(assignments)}, gas)\n"
         )
-        namespace: dict = {"_result": _result, "_names": TAG_NAMES, "_values": TAG_VALUES}
+        namespace: dict = {"_result": _result}
         exec(compile(source, f"<pyao result shape {len(_BUILDERS)}>", "exec"), namespace)
         build = namespace["build"]
     if len(_BUILDERS) < _MAX_BUILDERS:
@@ -526,54 +539,39 @@ _ESCAPED_NUL = "\\u0000"
 
 def _text_template(shape: tuple) -> list[str | int]:
     """The result's JSON text for ``shape`` as constant segments and piece numbers (ints,
-    -1 for GasUsed), in the key order of ``EvalResult.to_json`` and ``_items``."""
+    -1 for GasUsed), in the key order of ``EvalResult.to_json`` and ``_layout``."""
+    messages, spawns, assignments, p = _layout(shape)
+
+    def ref(r: Ref) -> list[str | int]:
+        # (our own names and values: plain ASCII, nothing to escape but the quotes)
+        return [_escape(r)] if type(r) is str else ['"', r, '"']
+
+    def item(fields: Fields) -> list[str | int]:
+        out: list[str | int] = ["{"]
+        for n, (key, value) in enumerate(fields):
+            out.append("," if n else "")
+            if key == "Tags":
+                out.append('"Tags":[')
+                for j, (name, tag_value) in enumerate(value):
+                    out += [',{"name":' if j else '{"name":', *ref(name), ',"value":', *ref(tag_value), "}"]
+                out.append("]")
+            else:
+                out += [f'"{key}":"', value, '"']
+        out.append("}")
+        return out
+
     out: list[str | int] = ['{"Messages":[']
-    p, i = 2, 0
-    for which in (0, 1):  # Messages, Spawns
-        for k in range(shape[i]):
-            flags, ntags = shape[i + 1], shape[i + 2]
-            i += 2
-            fields: list[list[str | int]] = []
-            if flags & 1:
-                fields.append(['"Anchor":"', p, '"'])
-                p += 1
-            if flags & 2:
-                fields.append(['"Data":"', p, '"'])
-                p += 1
-            if ntags >= 0:
-                tags: list[str | int] = ['"Tags":[']
-                for j, code in enumerate(shape[i + 1 : i + 1 + ntags]):  # (i: at the tag count)
-                    tags.append(',{"name":' if j else '{"name":')
-                    if code & 255:  # (our own names and values: plain ASCII, nothing to escape)
-                        tags.append(_escape(TAG_NAMES[(code & 255) - 1]))
-                    else:
-                        tags += ['"', p, '"']
-                        p += 1
-                    tags.append(',"value":')
-                    if code >> 8:
-                        tags.append(_escape(TAG_VALUES[(code >> 8) - 1]))
-                    else:
-                        tags += ['"', p, '"']
-                        p += 1
-                    tags.append("}")
-                fields.append([*tags, "]"])
-                i += ntags
-            if flags & 4:
-                fields.append(['"Target":"', p, '"'])
-                p += 1
-            out.append("," if k else "")
-            out.append("{")
-            for n, field in enumerate(fields):
-                out += ["," if n else "", *field]
-            out.append("}")
-        i += 1
-        out.append('],"Spawns":[' if which == 0 else '],"Assignments":[')
-    for k, nprocs in enumerate(shape[i + 1 : i + 1 + shape[i]]):
-        out += ["," if k else "", '{"Message":"', p, '","Processes":[']
+    for k, fields in enumerate(messages):
+        out += ["," if k else "", *item(fields)]
+    out.append('],"Spawns":[')
+    for k, fields in enumerate(spawns):
+        out += ["," if k else "", *item(fields)]
+    out.append('],"Assignments":[')
+    for k, (at, nprocs) in enumerate(assignments):
+        out += ["," if k else "", '{"Message":"', at, '","Processes":[']
         for j in range(nprocs):
-            out += ["," if j else "", '"', p + 1 + j, '"']
+            out += ["," if j else "", '"', at + 1 + j, '"']
         out.append("]}")
-        p += 1 + nprocs
     out += ['],"Output":{"data":"', 0, '","print":true,"prompt":"', 1, '"},"GasUsed":', -1, "}"]
     # the pieces come from the escaped join with its quotes: the first piece holds the opening
     # quote, the last one the closing quote (so the join is never copied to drop them)
