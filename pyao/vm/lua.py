@@ -526,25 +526,24 @@ def _parse_run(vals: tuple, i: int, kept_parts, _decode=_DECODE) -> tuple[bool, 
 
 # ---------------------------------------------------------------- results as JSON text
 # The CU stores each result's JSON text (``ProcessInstance.result_json_many``). For a flat
-# result that text is written straight from the joined strings: the joined text is escaped
-# once as a JSON string (escaping works character by character, so escaping the join is the
-# join of the escaped strings, NUL becoming the six characters \u0000), split at those, and
-# the pieces go into a template compiled once per shape. A piece count other than the string
-# count means a string held NUL, or a backslash-u0000 of its own (escaped, it holds the
-# same six characters after its first backslash): then the result is built as objects and
-# encoded the usual way. Either way the text is ``encode_result(result.to_json())``.
-
-_ESCAPED_NUL = "\\u0000"
+# result that text is written straight from the joined strings: the join is split at NUL,
+# each string escaped as a JSON string (with its quotes), and the pieces go into a template
+# compiled once per shape. A piece count other than the string count means a string held
+# NUL itself: then the result is built as objects and encoded the usual way. Either way the
+# text is ``encode_result(result.to_json())``. (Escaping the join once and splitting it at
+# the escaped NUL took twice as long: every piece is a new string either way, and the escaped
+# join is one more, longer one to search.)
 
 
 def _text_template(shape: tuple) -> list[str | int]:
     """The result's JSON text for ``shape`` as constant segments and piece numbers (ints,
-    -1 for GasUsed), in the key order of ``EvalResult.to_json`` and ``_layout``."""
-    messages, spawns, assignments, p = _layout(shape)
+    -1 for GasUsed; a piece is an escaped string with its quotes), in the key order of
+    ``EvalResult.to_json`` and ``_layout``."""
+    messages, spawns, assignments, _count = _layout(shape)
 
-    def ref(r: Ref) -> list[str | int]:
+    def ref(r: Ref) -> str | int:
         # (our own names and values: plain ASCII, nothing to escape but the quotes)
-        return [_escape(r)] if type(r) is str else ['"', r, '"']
+        return _escape(r) if type(r) is str else r
 
     def item(fields: Fields) -> list[str | int]:
         out: list[str | int] = ["{"]
@@ -553,10 +552,10 @@ def _text_template(shape: tuple) -> list[str | int]:
             if key == "Tags":
                 out.append('"Tags":[')
                 for j, (name, tag_value) in enumerate(value):
-                    out += [',{"name":' if j else '{"name":', *ref(name), ',"value":', *ref(tag_value), "}"]
+                    out += [',{"name":' if j else '{"name":', ref(name), ',"value":', ref(tag_value), "}"]
                 out.append("]")
             else:
-                out += [f'"{key}":"', value, '"']
+                out += [f'"{key}":', value]
         out.append("}")
         return out
 
@@ -568,16 +567,11 @@ def _text_template(shape: tuple) -> list[str | int]:
         out += ["," if k else "", *item(fields)]
     out.append('],"Assignments":[')
     for k, (at, nprocs) in enumerate(assignments):
-        out += ["," if k else "", '{"Message":"', at, '","Processes":[']
+        out += ["," if k else "", '{"Message":', at, ',"Processes":[']
         for j in range(nprocs):
-            out += ["," if j else "", '"', at + 1 + j, '"']
+            out += ["," if j else "", at + 1 + j]
         out.append("]}")
-    out += ['],"Output":{"data":"', 0, '","print":true,"prompt":"', 1, '"},"GasUsed":', -1, "}"]
-    # the pieces come from the escaped join with its quotes: the first piece holds the opening
-    # quote, the last one the closing quote (so the join is never copied to drop them)
-    at_first, at_last = out.index(0), out.index(p - 1)
-    out[at_first - 1] = out[at_first - 1][:-1]
-    out[at_last + 1] = out[at_last + 1][1:]
+    out += ['],"Output":{"data":', 0, ',"print":true,"prompt":', 1, '},"GasUsed":', -1, "}"]
     return out
 
 
@@ -617,8 +611,9 @@ def _parse_run_text(vals: tuple, i: int, kept_parts, _decode=_DECODE) -> tuple[s
     """As ``_parse_run``, the result as its JSON text: text, whether it failed, gas, next position."""
     ok, gas, kind = vals[i : i + 3]
     if ok and kind == b"S" and type(gas) is int:
-        pieces = _escape(_decode(vals[i + 3], "utf-8", "replace")).split(_ESCAPED_NUL)  # (quotes: see _text_template)
-        if len(pieces) == vals[i + 4]:
+        parts = _decode(vals[i + 3], "utf-8", "replace").split("\0")
+        if len(parts) == vals[i + 4]:
+            pieces = list(map(_escape, parts))
             end = i + 7 + vals[i + 6]
             shape = vals[i + 7 : end]
             build = _TEXT_BUILDERS.get(shape) or _text_builder(shape)
