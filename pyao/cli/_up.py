@@ -38,7 +38,7 @@ from typing import Any
 
 import httpx
 
-from pyao._http import tcp_listener
+from pyao._http import tcp_listener, uvicorn_config
 from pyao.config import CUConfig, GatewayConfig, MUConfig, SchedulerConfig
 
 DEFAULT_DATA_DIR = Path(os.environ.get("PYAO_HOME", Path.home() / ".pyao"))
@@ -212,10 +212,7 @@ async def run_network(
         mu_config, gateway=in_process_gateway(), compute=in_process_cu, scheduler_factory=scheduler_client
     )
     units = ((gateway_app, gateway_config), (su_app, su_config), (cu_app, cu_config), (mu_app, mu_config))
-    servers = [
-        uvicorn.Server(uvicorn.Config(app, host=cfg.host, port=cfg.port, log_level="warning", access_log=False))
-        for app, cfg in units
-    ]
+    servers = [uvicorn.Server(uvicorn_config(app, host=cfg.host, port=cfg.port)) for app, cfg in units]
     tasks: list[asyncio.Task] = []
     try:
         # in order: the SU and CU read the gateway when they start

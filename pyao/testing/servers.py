@@ -21,7 +21,7 @@ from typing import Any
 
 import uvicorn
 
-from pyao._http import tcp_listener
+from pyao._http import tcp_listener, uvicorn_config
 
 
 @contextlib.contextmanager
@@ -29,8 +29,7 @@ def serve_app(app: Any, *, host: str = "127.0.0.1", port: int = 0, start_timeout
     """Run ``app`` with uvicorn on ``host`` and ``port`` (0: a free one); yield its base URL."""
     sock = tcp_listener(host, port)
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(uvicorn_config(app, lifespan="on"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"serve_app:{port}", daemon=True)
     thread.start()
     try:

@@ -48,3 +48,19 @@ def test_a_taken_port_is_an_os_error():
     with pytest.raises(OSError):
         tcp_listener("127.0.0.1", first.getsockname()[1])
     first.close()
+
+
+def test_units_are_served_without_the_proxy_headers_middleware():
+    """No unit reads the client's address, so uvicorn does not wrap every request in its
+    proxy-headers middleware (which rewrites that address from X-Forwarded-For)."""
+    from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+    from pyao._http import uvicorn_config
+
+    async def app(scope, receive, send):  # pragma: no cover (never called)
+        raise AssertionError
+
+    config = uvicorn_config(app, host="127.0.0.1", port=0)
+    config.load()
+    assert not isinstance(config.loaded_app, ProxyHeadersMiddleware)
+    assert (config.log_level, config.access_log) == ("warning", False)
