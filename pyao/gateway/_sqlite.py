@@ -64,6 +64,11 @@ class SqliteStore(SqlStore):
                     self._conn.execute("ROLLBACK")
                     raise StoreError(f"SQLite: {exc}") from exc
 
+    def _next_seqs(self, conn: sqlite3.Connection, count: int) -> list[int]:
+        # what SQLite itself gives an INTEGER PRIMARY KEY row inserted without one: max + 1
+        top = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM gw_items").fetchone()[0]
+        return list(range(top + 1, top + 1 + count))
+
     async def close(self) -> None:
         with self._lock:
             self._conn.close()
