@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 import anyio.to_thread
 
+from pyao._sql import insert_rows
 from pyao.abc import GatewayStore
 from pyao.data import Tag
 from pyao.errors import NotFound, RequestError
@@ -93,6 +94,10 @@ _ITEM_COLUMNS = (
     "i.data_size, i.bundled_in, i.height, b.id, b.timestamp, b.previous"
 )
 _ITEM_FROM = "gw_items i LEFT JOIN gw_blocks b ON b.height = i.height"
+_INSERT_ITEM = (
+    "INSERT INTO gw_items (seq, id, signature_type, signature, owner, owner_address, target, anchor, data_size, "
+    "bundled_in, blob, data_offset) VALUES"
+)
 
 
 def _utf8(text: str) -> bytes:
@@ -169,8 +174,8 @@ class SqlStore(GatewayStore):
         raise NotImplementedError
 
     def _insert_items(self, conn: Any, items: list[NewItem], blob: str) -> None:
-        """The items' rows and all their tag rows, each in one statement (an SU bundle holds two
-        items per slot: one ``INSERT … RETURNING`` per item cost more than the rows)."""
+        """The items' rows and all their tag rows, in a few multi-row statements (an SU bundle
+        holds two items and ~14 tags per slot; see ``insert_rows``)."""
         if not items:
             return
         seqs = self._next_seqs(conn, len(items))
@@ -185,13 +190,8 @@ class SqlStore(GatewayStore):
                 (seq, i, t.name.encode("utf-8", "surrogatepass"), t.value.encode("utf-8", "surrogatepass"))
                 for i, t in enumerate(r.tags)
             ]
-        self._executemany(
-            conn,
-            "INSERT INTO gw_items (seq, id, signature_type, signature, owner, owner_address, target, anchor, "
-            "data_size, bundled_in, blob, data_offset) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            rows,
-        )
-        self._executemany(conn, "INSERT INTO gw_tags (item_seq, idx, name, value) VALUES (?, ?, ?, ?)", tags)
+        insert_rows(conn, _INSERT_ITEM, 12, rows, self.placeholder)
+        insert_rows(conn, "INSERT INTO gw_tags (item_seq, idx, name, value) VALUES", 4, tags, self.placeholder)
 
     def _executemany(self, conn: Any, sql: str, rows: list[tuple]) -> None:
         if rows:
