@@ -58,6 +58,20 @@ def open_sqlite(path: str, schema: Iterable[str], what: str, synchronous: str = 
     return conn
 
 
+#: WAL pages a committing connection lets gather before it copies them into the database file
+#: (SQLite's default: 1,000). A page rewritten by many commits is copied once per checkpoint, so
+#: rarer checkpoints copy fewer pages: the gateway's ingest (a growing database, ~5 pages a slot)
+#: took 8% less CPU and 30% less time. (The SU's and MU's stores measured no different.) The WAL
+#: file grows to ~40 MB; every commit is as durable as before (it is in the WAL, synced).
+WAL_CHECKPOINT_PAGES = 10_000
+
+
+def checkpoint_rarely(conn: sqlite3.Connection) -> None:
+    """Checkpoint ``conn``'s database every ``WAL_CHECKPOINT_PAGES`` pages (a per-connection setting:
+    call it on the connection that commits)."""
+    conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
+
+
 def wal_mode(conn: sqlite3.Connection) -> None:
     """Put the database in WAL mode (kept in the file: a database already in it is left alone)."""
     if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":

@@ -14,6 +14,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from pyao._sql import checkpoint_rarely
 from pyao.errors import StoreError
 from pyao.gateway._sql import SqlStore
 
@@ -28,6 +29,7 @@ class SqliteStore(SqlStore):
             self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
             if self.path != ":memory:":
                 self._conn.execute("PRAGMA journal_mode=WAL")
+                checkpoint_rarely(self._conn)
             self._conn.execute("PRAGMA synchronous=FULL")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open SQLite database {self.path}: {exc}") from exc
