@@ -274,6 +274,17 @@ async def run_network(
 
 UNIT_NAMES = ("gateway", "su", "cu", "mu")
 
+
+def run_fast(main: Awaitable[Any]) -> Any:
+    """``asyncio.run(main)`` on uvloop's event loop (a dependency, as uvicorn's own choice): every
+    message of ``pyao up`` crosses the loop many times (requests, futures, thread hand-offs,
+    timers), and uvloop's loop does that in C."""
+    import uvloop
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)
+
+
 #: CPython's cyclic collector thresholds while the network serves (the default: 700, 10, 10)
 GC_THRESHOLDS = (20_000, 20, 10)
 
@@ -310,7 +321,7 @@ def _up_with_console(args: argparse.Namespace) -> int:
 
     def serve() -> None:
         try:
-            asyncio.run(run_network(args, on_ready))
+            run_fast(run_network(args, on_ready))
         except BaseException as exc:  # reported by the foreground thread
             state["error"] = exc
         finally:
@@ -358,7 +369,7 @@ def up(args: argparse.Namespace) -> int:
             print(f"pyao up: {exc}", file=sys.stderr)
             return 1
     try:
-        asyncio.run(run_network(args))
+        run_fast(run_network(args))
     except KeyboardInterrupt:
         pass
     except PortInUse as exc:
