@@ -1,16 +1,20 @@
-"""Signature checks of posted items, in batches on a worker thread (the SU's and the MU's).
+"""Signature checks of posted items (the SU's and the MU's): small items on the spot, large ones
+in batches on a worker thread.
 
 Contract: ``await verifier.verify(item)`` returns once the item's signature is
 checked, or raises ``SignatureError``; nothing is scheduled before that, and
 errors come in the same order as before (signature first, then the ao rules).
 
-Why a thread: checking an ed25519 or RSA signature is the largest single cost
-of a posted item (~120 µs), and ``cryptography`` releases the GIL while it
-runs, so on a second core it overlaps the event loop's HTTP work. Items queue
-in a deque; one job on the worker drains whatever has queued (a batch) and
-hands all the answers back to the loop in one call, so the loop pays one
-thread hand-off per batch, not per item. An item whose check already passed in this
-process (the same bytes the MU checked, reaching the SU of ``pyao up``) needs no hand-off.
+Where the check runs: checking an ed25519 or RSA signature is the largest single
+cost of a posted item (~90 µs), but ``cryptography`` (51) holds the GIL while it
+runs (measured: two threads verifying take as long as one), so a thread gives a
+small item's check no second core, only a hand-off and GIL ping-pong with the
+event loop. An item with at most ``inline_bytes`` of data is therefore checked
+at once on the caller's thread. A larger item's deep hash is mostly hashing,
+which ``hashlib`` does without the GIL: those queue in a deque, and one job on
+the worker drains whatever has queued (a batch) and hands all the answers back
+to the loop in one call. An item whose check already passed in this process
+(the same bytes the MU checked, reaching the SU of ``pyao up``) is not checked again.
 """
 
 from __future__ import annotations
@@ -24,17 +28,24 @@ from pyao.data import DataItem
 from pyao.errors import SignatureError, StoreError
 
 MAX_BATCH = 256
+#: items with at most this much data are checked on the caller's thread (see above)
+INLINE_BYTES = 64 * 1024
 _Verdict = tuple[asyncio.Future, BaseException | None]
 
 
 class Verifier:
-    def __init__(self, executor: ThreadPoolExecutor) -> None:
+    def __init__(self, executor: ThreadPoolExecutor, *, inline_bytes: int = INLINE_BYTES) -> None:
         self._executor = executor
+        self._inline_bytes = inline_bytes
         self._queue: deque[tuple[DataItem, asyncio.Future]] = deque()
         self._draining = False  # touched by the event loop only
 
     async def verify(self, item: DataItem) -> None:
         if item.known_valid:  # checked already in this process (``pyao up``: the MU, then the SU)
+            return
+        if len(item.data) <= self._inline_bytes:
+            if not item.verify():
+                raise SignatureError(f"data item {item.id} has an invalid signature")
             return
         loop = asyncio.get_running_loop()
         future = loop.create_future()

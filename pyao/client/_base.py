@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json as jsonlib
+import re
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -116,6 +117,20 @@ class DirectResponse:
         return jsonlib.loads(self.content)
 
 
+#: text that URL quoting leaves as it is (ids, paths of ids): the per-message calls skip the quoting
+_PLAIN = re.compile(r"[A-Za-z0-9_.~/-]*")
+
+
+def _query(params: dict[str, Any]) -> str:
+    """``urlencode(params, doseq=True)``; plain names and values (ids) are joined without it."""
+    if all(
+        isinstance(k, str) and isinstance(v, str) and _PLAIN.fullmatch(k) and _PLAIN.fullmatch(v) and "/" not in k + v
+        for k, v in params.items()
+    ):
+        return "&".join(f"{k}={v}" for k, v in params.items())
+    return urlencode(params, doseq=True)
+
+
 class DirectAsgi:
     """One HTTP request as an ASGI call to an app in this process: the scope, the body and the
     response as ``httpx.ASGITransport`` would make them, less httpx's URL and model building.
@@ -159,7 +174,7 @@ class DirectAsgi:
                 head.append((name.lower().encode(), value.encode()))
         raw_path, _, query = path.partition("?")
         if params:  # as httpx: params replace a query written in the path
-            query = urlencode(params, doseq=True)
+            query = _query(params)
         scope = {
             "type": "http",
             "asgi": {"version": "3.0"},
@@ -167,7 +182,9 @@ class DirectAsgi:
             "method": method,
             "scheme": "http",
             "path": raw_path,
-            "raw_path": quote(raw_path, safe="/%:@!$&'()*+,;=-._~").encode(),
+            "raw_path": (
+                raw_path if _PLAIN.fullmatch(raw_path) else quote(raw_path, safe="/%:@!$&'()*+,;=-._~")
+            ).encode(),
             "query_string": query.encode(),
             "root_path": "",
             "headers": head,

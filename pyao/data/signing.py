@@ -63,9 +63,15 @@ def _verify_rsa(owner: bytes, message: bytes, signature: bytes) -> bool:
     return True
 
 
+@lru_cache(maxsize=1024)
+def _ed25519_public_key(owner: bytes) -> ed25519.Ed25519PublicKey:
+    # a unit checks many items of few owners (a user's messages, the SU's assignments)
+    return ed25519.Ed25519PublicKey.from_public_bytes(owner)
+
+
 def _verify_ed25519(owner: bytes, message: bytes, signature: bytes) -> bool:
     try:
-        ed25519.Ed25519PublicKey.from_public_bytes(owner).verify(signature, message)
+        _ed25519_public_key(owner).verify(signature, message)
     except (InvalidSignature, ValueError):
         return False
     return True
@@ -111,11 +117,14 @@ def _verify_ethereum(owner: bytes, message: bytes, signature: bytes) -> bool:
 # ---------------------------------------------------------------- addresses
 
 
+@lru_cache(maxsize=4096)
 def arweave_address(owner: bytes) -> str:
-    """The ao/Arweave address of an owner: base64url(sha256(owner))."""
+    """The ao/Arweave address of an owner: base64url(sha256(owner)). (Remembered: every item the
+    gateway ingests and every schedule entry the SU renders asks for it, of few distinct owners.)"""
     return b64url_encode(hashlib.sha256(owner).digest())
 
 
+@lru_cache(maxsize=4096)
 def ethereum_address(owner: bytes) -> str:
     """EIP-55 checksummed address of a 65-byte uncompressed secp256k1 key."""
     hex_addr = keccak256(owner[1:])[-20:].hex()

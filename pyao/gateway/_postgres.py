@@ -66,6 +66,12 @@ class PostgresStore(SqlStore):
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITE_LOCK,))
             yield conn
 
+    def _next_seqs(self, conn: psycopg.Connection, count: int) -> list[int]:
+        rows = conn.execute(
+            "SELECT nextval(pg_get_serial_sequence('gw_items', 'seq')) FROM generate_series(1, %s)", (count,)
+        ).fetchall()
+        return sorted(row[0] for row in rows)
+
     async def close(self) -> None:
         self._closed = True
         while True:

@@ -14,6 +14,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from pyao._sql import checkpoint_rarely
 from pyao.errors import StoreError
 from pyao.gateway._sql import SqlStore
 
@@ -28,6 +29,7 @@ class SqliteStore(SqlStore):
             self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
             if self.path != ":memory:":
                 self._conn.execute("PRAGMA journal_mode=WAL")
+                checkpoint_rarely(self._conn)
             self._conn.execute("PRAGMA synchronous=FULL")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open SQLite database {self.path}: {exc}") from exc
@@ -63,6 +65,11 @@ class SqliteStore(SqlStore):
                 except sqlite3.Error as exc:
                     self._conn.execute("ROLLBACK")
                     raise StoreError(f"SQLite: {exc}") from exc
+
+    def _next_seqs(self, conn: sqlite3.Connection, count: int) -> list[int]:
+        # what SQLite itself gives an INTEGER PRIMARY KEY row inserted without one: max + 1
+        top = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM gw_items").fetchone()[0]
+        return list(range(top + 1, top + 1 + count))
 
     async def close(self) -> None:
         with self._lock:

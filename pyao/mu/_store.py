@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
 
-from pyao._sql import is_postgres, open_postgres, open_sqlite, sqlite_path
+from pyao._sql import delete_keys, insert_rows, is_postgres, open_postgres, open_sqlite, sqlite_path
 from pyao.abc import MessengerStore
 from pyao.errors import StoreError
 from pyao.mu._core import Job
@@ -101,8 +101,7 @@ class SqlMessengerStore(MessengerStore):
             )
             for i, j in enumerate(jobs)
         ]
-        sql = f"{self.ignore} mu_jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?){self.ignore_tail}"
-        cur.executemany(self._sql(sql), rows)
+        insert_rows(cur, f"{self.ignore} mu_jobs VALUES", 8, rows, self.P, tail=self.ignore_tail)
 
     # ------------------------------------------------------------ jobs
 
@@ -127,11 +126,22 @@ class SqlMessengerStore(MessengerStore):
             self._insert_jobs(cur, children)
 
     def write_batch(self, ops: list[tuple[str, tuple[Any, ...]]]) -> None:
-        """Many adds and completes, in their order, in one transaction: one fsync for all."""
+        """Many adds and completes, in their order, in one transaction: one fsync for all.
+
+        When no job is both added and deleted in the batch (the usual case: a job is handed to
+        the cranker only once its add is durable), order between the deletes and the inserts
+        cannot matter, so all deletes go in one statement and all inserts in another (few steps:
+        see ``insert_rows``); otherwise each op runs in turn."""
         unknown = {name for name, _ in ops} - {"add", "complete"}
         if unknown:
             raise ValueError(f"write_batch runs add and complete, not {sorted(unknown)}")
+        added = [job for name, args in ops for job in (args[0] if name == "add" else args[1])]
+        done = [args[0] for name, args in ops if name == "complete"]
         with self._tx() as cur:
+            if {job.id for job in added}.isdisjoint(done):
+                delete_keys(cur, "mu_jobs", "id", done, self.P)
+                self._insert_jobs(cur, added)
+                return
             for name, args in ops:
                 if name == "add":
                     self._insert_jobs(cur, args[0])

@@ -34,7 +34,8 @@ from pyao.abc import ScheduleStore, Signer
 from pyao.client import GatewayClient
 from pyao.client.locate import LOCATION_QUERY, tag_value
 from pyao.config import SchedulerConfig
-from pyao.data import load_or_create_signer
+from pyao.data import Ed25519Signer, load_or_create_signer
+from pyao.data.signing import SolanaSigner
 from pyao.errors import PyaoError, UnitError
 from pyao.su._core import ScheduleEntry, location_item, next_hash_chain, seed_hash_chain
 from pyao.su._sequencer import Sequencer
@@ -57,6 +58,14 @@ log = logging.getLogger("pyao.su")
 
 #: how often ``wait_until_located`` asks the gateway
 LOCATE_POLL_S = 0.05
+#: the largest batch slotted on the event loop (see ``_sequencer``): ~4 ms of it at most
+SLOT_INLINE = 64
+
+
+def signs_holding_the_gil(signer: Signer) -> bool:
+    """True for a signer whose ``sign`` keeps the GIL (measured: ed25519 in ``cryptography`` 51;
+    RSA lets it go), so that a thread of its own would overlap nothing."""
+    return type(signer) in (Ed25519Signer, SolanaSigner)
 
 
 def load_wallet(config: SchedulerConfig) -> Signer:
@@ -102,7 +111,12 @@ class SchedulerUnit:
         self.verifier = Verifier(self._checker)
         self.uploader = Uploader(self.store, self.signer, self.gateway, reader=self._reader, writer=self._writer)
         self.sequencer = Sequencer(
-            self.store, self.signer, writer=self._writer, slotter=self._slotter, on_commit=self.uploader.notify
+            self.store,
+            self.signer,
+            writer=self._writer,
+            slotter=self._slotter,
+            slot_inline=SLOT_INLINE if signs_holding_the_gil(self.signer) else 0,
+            on_commit=self.uploader.notify,
         )
         self._publish = publish_location
         self._tasks: list[asyncio.Task] = []

@@ -30,8 +30,14 @@ Contract:
   before it is written. So a failed commit leaves no gap and no stale state,
   and fails only its own batch. The threads share this state under ``_lock``
   (held for bookkeeping only, never across a store call or a signature).
-* Signing and the store calls release the GIL, so both stages run while the
-  event loop keeps parsing and answering requests.
+* The writer's commit (an fsync) runs without the GIL, so it overlaps the event
+  loop. Slotting is mostly Python and signing: with a signer that holds the GIL
+  while it signs (ed25519 in ``cryptography`` 51), the slotter thread overlaps
+  nothing and only adds two hand-offs and GIL ping-pong per batch, so a batch of
+  at most ``slot_inline`` requests is slotted on the event loop itself (a bound
+  on how long it holds the loop: ~65 µs a request); larger batches, and every
+  batch of a signer that lets the GIL go (RSA: ~1.5 ms a signature), go to
+  the slotter thread.
 """
 
 from __future__ import annotations
@@ -109,6 +115,7 @@ class Sequencer:
         slotter: ThreadPoolExecutor,
         clock: Callable[[], int] = wall_clock_ms,
         max_batch: int = 1000,
+        slot_inline: int = 0,
         cache_size: int = 100_000,
         on_commit: Callable[[], None] | None = None,
     ) -> None:
@@ -120,6 +127,7 @@ class Sequencer:
         self._slotter = slotter
         self._clock = clock
         self._max_batch = max_batch
+        self._slot_inline = slot_inline
         self._cache_size = cache_size
         self._on_commit = on_commit
         self._queue: deque[_Pending] = deque()
@@ -153,6 +161,12 @@ class Sequencer:
     async def _in(self, executor: ThreadPoolExecutor, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
 
+    async def _slotted(self, requests: list[Request]) -> _Slotted:
+        """Slot a batch: on the event loop when small enough (see the contract), else on the slotter."""
+        if len(requests) <= self._slot_inline:
+            return self._slot_batch(requests)
+        return await self._in(self._slotter, self._slot_batch, requests)
+
     async def write_uploads(self, raws: list[bytes]) -> None:
         """Durably queue standalone items (the Scheduler-Location record) for upload."""
         await self._in(self._writer, self.store.write_batch, [], raws, None)
@@ -174,12 +188,12 @@ class Sequencer:
                     continue
                 requests = [p.request for p in batch]
                 try:
-                    slotted = await self._in(self._slotter, self._slot_batch, requests)
+                    slotted = await self._slotted(requests)
                     if committing is not None:
                         await committing  # the previous batch is settled (committed or failed)
                         committing = None
                     if slotted.generation != self._generation:  # slotted on a batch whose commit failed
-                        slotted = await self._in(self._slotter, self._slot_batch, requests)
+                        slotted = await self._slotted(requests)
                 except Exception as exc:  # a bug in the slotter: fail this batch, keep scheduling
                     log.exception("slotting a batch failed unexpectedly")
                     if committing is not None:

@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from pyao._sql import is_postgres, sqlite_path
+from pyao._sql import insert_rows, is_postgres, sqlite_path
 from pyao.abc import ScheduleStore
 from pyao.errors import StoreError
 from pyao.su._core import ASSIGNED, ScheduleEntry
@@ -152,10 +152,10 @@ class SqlScheduleStore(ScheduleStore):
         return found
 
     def _insert_rows(self, cur: Any, rows: list[tuple]) -> None:
-        """The schedule rows of a batch and, in the same order, their outbox records."""
-        p = self.P
-        cur.executemany(f"INSERT INTO schedule ({COLUMNS}) VALUES ({', '.join([p] * 12)})", rows)
-        cur.executemany(f"INSERT INTO outbox (process_id, nonce) VALUES ({p}, {p})", [(r[0], r[1]) for r in rows])
+        """The schedule rows of a batch and, in the same order, their outbox records (in a few
+        multi-row statements: see ``insert_rows``)."""
+        cur.executemany(f"INSERT INTO schedule ({COLUMNS}) VALUES ({', '.join([self.P] * 12)})", rows)
+        insert_rows(cur, "INSERT INTO outbox (process_id, nonce) VALUES", 2, [(r[0], r[1]) for r in rows], self.P)
 
     def write_batch(self, entries: list[ScheduleEntry], uploads: list[bytes], block_height: int | None = None) -> None:
         p = self.P

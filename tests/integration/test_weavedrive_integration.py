@@ -19,7 +19,7 @@ import pytest
 from pyao.data import DataItem, Ed25519Signer, b64url_encode
 from pyao.data.deephash import _EMPTY_BLOB, _blob, _blob_tag_digest, _item_prefix, _key_blob
 from pyao.gateway import CHUNK_BYTES, open_store
-from pyao.gateway._model import ItemRecord
+from pyao.gateway._model import ItemRecord, NewItem
 from tests._cu import USER, network, tag
 from tests._weavedrive import ATTESTOR, attestation, availability, item
 
@@ -218,7 +218,7 @@ def _write_big_item(db_path, signer: Ed25519Signer) -> str:
 
     store = open_store(f"sqlite:///{db_path}")
     with store._write() as conn:
-        store._insert_item(conn, record, item_id, len(header))
+        store._insert_items(conn, [NewItem(record, len(header))], item_id)
         conn.executemany("INSERT INTO gw_chunks (blob, n, bytes) VALUES (?, ?, ?)", chunks())
     asyncio.run(store.close())
     return item_id

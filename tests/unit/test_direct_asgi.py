@@ -143,3 +143,23 @@ def test_an_app_slower_than_the_timeout_is_a_unit_error_and_the_caller_goes_on()
             await client.close()
 
     asyncio.run(run())
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"process-id": "p" * 43, "no-busy": "1"},
+        {"process-id": "Ab-_9" * 8 + "xyz", "assign": "z" * 43, "base-layer": ""},
+        {"to": "a b&c", "from": "x"},
+        {"k": "a/b"},
+        {"k": "é", "n": 5},
+        {"k": ["a", "b"]},
+        {"~.-_": "~.-_"},
+    ],
+)
+def test_query_strings_are_urlencodes(params):
+    from urllib.parse import urlencode
+
+    from pyao.client._base import _query
+
+    assert _query(params) == urlencode(params, doseq=True)

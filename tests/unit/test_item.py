@@ -287,3 +287,18 @@ def test_id_and_a_passed_check_are_computed_once_and_not_carried_by_replace(sign
         and other == dataclasses.replace(item, data=b"twice")
         and hash(other) == hash(dataclasses.replace(item, data=b"twice"))
     )
+
+
+def test_remembered_owner_keys_and_addresses_answer_as_fresh_ones():
+    from pyao.data import Ed25519Signer
+    from pyao.data.signing import _verify_ed25519, arweave_address
+
+    signer = Ed25519Signer.from_seed(bytes([77]) * 32)
+    item = DataItem.create(b"remembered", signer=signer)
+    message = item.signature_data()
+    for _ in range(2):  # the second time from the remembered key and address
+        owner = bytes(bytearray(item.owner))  # an equal owner in a new object, as a fresh parse gives
+        assert _verify_ed25519(owner, message, item.signature)
+        assert not _verify_ed25519(owner, message, bytes(64))
+        assert arweave_address(owner) == b64url_encode(hashlib.sha256(owner).digest()) == item.owner_address
+    assert not _verify_ed25519(b"\x01" * 31, message, item.signature)  # a malformed owner is still refused

@@ -107,6 +107,29 @@ def test_write_batch_runs_adds_and_completes_in_order_in_one_transaction(store):
     assert job(4).id not in {j.id for j in store.due(10.0, 10)}  # refused before anything was written
 
 
+def test_write_batch_of_unrelated_adds_and_completes(store):
+    store.add([job(n) for n in range(10)])
+    ops = []
+    for n in range(10):  # interleaved, as a burst's accepts and finished cranks arrive
+        ops.append(("add", ([job(100 + n), job(100 + n)],)))  # a repeat in one batch is one job
+        ops.append(("complete", (job(n).id, [job(200 + n)] if n % 2 else [])))
+    store.write_batch(ops)
+    expected = {str(100 + n) for n in range(10)} | {str(200 + n) for n in range(1, 10, 2)}
+    assert sorted(j.payload["message"] for j in store.due(10.0, 100)) == sorted(expected)
+
+
+def test_write_batch_of_unrelated_ops_takes_few_statements(tmp_path):
+    s = open_store(f"sqlite:///{tmp_path}/mu.db")
+    s.add([job(n) for n in range(16)])
+    statements: list[str] = []
+    s._conn.set_trace_callback(statements.append)
+    s.write_batch([op for n in range(16) for op in (("add", ([job(100 + n)],)), ("complete", (job(n).id, [])))])
+    writes = [sql for sql in statements if sql.startswith(("INSERT", "DELETE"))]
+    assert len(writes) == 2  # one DELETE … IN and one multi-row INSERT, not 32 statements
+    assert s.counts()["pending"] == 16
+    s.close()
+
+
 def test_async_store_group_commits_concurrent_writes(tmp_path):
     import asyncio
 

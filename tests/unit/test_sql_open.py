@@ -48,3 +48,12 @@ def test_a_store_in_wal_mode_is_opened_without_changing_its_journal_mode(tmp_pat
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     reader.close()
     conn.close()
+
+
+def test_the_gateways_sqlite_store_checkpoints_rarely(tmp_path):
+    from pyao._sql import WAL_CHECKPOINT_PAGES
+    from pyao.gateway._sqlite import SqliteStore
+
+    store = SqliteStore(tmp_path / "gw.db")
+    assert store._conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == WAL_CHECKPOINT_PAGES > 1000
+    assert store._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL: commits stay durable

@@ -35,6 +35,13 @@ def test_connections_accepted_by_a_unit_listener_have_nagle_off():
     assert asyncio.run(_nodelay_of_accepted(tcp_listener("127.0.0.1", 0))) != 0
 
 
+def test_on_uvloop_too_as_pyao_up_serves():
+    import uvloop
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        assert runner.run(_nodelay_of_accepted(tcp_listener("127.0.0.1", 0))) != 0
+
+
 def test_a_listener_made_without_naming_tcp_would_leave_nagle_on():
     """Why ``tcp_listener`` names the protocol: asyncio skips TCP_NODELAY for proto 0."""
     plain = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
