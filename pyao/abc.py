@@ -498,6 +498,11 @@ class ResultStore(ABC):
     def put(self, evaluations: list[Evaluation]) -> int:
         """Store ``evaluations`` (idempotent per (process_id, seq)); how many of them were new."""
 
+    def put_groups(self, groups: list[list[Evaluation]]) -> list[int]:
+        """``put`` of each group (several processes' pages), how many of each were new. A backend
+        that can makes it one transaction (one commit for several pages). Default: one ``put`` each."""
+        return [self.put(group) for group in groups]
+
     @abstractmethod
     def by_message(self, process_id: str, message_id: str) -> Evaluation | None:
         """The evaluation of scheduled message ``message_id`` on ``process_id``."""
