@@ -62,7 +62,10 @@ class _Front:
         answer = loop.create_future()
         self._waiting.append(((op, pid, args), answer))
         if not self._busy:
-            self._send(loop)
+            # sent once the loop has run what is ready now: evaluations started together (a burst
+            # of the MU's cranks, a page read answered on the loop) then go in one batch
+            self._busy = True
+            loop.call_soon(self._send, loop)
         return await answer
 
     def _take(self) -> list[tuple[tuple[str, str, tuple], asyncio.Future]]:

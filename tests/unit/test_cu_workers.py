@@ -252,9 +252,10 @@ def test_a_batch_is_answered_in_parts_each_once_its_pages_are_stored(tmp_path, m
 
 def test_evaluations_of_processes_waiting_for_one_worker_go_to_it_together(tmp_path):
     """Many processes asked at once, one worker: their pages go in few batches (not one round trip
-    each), and every process's results are stored and held for the MU."""
+    each), and every process's results are stored and held for the MU. Evaluations started together
+    on an idle worker (a burst of the MU's cranks, one new message each) go in one batch."""
     pids = [f"{i:02d}" + "p" * 41 for i in range(12)]
-    sus = {pid: FakeSU(PROCESS_TAGS, _msgs(2), pid=pid) for pid in pids}
+    sus = {pid: FakeSU(PROCESS_TAGS, _msgs(3), pid=pid) for pid in pids}
 
     class Routed:
         async def page(self, pid, **kw):
@@ -282,13 +283,18 @@ def test_evaluations_of_processes_waiting_for_one_worker_go_to_it_together(tmp_p
 
     async def go():
         try:
-            await asyncio.gather(*(engine.evaluate_to(pid) for pid in pids))
+            await asyncio.gather(*(engine.evaluate_to(pid, nonce=2, timestamp=sus[pid].nodes[2]["ts"]) for pid in pids))
+            first = list(sizes)
+            sizes.clear()
+            await asyncio.gather(*(engine.evaluate_to(pid) for pid in pids))  # one new message each
+            return first
         finally:
             await engine.close()
 
-    asyncio.run(go())
+    first = asyncio.run(go())
     loads = len(pids)  # one load each, alone: loads are not evaluations
-    assert sum(sizes) == loads + len(pids) and len(sizes) < loads + len(pids) and max(sizes) > 1
+    assert sum(first) == loads + len(pids) and len(first) < loads + len(pids) and max(first) > 1
+    assert sizes == [len(pids)]
     for pid in pids:
-        assert store.last(pid).result["Messages"][0]["Data"] == "pong 2"
-        assert store.recent_result(pid, sus[pid].nodes[2]["message"]["id"]) is not None
+        assert store.last(pid).result["Messages"][0]["Data"] == "pong 3"
+        assert store.recent_result(pid, sus[pid].nodes[3]["message"]["id"]) is not None
