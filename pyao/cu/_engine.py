@@ -425,17 +425,16 @@ class Engine:
         if to is not None and p.cursor is not None and to < p.cursor:
             return
 
-        def fetch(from_: str | None) -> asyncio.Future:
+        def fetch(from_: str | None) -> Any:
             upto = None if to is None else str(to)
-            return asyncio.ensure_future(su.page(p.meta.id, from_=from_, to=upto, limit=self.config.page_size))
+            return su.page(p.meta.id, from_=from_, to=upto, limit=self.config.page_size)
 
-        pending = fetch(start)
+        page = await fetch(start)  # awaited here: most catch-ups are one page (no task for it)
         while True:
-            page = await pending
             edges = page.get("edges") or []
             more = bool(edges) and bool((page.get("page_info") or {}).get("has_next_page"))
             # the next page is fetched while this one is evaluated
-            pending = fetch(str(edges[-1]["cursor"])) if more else None
+            pending = asyncio.ensure_future(fetch(str(edges[-1]["cursor"]))) if more else None
             try:
                 await self._evaluate_page(p, [e["node"] for e in edges], more)
             except BaseException:
@@ -444,6 +443,7 @@ class Engine:
                 raise
             if pending is None:
                 return
+            page = await pending
 
     async def _evaluate_page(self, p: LiveProcess, nodes: list[dict[str, Any]], more: bool = False) -> None:
         """Fetch what the page needs from the gateway; its VM worker plans, evaluates and stores it
