@@ -12,7 +12,7 @@ Contract
   time; a long evaluation delays only the processes that share its worker.
 * Batches (``_Front``): evaluation requests (``run_page``, ``run_ticks``) of different processes
   that wait for a busy worker go to it together, in one round trip (``VMHost.run_batch``), up to
-  ``MAX_BATCH``; the worker answers in parts (see ``PART_S``).
+  ``MAX_BATCH``; the worker answers in parts (``VMHost.run_batch``), each as soon as it is stored.
 * Failure: a worker process that dies (killed, out of memory, a crash inside a native library)
   is restarted; the call that saw it, and any later call for a process it held, raise
   ``WorkerLost``, so the engine drops those processes and reloads them from their checkpoints.
@@ -27,8 +27,9 @@ import logging
 import multiprocessing
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
 from pyao.abc import Devices
@@ -43,19 +44,24 @@ MAX_BATCH = 64
 
 
 #: sends a batch of requests to a worker and waits for every reply: each part of them but the last
-#: goes to ``deliver(first index, replies)`` as it comes, the last is returned (first index, replies)
-#: (blocking: runs on the worker's exchange thread)
-Exchange = Callable[[list[tuple[str, str, tuple]], Callable[[int, list[Reply]], None]], tuple[int, list[Reply]]]
+#: goes to ``deliver(first index, replies)`` as it comes (on the event loop), the last is returned
+#: as (first index, replies)
+Exchange = Callable[
+    [list[tuple[str, str, tuple]], Callable[[int, list[Reply]], None]], Awaitable[tuple[int, list[Reply]]]
+]
+#: a batch pickled larger than this is written to a worker's pipe from a thread, not the event loop
+INLINE_SEND_BYTES = 256 * 1024
 
 
 class _Front:
     """One worker's requests: one exchange at a time; evaluation requests that arrive while one is
     under way wait, and go together (up to ``MAX_BATCH``) in the next."""
 
-    def __init__(self, exchange: Exchange, pool: ThreadPoolExecutor) -> None:
-        self._exchange, self._pool = exchange, pool
+    def __init__(self, exchange: Exchange) -> None:
+        self._exchange = exchange
         self._waiting: deque[tuple[tuple[str, str, tuple], asyncio.Future]] = deque()
         self._busy = False
+        self._job: asyncio.Future | None = None
 
     async def call(self, op: str, pid: str, args: tuple) -> Any:
         loop = asyncio.get_running_loop()
@@ -87,11 +93,13 @@ class _Front:
         if not batch:
             return
 
-        def deliver(first: int, replies: list[Reply]) -> None:  # on the exchange thread
-            loop.call_soon_threadsafe(_answered, batch[first : first + len(replies)], replies)
+        def deliver(first: int, replies: list[Reply]) -> None:
+            _answered(batch[first : first + len(replies)], replies)
 
-        job = loop.run_in_executor(self._pool, self._exchange, [request for request, _ in batch], deliver)
+        # held here: the loop keeps only a weak reference to a task
+        job = loop.create_task(self._exchange([request for request, _ in batch], deliver))
         job.add_done_callback(lambda done: self._exchanged(loop, batch, done))
+        self._job = job
 
     def _exchanged(self, loop: asyncio.AbstractEventLoop, batch: list, job: asyncio.Future) -> None:
         """The exchange ended (the parts it delivered were answered before this runs): answer its last
@@ -123,16 +131,22 @@ class _ThreadWorker:
         self.host = VMHost(config, devices)
         self.generation = 0
         self._pool = ThreadPoolExecutor(1, thread_name_prefix=f"pyao-cu-vm{index}")
-        self._front = _Front(self._exchange, self._pool)
+        self._front = _Front(self._exchange)
 
-    def _exchange(self, requests: list[tuple[str, str, tuple]],
-                  deliver: Callable[[int, list[Reply]], None]) -> tuple[int, list[Reply]]:  # fmt: skip
+    async def _exchange(self, requests: list[tuple[str, str, tuple]],
+                        deliver: Callable[[int, list[Reply]], None]) -> tuple[int, list[Reply]]:  # fmt: skip
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, self._run, requests, loop, deliver)
+
+    def _run(self, requests: list[tuple[str, str, tuple]], loop: asyncio.AbstractEventLoop,
+             deliver: Callable[[int, list[Reply]], None]) -> tuple[int, list[Reply]]:  # fmt: skip
+        """The batch, on this worker's thread: every part but the last is handed to the loop."""
         sent, last = 0, (0, [])
 
         def answer(part: list[Reply]) -> None:
             nonlocal sent, last
             if sent + len(part) < len(requests):
-                deliver(sent, part)
+                loop.call_soon_threadsafe(deliver, sent, part)
             else:
                 last = sent, part
             sent += len(part)
@@ -178,13 +192,15 @@ def _rebuilt(cls: type[PyaoError], message: str) -> PyaoError:
 
 
 class _ProcessWorker:
-    """A VMHost in its own OS process, reached over a pipe (one batch of requests at a time)."""
+    """A VMHost in its own OS process, reached over a pipe (one batch of requests at a time). The
+    event loop writes a batch and reads the answers itself when the pipe is readable: no thread
+    hop each way (a batch larger than ``INLINE_SEND_BYTES`` is written from a thread)."""
 
     def __init__(self, config: CUConfig, index: int, store_url: str | None) -> None:
         self.config, self.index, self.store_url = config, index, store_url
         self.generation = 0
         self._pool = ThreadPoolExecutor(1, thread_name_prefix=f"pyao-cu-worker{index}")
-        self._front = _Front(self._exchange, self._pool)
+        self._front = _Front(self._exchange)
         self._start()
 
     def _start(self) -> None:
@@ -199,21 +215,47 @@ class _ProcessWorker:
         self.process.start()
         child.close()
 
-    def _exchange(self, requests: list[tuple[str, str, tuple]],
-                  deliver: Callable[[int, list[Reply]], None]) -> tuple[int, list[Reply]]:  # fmt: skip
+    async def _exchange(self, requests: list[tuple[str, str, tuple]],
+                        deliver: Callable[[int, list[Reply]], None]) -> tuple[int, list[Reply]]:  # fmt: skip
+        loop = asyncio.get_running_loop()
         answered = 0
         try:
-            self._conn.send(requests)
+            data = ForkingPickler.dumps(requests)
+            if len(data) > INLINE_SEND_BYTES:
+                await loop.run_in_executor(self._pool, self._conn.send_bytes, data)
+            else:
+                self._conn.send_bytes(data)
             while True:
-                part = self._conn.recv()
+                part = await self._received(loop)
                 if answered + len(part) >= len(requests):
                     return answered, part
                 deliver(answered, part)
                 answered += len(part)
-        except (EOFError, OSError, BrokenPipeError) as exc:
-            self._restart()
+        except (EOFError, OSError) as exc:
+            await loop.run_in_executor(self._pool, self._restart)
             op, pid, _ = requests[answered]
             raise WorkerLost(f"VM worker {self.index} died during {op} of process {pid} ({exc!r})") from None
+
+    async def _received(self, loop: asyncio.AbstractEventLoop) -> Any:
+        """The worker's next message, read when the pipe is readable (the worker writes each at once)."""
+        done = loop.create_future()
+        fd = self._conn.fileno()
+
+        def readable() -> None:
+            loop.remove_reader(fd)
+            if done.done():
+                return
+            try:
+                done.set_result(self._conn.recv())
+            except Exception as exc:
+                done.set_exception(exc)
+
+        loop.add_reader(fd, readable)
+        try:
+            return await done
+        finally:
+            if not done.done() or done.cancelled():
+                loop.remove_reader(fd)
 
     def _restart(self) -> None:
         log.warning("VM worker %s died (exit code %s); starting a new one", self.index, self.process.exitcode)
