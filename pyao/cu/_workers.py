@@ -16,14 +16,14 @@ Contract
   only the position after the work and the last evaluation, so the
   coordinating process spends nothing per message on them. Otherwise (threads,
   a store in memory) the answer carries every evaluation for the engine to store.
-* Storing: the pages a batch evaluates are committed in one transaction before
-  the part of the answer that holds them (with many processes each evaluation
-  is often a one-message page, and a commit each cost more than the VM). A
-  batch is answered in parts, every ``PART_S`` and at its end, so a long
-  evaluation late in a batch delays the answers before it by at most
-  ``PART_S``. A page with more to come (``more``) is stored on the writer
-  thread while the next evaluates; the answer to the last page waits for every
-  write before it.
+* Storing: a batch is answered in parts, by the writer thread, which commits
+  the pages of a part in one transaction and then answers it, while the next
+  requests of the batch evaluate (with many processes each evaluation is often
+  a one-message page, and a commit each cost more than the VM). A part goes to
+  the writer as soon as it is idle, so an answer never waits for a longer
+  evaluation after it. A page with more to come (``more``) is stored on the
+  writer thread while the next evaluates; the answer to the last page waits for
+  every write before it.
 * Failure: an error in one request is that request's answer (typed; the
   others of its batch go on); a failed commit is the answer of every request
   whose pages it held, and nothing of them is stored.
@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -57,9 +56,6 @@ class WorkerLost(UnitError):
 
 #: the operations that evaluate; those of different processes waiting for one worker go together
 EVALUATING = frozenset({"run_page", "run_ticks"})
-#: a worker answers the requests of a batch it has run (and committed) once this long has passed
-#: since its last answer, so a long evaluation late in a batch holds back the answers before it little
-PART_S = 0.02
 #: a request's answer: ("ok", value) or ("error", the exception, or (its type, its message) from a process)
 Reply = tuple[str, Any]
 
@@ -126,22 +122,51 @@ class VMHost:
 
     def run_batch(self, requests: list[tuple[str, str, tuple]], answer: Callable[[list[Reply]], None]) -> None:
         """Run ``requests`` ((op, pid, args), at most one per process) in order. ``answer(part)`` gets
-        the replies of those run so far, in order, every ``PART_S`` and at the end; the pages they
-        evaluated are committed, in one transaction, before the part that holds them is answered."""
+        the replies in order, in parts: the writer thread commits the pages a part evaluated (one
+        transaction) and then answers it, while the next requests evaluate. A part is handed to the
+        writer as soon as it is idle, so under load a part groups the requests run meanwhile, and an
+        answer never waits for a longer evaluation run after it. Returns once every part is answered."""
         replies: list[Reply] = []
-        sent, since = 0, time.monotonic()
+        handed = 0
         self._deferred = []
         try:
             for self._index, (op, pid, args) in enumerate(requests):
                 replies.append(self._reply(op, pid, args))
-                if len(replies) < len(requests) and time.monotonic() - since >= PART_S:
-                    self._store_deferred(replies)
-                    answer(replies[sent:])
-                    sent, since = len(replies), time.monotonic()
-            self._store_deferred(replies)
+                if len(replies) < len(requests) and self._writer_idle():
+                    handed = self._hand(replies, handed, answer)
+            self._hand(replies, handed, answer)
         finally:
             self._deferred = None
-        answer(replies[sent:])
+        self._queued.result()  # type: ignore[union-attr]  # every part answered (a failed answer raises)
+
+    def _writer_idle(self) -> bool:
+        return self._queued is None or self._queued.done()
+
+    def _hand(self, replies: list[Reply], first: int, answer: Callable[[list[Reply]], None]) -> int:
+        """Give the replies from ``first`` on, and the pages they deferred, to the writer thread."""
+        deferred, self._deferred = self._deferred or [], []
+        self._queued = self._writer.submit(self._answer_part, replies[first:], first, deferred, answer)
+        return len(replies)
+
+    def _answer_part(self, part: list[Reply], first: int, deferred: list[tuple[int, str, list[Evaluation]]],
+                     answer: Callable[[list[Reply]], None]) -> None:  # fmt: skip
+        """On the writer thread: commit the pages ``part`` deferred in one transaction, fill those
+        replies' ``recent`` (or make them the store's error), then answer the part."""
+        deferred = [(i - first, pid, done) for i, pid, done in deferred if part[i - first][0] == "ok"]
+        if deferred:
+            written: Future = Future()
+            try:
+                written.set_result(self._put_groups([done for _, _, done in deferred]))
+            except Exception as exc:
+                written.set_exception(exc)
+            for group, (_, pid, done) in enumerate(deferred):
+                self._writes.setdefault(pid, []).append((written, group, recent_results(done)))
+            for k, pid, _ in deferred:
+                try:
+                    part[k] = "ok", replace(part[k][1], recent=self._settle(pid))
+                except Exception as exc:
+                    part[k] = "error", self._error("store", exc)
+        answer(part)
 
     def _reply(self, op: str, pid: str, args: tuple) -> Reply:
         try:
@@ -155,22 +180,6 @@ class VMHost:
         if isinstance(exc, PyaoError):
             return type(exc), str(exc)
         return UnitError, f"VM worker failed on {op}: {exc!r}"  # a VM bug: reported typed, the worker lives
-
-    def _store_deferred(self, replies: list[Reply]) -> None:
-        """Commit the pages the batch deferred (one transaction), then fill their replies' ``recent``
-        (or make them the store's error)."""
-        deferred = [(i, pid, done) for i, pid, done in self._deferred or () if replies[i][0] == "ok"]
-        self._deferred = []
-        if not deferred:
-            return
-        write = self._write([done for _, _, done in deferred])
-        for group, (_, pid, done) in enumerate(deferred):
-            self._writes.setdefault(pid, []).append((write, group, recent_results(done)))
-        for i, pid, _ in deferred:
-            try:
-                replies[i] = "ok", replace(replies[i][1], recent=self._settle(pid))
-            except Exception as exc:
-                replies[i] = "error", self._error("store", exc)
 
     def _instance(self, pid: str) -> ProcessInstance:
         try:
@@ -233,8 +242,8 @@ class VMHost:
     def _stored(self, pid: str, done: list[Evaluation], later: bool) -> list[tuple[str, str]] | None:
         """Store ``done`` on the writer thread; unless ``later``, wait until every write of ``pid``
         is committed (the first failure is raised) and answer the results of all of them that
-        ``Ran.recent`` holds. In a batch, a page not ``later`` is committed with the batch's others
-        (``_store_deferred``, which fills ``recent``)."""
+        ``Ran.recent`` holds. In a batch, a page not ``later`` is committed with the others of its
+        part (``_answer_part``, which fills ``recent``)."""
         if not later and self._deferred is not None:
             self._deferred.append((self._index, pid, done))
             return None
@@ -310,4 +319,4 @@ class VMHost:
             close_devices(self.devices)
 
 
-__all__ = ["EVALUATING", "PART_S", "Ran", "Reply", "VMHost", "WorkerLost", "build_devices"]
+__all__ = ["EVALUATING", "Ran", "Reply", "VMHost", "WorkerLost", "build_devices"]
