@@ -134,6 +134,10 @@ class VMHost:
                 replies.append(self._reply(op, pid, args))
                 if len(replies) < len(requests) and self._writer_idle():
                     handed = self._hand(replies, handed, answer)
+            if self._writer_idle():  # the last part here: no hop to an idle writer (most batches are one request)
+                deferred, self._deferred = self._deferred or [], []
+                self._answer_part(replies[handed:], handed, deferred, answer)
+                return
             self._hand(replies, handed, answer)
         finally:
             self._deferred = None
