@@ -25,6 +25,7 @@ import contextlib
 import gc
 import logging
 import multiprocessing
+import os
 import threading
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -221,6 +222,9 @@ class _ProcessWorker:
         answered = 0
         try:
             data = ForkingPickler.dumps(requests)
+            # blocking again: uvloop's add_reader (libuv's poll) makes the descriptor non-blocking,
+            # and a write or read of a message larger than the socket's buffer would then fail
+            os.set_blocking(self._conn.fileno(), True)
             if len(data) > INLINE_SEND_BYTES:
                 await loop.run_in_executor(self._pool, self._conn.send_bytes, data)
             else:
@@ -251,6 +255,7 @@ class _ProcessWorker:
                 done.set_exception(exc)
 
         loop.add_reader(fd, readable)
+        os.set_blocking(fd, True)  # (see _exchange) the message is read whole once it starts coming
         try:
             return await done
         finally:

@@ -299,3 +299,22 @@ def test_evaluations_of_processes_waiting_for_one_worker_go_to_it_together(tmp_p
     for pid in pids:
         assert store.last(pid).result["Messages"][0]["Data"] == "pong 3"
         assert store.recent_result(pid, sus[pid].nodes[3]["message"]["id"]) is not None
+
+
+def test_large_pages_cross_a_worker_pipe_under_uvloop(tmp_path):
+    """``pyao up`` serves on uvloop, whose add_reader makes the worker pipe's descriptor
+    non-blocking: a batch or an answer larger than the socket's buffer must still cross whole."""
+    uvloop = pytest.importorskip("uvloop")
+    su = FakeSU(PROCESS_TAGS, _msgs(1500))
+    store = open_result_store(f"sqlite://{tmp_path / 'cu.db'}")
+    engine = Engine(FakeLocator(su, PROCESS_TAGS), store, CUConfig(page_size=1000, workers=1, checkpoint_every=0))
+
+    async def go():
+        try:
+            await engine.evaluate_to(PID)
+        finally:
+            await engine.close()
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(go())
+    assert store.last(PID).ordinate == 1500 and store.last(PID).result["Messages"][0]["Data"] == "pong 1500"
