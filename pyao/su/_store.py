@@ -194,11 +194,8 @@ class SqlScheduleStore(ScheduleStore):
         lo = -1 if lo is None else lo
         hi = 2**62 if hi is None else hi
         base = f"SELECT {COLUMNS} FROM schedule WHERE process_id = {p}"
-        rows = self._query(
-            self._r,
-            f"{base} AND {key} > {p} AND {key} <= {p} ORDER BY {key}, nonce LIMIT {p}",
-            (process_id, lo, hi, limit + 1),
-        )
+        with self._errors():
+            rows = self._page_rows(self._r, process_id, lo, hi, limit + 1, key)
         entries = [_entry(r) for r in rows]
         if len(entries) <= limit:
             return entries, False
@@ -220,10 +217,14 @@ class SqlScheduleStore(ScheduleStore):
         )
         return page, bool(more)
 
-    def _page_rows(self, conn: Any, process_id: str, lo: int | None, hi: int | None, limit: int) -> list[Any]:
+    def _page_rows(
+        self, conn: Any, process_id: str, lo: int | None, hi: int | None, limit: int, key: str = "timestamp"
+    ) -> list[Any]:
+        """The rows of ``key`` in (lo, hi], in (key, nonce) order, at most ``limit`` (``page``'s first query)."""
+        p = self.P
         return list(conn.execute(
-            f"SELECT {COLUMNS} FROM schedule WHERE process_id = {self.P} AND timestamp > {self.P}"
-            f" AND timestamp <= {self.P} ORDER BY timestamp, nonce LIMIT {self.P}",
+            f"SELECT {COLUMNS} FROM schedule WHERE process_id = {p} AND {key} > {p} AND {key} <= {p}"
+            f" ORDER BY {key}, nonce LIMIT {p}",
             (process_id, -1 if lo is None else lo, 2**62 if hi is None else hi, limit),
         ).fetchall())  # fmt: skip
 
