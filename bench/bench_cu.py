@@ -11,8 +11,13 @@ processes, the result store (SQLite on disk) and checkpoints.
   same disk and answers the next message. Reference: the cold replay time.
 * scaling: P independent token processes, M Transfers each, evaluated
   concurrently with 1 worker process and with 2. Ratio = time(1) / time(2).
+* live traffic over many processes (``--live P``): P loaded token processes,
+  then R rounds in which each gets one new message and all P are asked for it
+  at once (each a one-message page, as a stream of messages to P targets
+  gives): evaluations per second and the CPU of the coordinator and of the
+  worker processes per evaluation.
 
-Run: .venv/bin/python bench/bench_cu.py [--messages 100000] [--processes 8 --per-process 4000]
+Run: .venv/bin/python bench/bench_cu.py [--messages 100000] [--processes 8 --per-process 4000] [--live 1000]
 """
 
 from __future__ import annotations
@@ -189,15 +194,43 @@ async def scaling(processes: int, per_process: int, root: Path) -> None:
     print(f"  speed-up 1 -> 2 workers: {times[1] / times[2]:.2f}x (goal >= 1.7x on 2 free cores)")
 
 
+async def live(processes: int, rounds: int, root: Path) -> None:
+    pids = [_id(20_000 + i) for i in range(processes)]
+    schedules = {pid: IndexedSU(PROCESS_TAGS, transfers(rounds), pid=pid) for pid in pids}
+    gc.freeze()  # the stand-in SU's schedules are another process's in a real network
+    engine = await started(engine_for(schedules, root / "live", workers=2, checkpoint_every=0))
+    first = schedules[pids[0]].times
+    await asyncio.gather(*(engine.evaluate_to(pid, nonce=0, timestamp=first[0]) for pid in pids))  # loaded
+    own, theirs = time.process_time(), workers_cpu(engine)
+    seconds = 0.0
+    for r in range(1, rounds + 1):
+        seconds += await timed(asyncio.gather(*(engine.evaluate_to(pid, nonce=r, timestamp=first[r]) for pid in pids)))
+    own, theirs = time.process_time() - own, workers_cpu(engine) - theirs
+    assert all(engine.store.last(pid).ordinate == rounds for pid in pids)
+    await engine.close()
+    gc.unfreeze()
+    total = processes * rounds
+    print(f"live traffic, {processes:,} processes x {rounds} rounds of one message each (2 workers):")
+    print(f"  {total / seconds:10,.0f} evaluations/s  ({seconds:.1f} s)  CPU per evaluation: coordinator "
+          f"{1e6 * own / total:.0f} us, workers {1e6 * theirs / total:.0f} us")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--processes", type=int, default=8)
     parser.add_argument("--per-process", type=int, default=4000)
     parser.add_argument("--skip-scaling", action="store_true")
+    parser.add_argument("--live", type=int, default=0, help="processes for the live-traffic part (0: skip it)")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--only-live", action="store_true")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="pyao-bench-cu-"))
     try:
+        if args.live:
+            asyncio.run(live(args.live, args.rounds, root))
+        if args.only_live:
+            return
         asyncio.run(cold_and_restart(args.messages, root))
         if not args.skip_scaling:
             asyncio.run(scaling(args.processes, args.per_process, root))

@@ -122,6 +122,10 @@ class GatewayStore(ABC):
 # (interfaces of the SU: its schedule store)
 
 
+#: the most slots ``ScheduleStore.quick_page`` answers
+QUICK_PAGE = 16
+
+
 class ScheduleStore(ABC):
     """The SU's durable schedule: one row per slot, plus the upload outbox.
 
@@ -165,6 +169,13 @@ class ScheduleStore(ABC):
         """Slots with ``lo < key <= hi`` in nonce order (key: timestamp, or nonce when ``by_nonce``), and
         whether more follow. At most ``limit`` rows, except that a page never ends inside a run of equal
         timestamps: such a run is completed, so a timestamp cursor can never skip a slot."""
+
+    def quick_page(self, process_id: str, lo: int | None, hi: int | None, limit: int) -> list[object] | None:
+        """``page`` by timestamp when it is short, answered at once, without waiting (safe to call on the
+        event loop): the slots with ``lo < timestamp <= hi`` when there are at most ``min(limit,
+        QUICK_PAGE)`` of them; None when there are more, or when the backend cannot answer without
+        waiting (then ``page`` answers, on a worker thread). Default: always None."""
+        return None
 
     @abstractmethod
     def entry(self, process_id: str, tx_id: str) -> object | None:
@@ -497,6 +508,11 @@ class ResultStore(ABC):
     @abstractmethod
     def put(self, evaluations: list[Evaluation]) -> int:
         """Store ``evaluations`` (idempotent per (process_id, seq)); how many of them were new."""
+
+    def put_groups(self, groups: list[list[Evaluation]]) -> list[int]:
+        """``put`` of each group (several processes' pages), how many of each were new. A backend
+        that can makes it one transaction (one commit for several pages). Default: one ``put`` each."""
+        return [self.put(group) for group in groups]
 
     @abstractmethod
     def by_message(self, process_id: str, message_id: str) -> Evaluation | None:

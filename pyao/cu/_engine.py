@@ -57,7 +57,8 @@ from pyao.cu._plan import (
     next_hash_chain,
     seed_hash_chain,
 )
-from pyao.cu._workers import Ran, WorkerLost, WorkerPool
+from pyao.cu._pool import WorkerPool
+from pyao.cu._workers import Ran, WorkerLost
 from pyao.data import Tag
 from pyao.errors import NotFound, ScheduleError, SnapshotError, UnitError
 from pyao.vm import limits_for
@@ -343,7 +344,7 @@ class Engine:
 
     async def _load_on_worker(self, p: LiveProcess, snapshot: bytes | None) -> int:
         return await self.workers.call("load", p.meta.id, p.module.format, p.module.source, p.context, p.limits,
-                                       snapshot)  # fmt: skip
+                                       snapshot, p.plan, p.env)  # fmt: skip
 
     async def _settled(self, p: LiveProcess) -> None:
         """Every evaluation so far stored, by this process's store thread and by the worker."""
@@ -424,17 +425,16 @@ class Engine:
         if to is not None and p.cursor is not None and to < p.cursor:
             return
 
-        def fetch(from_: str | None) -> asyncio.Future:
+        def fetch(from_: str | None) -> Any:
             upto = None if to is None else str(to)
-            return asyncio.ensure_future(su.page(p.meta.id, from_=from_, to=upto, limit=self.config.page_size))
+            return su.page(p.meta.id, from_=from_, to=upto, limit=self.config.page_size)
 
-        pending = fetch(start)
+        page = await fetch(start)  # awaited here: most catch-ups are one page (no task for it)
         while True:
-            page = await pending
             edges = page.get("edges") or []
             more = bool(edges) and bool((page.get("page_info") or {}).get("has_next_page"))
             # the next page is fetched while this one is evaluated
-            pending = fetch(str(edges[-1]["cursor"])) if more else None
+            pending = asyncio.ensure_future(fetch(str(edges[-1]["cursor"]))) if more else None
             try:
                 await self._evaluate_page(p, [e["node"] for e in edges], more)
             except BaseException:
@@ -443,6 +443,7 @@ class Engine:
                 raise
             if pending is None:
                 return
+            page = await pending
 
     async def _evaluate_page(self, p: LiveProcess, nodes: list[dict[str, Any]], more: bool = False) -> None:
         """Fetch what the page needs from the gateway; its VM worker plans, evaluates and stores it
@@ -453,7 +454,7 @@ class Engine:
         hydrated = await self._hydrated(assigned_items(nodes))
         window = cron_window(nodes, p.at) if p.plan.crons else None
         blocks = [] if window is None else await self.locator.blocks(*window)
-        ran = await self.workers.call("run_page", p.meta.id, p.plan, p.at, nodes, hydrated, blocks, p.env, more)
+        ran = await self.workers.call("run_page", p.meta.id, p.at, nodes, hydrated, blocks, more)
         p.worker_storing = more and ran.broken is None and ran.unstored is None
         await self._ran(p, ran)
         if ran.broken is not None:
@@ -495,7 +496,7 @@ class Engine:
         if until <= max(at.left_timestamp, at.cron_until):
             return
         blocks = await self.locator.blocks(at.left_height, until)
-        await self._ran(p, await self.workers.call("run_ticks", p.meta.id, p.plan, at, until, blocks, p.env))
+        await self._ran(p, await self.workers.call("run_ticks", p.meta.id, at, until, blocks))
 
     async def _ran(self, p: LiveProcess, ran: Ran) -> None:
         """Take the worker's answer: the new position, results still to store, a checkpoint when due."""

@@ -120,11 +120,11 @@ def plan_page(
     scheduled = [m for m in map(_map_entry, nodes) if m.ordinate >= pos.next_nonce]
     if not scheduled:
         return [], pos, None
-    valid, broken = _verified(plan.process_id, pos, scheduled)
+    valid, broken, chain = _verified(plan.process_id, pos, scheduled)
     if not valid:
         return [], pos, broken
     valid = [_hydrated(sm, hydrated) for sm in valid]
-    work, pos = _with_crons(plan, pos, valid, blocks)
+    work, pos = _with_crons(plan, pos, valid, blocks, chain)
     return work, replace(pos, cursor=valid[-1].timestamp_ms), broken
 
 
@@ -143,25 +143,28 @@ def _map_entry(node: dict[str, Any]) -> ScheduledMessage:
         raise UnitError(f"the SU answered a schedule entry the CU cannot read: {exc!r}") from None
 
 
-def _verified(pid: str, pos: Position, scheduled: list[ScheduledMessage]) -> tuple[list, ScheduleError | None]:
-    """The prefix of ``scheduled`` whose nonces and hash chain follow on; the error at the first break."""
+def _verified(
+    pid: str, pos: Position, scheduled: list[ScheduledMessage]
+) -> tuple[list, ScheduleError | None, str | None]:
+    """The prefix of ``scheduled`` whose nonces and hash chain follow on, the error at the first
+    break, and the Hash-Chain expected after the prefix (None: not known)."""
     expected_nonce, chain = pos.next_nonce, pos.expected_chain
     for i, sm in enumerate(scheduled):
         if sm.ordinate != expected_nonce:
             return scheduled[:i], ScheduleError(
                 f"process {pid}: the SU skipped from nonce {expected_nonce - 1} to {sm.ordinate}"
-            )
+            ), chain  # fmt: skip
         if sm.msg.get("Hash-Chain") != chain:
             return scheduled[:i], ScheduleError(
                 f"process {pid}: the SU's hash chain breaks at nonce {sm.ordinate} "
                 f"(Hash-Chain {sm.msg.get('Hash-Chain')!r}, expected {chain!r}); not evaluating past it"
-            )
+            ), chain  # fmt: skip
         try:
             chain = next_hash_chain(sm.assignment_id, chain)
         except ParseError:
-            return scheduled[: i + 1], ScheduleError(f"process {pid}: bad assignment id at {sm.ordinate}")
+            return scheduled[: i + 1], ScheduleError(f"process {pid}: bad assignment id at {sm.ordinate}"), None
         expected_nonce += 1
-    return scheduled, None
+    return scheduled, None, chain
 
 
 def _hydrated(sm: ScheduledMessage, hydrated: dict[str, tuple[dict[str, Any], str | None]]) -> ScheduledMessage:
@@ -175,9 +178,10 @@ def _hydrated(sm: ScheduledMessage, hydrated: dict[str, tuple[dict[str, Any], st
 
 
 def _with_crons(
-    plan: ProcessPlan, pos: Position, scheduled: list[ScheduledMessage], blocks: list[Block]
+    plan: ProcessPlan, pos: Position, scheduled: list[ScheduledMessage], blocks: list[Block], chain: str | None
 ) -> tuple[list[Pending], Position]:
-    """The page's messages with the cron ticks due between consecutive ones, and the position after."""
+    """The page's messages with the cron ticks due between consecutive ones, and the position after
+    (``chain``: the Hash-Chain expected after them, when ``_verified`` computed it)."""
     work: list[Pending] = []
     left_height, left_timestamp, left_ordinate, cron_until = (
         pos.left_height, pos.left_timestamp, pos.left_ordinate, pos.cron_until
@@ -197,7 +201,7 @@ def _with_crons(
     after = replace(
         pos,
         next_nonce=last.ordinate + 1,
-        expected_chain=next_hash_chain(last.assignment_id, last.msg["Hash-Chain"]),
+        expected_chain=chain if chain is not None else next_hash_chain(last.assignment_id, last.msg["Hash-Chain"]),
         left_height=left_height,
         left_timestamp=left_timestamp,
         left_ordinate=left_ordinate,

@@ -117,6 +117,19 @@ class SqlResultStore(ResultStore):
             self.remember(evaluations[0].process_id, recent_results(evaluations))
         return inserted
 
+    def put_groups(self, groups: list[list[Evaluation]]) -> list[int]:
+        """Every group in one transaction (a VM worker's pages of several processes: one commit)."""
+        inserted = []
+        with self._errors():
+            cur = self._conn.cursor()
+            sql = self.insert_sql.replace("?", self.P)
+            for group in groups:
+                if group:
+                    cur.executemany(sql, [_dump(e) for e in group])
+                inserted.append(cur.rowcount if group else 0)
+            self._conn.commit()
+        return inserted
+
     def remember(self, process_id: str, results: list[tuple[str, str]]) -> None:
         """Committed results of scheduled messages, kept for ``recent_result`` (bounded, FIFO)."""
         with self._recent_lock:

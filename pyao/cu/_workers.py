@@ -1,41 +1,39 @@
-"""Where process instances live and run: VM workers, in threads or in their own OS processes.
+"""What runs inside a VM worker: the process instances it holds and the operations on them.
 
 Contract
 --------
 * Assumes: the engine gives each request a process id and never sends two
-  requests for the same process at once (its per-process lock).
-* Produces: ``WorkerPool.call(op, pid, *args)`` runs one ``VMHost`` operation
-  (``load``, ``run_page``, ``run_ticks``, ``snapshot``, ``fork_handle``,
-  ``drop``) on the worker that holds the process. A process is pinned to one worker from ``load`` to
-  ``drop`` (its instance lives there); a new process goes to the worker with
-  the fewest processes, so independent processes spread over all workers.
-* Two transports, one ``VMHost``: ``workers=0`` runs hosts on threads of this
-  process (cheap to start: unit tests, one-core machines); ``workers=N`` starts
-  N OS processes (``spawn``), so Lua and WASM run on N cores without the GIL
-  serialising them. Requests to one worker run one at a time; a long evaluation
-  delays only the processes that share its worker.
+  requests for the same process at once (its per-process lock). How requests
+  reach a worker (threads or OS processes, batching) is ``_pool``'s.
+* ``VMHost`` operations: ``load`` (with the process's plan and env, its
+  constants), ``run_page``, ``run_ticks``, ``snapshot``, ``fork_handle``,
+  ``settle``, ``drop``. ``run_batch`` runs several requests (of different
+  processes) in order and answers them in parts.
 * Evaluating (``run_page``, ``run_ticks``): the worker plans the work itself
   (``_plan``: msgs, hash chain, cron ticks), evaluates it, and writes each
   result's JSON text once (``ProcessInstance.result_json_many``). A worker
-  process given the result store's URL stores the results itself (one
-  transaction per call, committed before it answers) and answers only the
-  position after the work and the last evaluation, so the coordinating process
-  spends nothing per message on them. Otherwise (threads, a store in memory)
-  the answer carries every evaluation for the engine to store.
-* Failure: a worker process that dies (killed, out of memory, a crash inside
-  a native library) is restarted; the call that saw it, and any later call for
-  a process it held, raise ``WorkerLost`` (a ``UnitError``), so the engine
-  drops those processes and reloads them from their checkpoints.
+  process given the result store's URL stores the results itself and answers
+  only the position after the work and the last evaluation, so the
+  coordinating process spends nothing per message on them. Otherwise (threads,
+  a store in memory) the answer carries every evaluation for the engine to store.
+* Storing: a batch is answered in parts, by the writer thread, which commits
+  the pages of a part in one transaction and then answers it, while the next
+  requests of the batch evaluate (with many processes each evaluation is often
+  a one-message page, and a commit each cost more than the VM). A part goes to
+  the writer as soon as it is idle, so an answer never waits for a longer
+  evaluation after it. A page with more to come (``more``) is stored on the
+  writer thread while the next evaluates; the answer to the last page waits for
+  every write before it.
+* Failure: an error in one request is that request's answer (typed; the
+  others of its batch go on); a failed commit is the answer of every request
+  whose pages it held, and nothing of them is stored.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import gc
 import logging
-import multiprocessing
-import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
@@ -54,6 +52,12 @@ log = logging.getLogger("pyao.cu")
 
 class WorkerLost(UnitError):
     """The worker that held a process is gone; the process must be loaded again."""
+
+
+#: the operations that evaluate; those of different processes waiting for one worker go together
+EVALUATING = frozenset({"run_page", "run_ticks"})
+#: a request's answer: ("ok", value) or ("error", the exception, or (its type, its message) from a process)
+Reply = tuple[str, Any]
 
 
 def build_devices(config: CUConfig) -> Devices:
@@ -92,12 +96,23 @@ class VMHost:
         self.devices = devices if devices is not None else build_devices(config)
         self.instances: dict[str, ProcessInstance] = {}
         self._args: dict[str, tuple] = {}
+        #: pid -> (its ProcessPlan, its env), given once at ``load``: the same env object each call
+        #: also lets the VM reuse its encoding (a fresh copy per call was re-encoded every time)
+        self._held: dict[str, tuple[ProcessPlan, dict]] = {}
         self._store_url = store_url
+        #: while ``run_batch`` runs: (reply index, pid, evaluations) of pages committed together
+        self._deferred: list[tuple[int, str, list[Evaluation]]] | None = None
+        self._index = 0
+        #: errors answered as (type, message), for a transport that pickles them
+        self.portable_errors = False
         self._store: ResultStore | None = None
         #: stores pages on one thread, in order, while the next page evaluates (see ``_stored``)
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="pyao-cu-worker-store")
-        #: pid -> its writes not yet waited for, each with the (message id, result JSON) it holds
-        self._writes: dict[str, list[tuple[Future, list[tuple[str, str]]]]] = {}
+        #: the write last given to the writer thread (when done, nothing is queued there)
+        self._queued: Future | None = None
+        #: pid -> its writes not yet waited for: (the write, the index of its group there, the
+        #: (message id, result JSON) the group holds)
+        self._writes: dict[str, list[tuple[Future, int, list[tuple[str, str]]]]] = {}
 
     def dispatch(self, op: str, pid: str, args: tuple) -> Any:
         fn = getattr(self, f"op_{op}", None)
@@ -105,31 +120,102 @@ class VMHost:
             raise UnitError(f"unknown VM worker operation {op!r}")
         return fn(pid, *args)
 
+    def run_batch(self, requests: list[tuple[str, str, tuple]], answer: Callable[[list[Reply]], None]) -> None:
+        """Run ``requests`` ((op, pid, args), at most one per process) in order. ``answer(part)`` gets
+        the replies in order, in parts: the writer thread commits the pages a part evaluated (one
+        transaction) and then answers it, while the next requests evaluate. A part is handed to the
+        writer as soon as it is idle, so under load a part groups the requests run meanwhile, and an
+        answer never waits for a longer evaluation run after it. Returns once every part is answered."""
+        replies: list[Reply] = []
+        handed = 0
+        self._deferred = []
+        try:
+            for self._index, (op, pid, args) in enumerate(requests):
+                replies.append(self._reply(op, pid, args))
+                if len(replies) < len(requests) and self._writer_idle():
+                    handed = self._hand(replies, handed, answer)
+            if self._writer_idle():  # the last part here: no hop to an idle writer (most batches are one request)
+                deferred, self._deferred = self._deferred or [], []
+                self._answer_part(replies[handed:], handed, deferred, answer)
+                return
+            self._hand(replies, handed, answer)
+        finally:
+            self._deferred = None
+        self._queued.result()  # type: ignore[union-attr]  # every part answered (a failed answer raises)
+
+    def _writer_idle(self) -> bool:
+        return self._queued is None or self._queued.done()
+
+    def _hand(self, replies: list[Reply], first: int, answer: Callable[[list[Reply]], None]) -> int:
+        """Give the replies from ``first`` on, and the pages they deferred, to the writer thread."""
+        deferred, self._deferred = self._deferred or [], []
+        self._queued = self._writer.submit(self._answer_part, replies[first:], first, deferred, answer)
+        return len(replies)
+
+    def _answer_part(self, part: list[Reply], first: int, deferred: list[tuple[int, str, list[Evaluation]]],
+                     answer: Callable[[list[Reply]], None]) -> None:  # fmt: skip
+        """On the writer thread: commit the pages ``part`` deferred in one transaction, fill those
+        replies' ``recent`` (or make them the store's error), then answer the part."""
+        deferred = [(i - first, pid, done) for i, pid, done in deferred if part[i - first][0] == "ok"]
+        if deferred:
+            written: Future = Future()
+            try:
+                written.set_result(self._put_groups([done for _, _, done in deferred]))
+            except Exception as exc:
+                written.set_exception(exc)
+            for group, (_, pid, done) in enumerate(deferred):
+                self._writes.setdefault(pid, []).append((written, group, recent_results(done)))
+            for k, pid, _ in deferred:
+                try:
+                    part[k] = "ok", replace(part[k][1], recent=self._settle(pid))
+                except Exception as exc:
+                    part[k] = "error", self._error("store", exc)
+        answer(part)
+
+    def _reply(self, op: str, pid: str, args: tuple) -> Reply:
+        try:
+            return "ok", self.dispatch(op, pid, args)
+        except Exception as exc:
+            return "error", self._error(op, exc)
+
+    def _error(self, op: str, exc: Exception) -> Any:
+        if not self.portable_errors:
+            return exc
+        if isinstance(exc, PyaoError):
+            return type(exc), str(exc)
+        return UnitError, f"VM worker failed on {op}: {exc!r}"  # a VM bug: reported typed, the worker lives
+
     def _instance(self, pid: str) -> ProcessInstance:
         try:
             return self.instances[pid]
         except KeyError:
             raise WorkerLost(f"process {pid} is not loaded on this worker") from None
 
-    def op_load(self, pid: str, fmt: str, module: Any, context: Any, limits: Any, snapshot: bytes | None) -> int:
+    def op_load(self, pid: str, fmt: str, module: Any, context: Any, limits: Any, snapshot: bytes | None,
+                plan: ProcessPlan, env: dict) -> int:  # fmt: skip
+        """Instantiate the process (from ``snapshot`` if given); ``plan`` and ``env`` are its constants."""
         instance = vm_for(fmt, self.devices).instantiate(module, context, limits)
         if snapshot is not None:
             instance.restore(snapshot)
         self.instances[pid] = instance
         self._args[pid] = (fmt, module, context, limits)
+        self._held[pid] = (plan, env)
         return instance.footprint()
 
-    def op_run_page(self, pid: str, plan: ProcessPlan, pos: Position, nodes: list[dict],
-                    hydrated: dict[str, tuple], blocks: list[Block], env: dict, more: bool = False) -> Ran:  # fmt: skip
+    def op_run_page(self, pid: str, pos: Position, nodes: list[dict], hydrated: dict[str, tuple],
+                    blocks: list[Block], more: bool = False) -> Ran:  # fmt: skip
         """Plan one schedule page (``_plan.plan_page``) from ``pos`` and evaluate it. ``more``: the
         engine has another page to send at once, so this one may be stored while that one evaluates
         (the answer to the last page comes only once every page before it is stored)."""
+        self._instance(pid)
+        plan, env = self._held[pid]
         work, after, broken = plan_page(plan, pos, nodes, hydrated, blocks)
         return self._run(pid, work, after, env, broken, later=more and broken is None)
 
-    def op_run_ticks(self, pid: str, plan: ProcessPlan, pos: Position, until: int, blocks: list[Block],
-                     env: dict) -> Ran:  # fmt: skip
+    def op_run_ticks(self, pid: str, pos: Position, until: int, blocks: list[Block]) -> Ran:
         """Evaluate the cron ticks after the last scheduled message up to ``until``."""
+        self._instance(pid)
+        plan, env = self._held[pid]
         work, after = plan_ticks(plan, pos, until, blocks)
         return self._run(pid, work, after, env, None)
 
@@ -160,25 +246,45 @@ class VMHost:
     def _stored(self, pid: str, done: list[Evaluation], later: bool) -> list[tuple[str, str]] | None:
         """Store ``done`` on the writer thread; unless ``later``, wait until every write of ``pid``
         is committed (the first failure is raised) and answer the results of all of them that
-        ``Ran.recent`` holds."""
+        ``Ran.recent`` holds. In a batch, a page not ``later`` is committed with the others of its
+        part (``_answer_part``, which fills ``recent``)."""
+        if not later and self._deferred is not None:
+            self._deferred.append((self._index, pid, done))
+            return None
         writes = self._writes.setdefault(pid, [])
         if done:
-            writes.append((self._writer.submit(self._put, done, len(done)), recent_results(done)))
+            writes.append((self._write([done], on_writer=later), 0, recent_results(done)))
         return None if later else self._settle(pid)
+
+    def _write(self, groups: list[list[Evaluation]], on_writer: bool = False) -> Future:
+        """Store ``groups`` (``_put_groups``): here when the writer thread has nothing queued (no hop
+        for a page answered at once), else after what it has queued (the store keeps each process's
+        order). ``on_writer``: always on the writer (a page stored while the next one evaluates)."""
+        if on_writer or not (self._queued is None or self._queued.done()):
+            self._queued = self._writer.submit(self._put_groups, groups)
+            return self._queued
+        done: Future = Future()
+        try:
+            done.set_result(self._put_groups(groups))
+        except Exception as exc:
+            done.set_exception(exc)
+        return done
 
     def op_settle(self, pid: str) -> list[tuple[str, str]]:
         """Wait until every evaluation of ``pid`` this worker answered is stored (``Ran.recent``)."""
         return self._settle(pid)
 
-    def _put(self, done: list[Evaluation], count: int) -> bool:
-        """Store ``done``; whether every row was new (a replay's results are not held in memory)."""
-        return self._results().put(done) == count
+    def _put_groups(self, groups: list[list[Evaluation]]) -> list[bool]:
+        """Store the groups in one transaction; whether each one's rows were all new (a replay's
+        results are not held in memory)."""
+        inserted = self._results().put_groups(groups)
+        return [count == len(group) for count, group in zip(inserted, groups, strict=True)]
 
     def _settle(self, pid: str) -> list[tuple[str, str]]:
         """Wait for ``pid``'s writes (the first failure is raised); the results of those all new."""
         recent: list[tuple[str, str]] = []
-        for write, results in self._writes.pop(pid, []):
-            if write.result():
+        for write, group, results in self._writes.pop(pid, []):
+            if write.result()[group]:
                 recent += results
         return recent
 
@@ -202,6 +308,7 @@ class VMHost:
     def op_drop(self, pid: str) -> None:
         self.instances.pop(pid, None)
         self._args.pop(pid, None)
+        self._held.pop(pid, None)
         with contextlib.suppress(Exception):  # the engine drops a process after a failure: no second report
             self._settle(pid)
 
@@ -216,169 +323,4 @@ class VMHost:
             close_devices(self.devices)
 
 
-# ------------------------------------------------------------------ transports
-
-
-class _ThreadWorker:
-    """A VMHost on one thread of this process."""
-
-    def __init__(self, config: CUConfig, index: int, devices: Devices | None = None) -> None:
-        self.host = VMHost(config, devices)
-        self.generation = 0
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix=f"pyao-cu-vm{index}")
-
-    async def call(self, op: str, pid: str, args: tuple) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, self.host.dispatch, op, pid, args)
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=True)
-        self.host.close()
-
-
-#: a worker process's collector thresholds: a page of messages allocates and frees a great many
-#: short-lived objects, and CPython's defaults (700, 10, 10) then scan the long-lived ones (the VM
-#: runtimes, the modules) over and over: ~25% of a worker's time on token Transfers
-WORKER_GC_THRESHOLDS = (100_000, 20, 100)
-
-
-def _worker_main(conn: Any, config: CUConfig, store_url: str | None) -> None:
-    """A worker process: answer ``(op, pid, args)`` requests until the pipe closes."""
-    host = VMHost(config, store_url=store_url)
-    gc.freeze()  # what start-up made (modules, devices) lives as long as the worker: never scan it
-    gc.set_threshold(*WORKER_GC_THRESHOLDS)
-    while True:
-        try:
-            op, pid, args = conn.recv()
-        except (EOFError, OSError, KeyboardInterrupt):
-            host.close()
-            return
-        try:
-            reply = ("ok", host.dispatch(op, pid, args))
-        except PyaoError as exc:
-            reply = ("error", (type(exc), str(exc)))
-        except Exception as exc:  # a VM bug: report it typed, keep the worker alive
-            reply = ("error", (UnitError, f"VM worker failed on {op}: {exc!r}"))
-        conn.send(reply)
-
-
-def _rebuilt(cls: type[PyaoError], message: str) -> PyaoError:
-    """The worker's error, re-made here (some errors take other constructor arguments)."""
-    exc = cls.__new__(cls)
-    Exception.__init__(exc, message)
-    return exc
-
-
-class _ProcessWorker:
-    """A VMHost in its own OS process, reached over a pipe (one request at a time)."""
-
-    def __init__(self, config: CUConfig, index: int, store_url: str | None) -> None:
-        self.config, self.index, self.store_url = config, index, store_url
-        self.generation = 0
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix=f"pyao-cu-worker{index}")
-        self._start()
-
-    def _start(self) -> None:
-        ctx = multiprocessing.get_context("spawn")
-        self._conn, child = ctx.Pipe()
-        self.process = ctx.Process(
-            target=_worker_main,
-            args=(child, self.config, self.store_url),
-            name=f"pyao-cu-worker{self.index}",
-            daemon=True,
-        )
-        self.process.start()
-        child.close()
-
-    def _roundtrip(self, op: str, pid: str, args: tuple) -> Any:
-        try:
-            self._conn.send((op, pid, args))
-            status, value = self._conn.recv()
-        except (EOFError, OSError, BrokenPipeError) as exc:
-            self._restart()
-            raise WorkerLost(f"VM worker {self.index} died during {op} of process {pid} ({exc!r})") from None
-        if status == "error":
-            raise _rebuilt(*value)
-        return value
-
-    def _restart(self) -> None:
-        log.warning("VM worker %s died (exit code %s); starting a new one", self.index, self.process.exitcode)
-        try:
-            self._conn.close()
-        finally:
-            self.process.join(timeout=1)
-            self.generation += 1
-            self._start()
-
-    async def call(self, op: str, pid: str, args: tuple) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, self._roundtrip, op, pid, args)
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=True)
-        self._conn.close()
-        self.process.join(timeout=5)
-        if self.process.is_alive():
-            self.process.kill()
-            self.process.join()
-
-
-class WorkerPool:
-    """The CU's VM workers and which process is held by which (see the module docstring)."""
-
-    def __init__(self, config: CUConfig, devices: Devices | None = None, store_url: str | None = None) -> None:
-        """``devices`` given as objects live in this process, so their VMs run on threads here.
-        ``store_url``: the result store, for worker processes to write evaluations to themselves."""
-        self._built: Devices | None = None  # devices this pool built for its threads (it closes them)
-        if config.worker_count > 0 and devices is None:
-            self.workers: list[Any] = [_ProcessWorker(config, i, store_url) for i in range(config.worker_count)]
-        else:
-            shared = devices if devices is not None else build_devices(config)
-            self._built = None if devices is not None else shared
-            count = max(1, config.vm_threads)
-            self.workers = [_ThreadWorker(config, i, shared) for i in range(count)]
-        #: pid -> (worker index, that worker's generation when the process was loaded)
-        self._placement: dict[str, tuple[int, int]] = {}
-        self._lock = threading.Lock()
-
-    def _place(self, pid: str) -> int:
-        with self._lock:
-            if pid not in self._placement:
-                load = [0] * len(self.workers)
-                for index, _gen in self._placement.values():
-                    load[index] += 1
-                index = load.index(min(load))
-                self._placement[pid] = (index, self.workers[index].generation)
-            return self._placement[pid][0]
-
-    async def call(self, op: str, pid: str, *args: Any) -> Any:
-        """Run ``op`` for ``pid`` on its worker (``load`` places a new process first)."""
-        if op == "load":
-            self._placement.pop(pid, None)
-            index = self._place(pid)
-        else:
-            placed = self._placement.get(pid)
-            if placed is None or placed[1] != self.workers[placed[0]].generation:
-                self._placement.pop(pid, None)
-                raise WorkerLost(f"process {pid} is not loaded (its worker was restarted or it was dropped)")
-            index = placed[0]
-        try:
-            return await self.workers[index].call(op, pid, args)
-        except WorkerLost:
-            self._placement.pop(pid, None)
-            raise
-
-    async def drop(self, pid: str) -> None:
-        if pid in self._placement:
-            with contextlib.suppress(WorkerLost):
-                await self.call("drop", pid)
-            self._placement.pop(pid, None)
-
-    def close(self) -> None:
-        for worker in self.workers:
-            worker.close()
-        if self._built is not None:
-            from pyao.devices import close_devices
-
-            close_devices(self._built)
-
-
-__all__ = ["Ran", "VMHost", "WorkerLost", "WorkerPool", "build_devices"]
+__all__ = ["EVALUATING", "Ran", "Reply", "VMHost", "WorkerLost", "build_devices"]

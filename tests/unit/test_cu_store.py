@@ -105,3 +105,18 @@ def test_a_replayed_batch_is_not_remembered(tmp_path):
     assert second.recent_result(PID, original.message_id) is None
     assert second.by_message(PID, original.message_id) == original
     second.close()
+
+
+def test_put_groups_commits_several_processes_pages_together_and_counts_each(store):
+    """A VM worker stores the pages of several processes in one transaction: each group says how
+    many of its rows were new, and a failing row leaves every group of the call unstored."""
+    other = "q" * 43
+    store.put([ev(0, ts=1000, ordinate=0)])
+    mine = [ev(0, ts=1000, ordinate=0), ev(1, ts=2000, ordinate=1)]  # seq 0 is stored already
+    theirs = [ev(0, ts=1500, ordinate=0, pid=other, mid="a" * 43)]
+    assert store.put_groups([mine, [], theirs]) == [1, 0, 1]
+    assert store.last(PID) == mine[1] and store.last(other) == theirs[0]
+    broken = Evaluation(other, 2, "b" * 43, 2, None, 3000, 7, object(), False)  # a result no driver can bind
+    with pytest.raises(StoreError):
+        store.put_groups([[ev(2, ts=3000, ordinate=2)], [broken]])
+    assert store.last(PID) == mine[1] and store.last(other) == theirs[0]

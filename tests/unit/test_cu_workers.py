@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import json
 
 import pytest
@@ -24,6 +25,7 @@ from pyao.vm import LUA_NATIVE_FORMAT
 from tests._cu import MODULE_SOURCE
 from tests.unit.test_cu_engine import MODULE, OWNER, PID, PROCESS_TAGS, FakeLocator, FakeSU, _msgs
 
+PLAN = ProcessPlan(PID, OWNER, (), Block(5, 1_000_000))
 ENV = {"Process": {"Id": PID, "Owner": OWNER, "Tags": []}, "Module": {"Id": MODULE, "Owner": OWNER, "Tags": []}}
 
 
@@ -31,7 +33,7 @@ def _host(store_url: str | None) -> VMHost:
     host = VMHost(CUConfig(devices=""), devices={}, store_url=store_url)
     module = ModuleSource(MODULE, OWNER, (("Module-Format", LUA_NATIVE_FORMAT),), MODULE_SOURCE)
     context = ProcessContext(PID, OWNER, tuple(PROCESS_TAGS))
-    host.op_load(PID, LUA_NATIVE_FORMAT, module, context, Limits(10**9, 1 << 28), None)
+    host.op_load(PID, LUA_NATIVE_FORMAT, module, context, Limits(10**9, 1 << 28), None, PLAN, ENV)
     return host
 
 
@@ -39,13 +41,10 @@ def _nodes(su: FakeSU) -> list[dict]:
     return [{"message": n["message"], "assignment": n["assignment"]} for n in su.nodes]
 
 
-PLAN = ProcessPlan(PID, OWNER, (), Block(5, 1_000_000))
-
-
 def test_a_worker_given_the_store_stores_the_page_and_answers_only_the_last(tmp_path):
     url = f"sqlite://{tmp_path / 'cu.db'}"
     host = _host(url)
-    ran = host.op_run_page(PID, PLAN, initial_position(PID), _nodes(FakeSU(PROCESS_TAGS, _msgs(5))), {}, [], ENV)
+    ran = host.op_run_page(PID, initial_position(PID), _nodes(FakeSU(PROCESS_TAGS, _msgs(5))), {}, [])
     host.close()
     assert ran.unstored is None and ran.broken is None
     assert ran.position.next_seq == 6 and ran.position.next_nonce == 6
@@ -59,13 +58,13 @@ def test_a_page_with_more_to_come_is_stored_while_the_next_evaluates_and_settled
     url = f"sqlite://{tmp_path / 'cu.db'}"
     host = _host(url)
     nodes = _nodes(FakeSU(PROCESS_TAGS, _msgs(5)))
-    first = host.op_run_page(PID, PLAN, initial_position(PID), nodes[:3], {}, [], ENV, True)
+    first = host.op_run_page(PID, initial_position(PID), nodes[:3], {}, [], True)
     assert first.recent is None  # stored later: nothing is said about it yet
     held = host.op_settle(PID)  # what the engine asks when no page follows after all
     assert [mid for mid, _ in held] == [n["message"]["id"] for n in nodes[:3]]
     assert open_result_store(url).last(PID).seq == 2
-    second = host.op_run_page(PID, PLAN, first.position, nodes[3:], {}, [], ENV, True)
-    third = host.op_run_page(PID, PLAN, second.position, nodes[5:], {}, [], ENV)  # nothing new: settles
+    second = host.op_run_page(PID, first.position, nodes[3:], {}, [], True)
+    third = host.op_run_page(PID, second.position, nodes[5:], {}, [])  # nothing new: settles
     assert third.last is None and [mid for mid, _ in third.recent] == [n["message"]["id"] for n in nodes[3:]]
     host.close()
     assert open_result_store(url).last(PID).seq == 5
@@ -73,7 +72,7 @@ def test_a_page_with_more_to_come_is_stored_while_the_next_evaluates_and_settled
 
 def test_without_a_store_the_worker_answers_every_evaluation():
     host = _host(None)
-    ran = host.op_run_page(PID, PLAN, initial_position(PID), _nodes(FakeSU(PROCESS_TAGS, _msgs(3))), {}, [], ENV)
+    ran = host.op_run_page(PID, initial_position(PID), _nodes(FakeSU(PROCESS_TAGS, _msgs(3))), {}, [])
     assert [e.seq for e in ran.unstored] == [0, 1, 2, 3] and ran.last is ran.unstored[-1]
 
 
@@ -81,9 +80,9 @@ def test_a_page_repeating_evaluated_nonces_skips_them_and_a_break_stops_the_page
     su = FakeSU(PROCESS_TAGS, _msgs(4))
     nodes = _nodes(su)
     host = _host(None)
-    first = host.op_run_page(PID, PLAN, initial_position(PID), nodes[:3], {}, [], ENV)
+    first = host.op_run_page(PID, initial_position(PID), nodes[:3], {}, [])
     nodes[4]["assignment"]["tags"][3]["value"] = nodes[3]["assignment"]["tags"][3]["value"]  # a forged link
-    again = host.op_run_page(PID, PLAN, first.position, nodes[2:], {}, [], ENV)
+    again = host.op_run_page(PID, first.position, nodes[2:], {}, [])
     assert [e.ordinate for e in again.unstored] == [3]  # nonce 2 was evaluated already; 4 breaks the chain
     assert again.position.next_nonce == 4 and "hash chain breaks at nonce 4" in again.broken
 
@@ -186,3 +185,136 @@ def test_a_schedule_entry_the_cu_cannot_read_stores_nothing_and_a_good_schedule_
     assert before == 1
     assert last.ordinate == 4 and last.result["Messages"][0]["Data"] == "pong 4"
     assert [e.ordinate for e in store.page(PID, limit=10)] == [0, 1, 2, 3, 4]
+
+
+OTHER = "o" * 43
+
+
+def _load(host: VMHost, pid: str) -> None:
+    module = ModuleSource(MODULE, OWNER, (("Module-Format", LUA_NATIVE_FORMAT),), MODULE_SOURCE)
+    env = {**ENV, "Process": {"Id": pid, "Owner": OWNER, "Tags": []}}
+    plan = ProcessPlan(pid, OWNER, (), Block(5, 1_000_000))
+    host.op_load(pid, LUA_NATIVE_FORMAT, module, ProcessContext(pid, OWNER, tuple(PROCESS_TAGS)),
+                 Limits(10**9, 1 << 28), None, plan, env)  # fmt: skip
+
+
+def test_a_batch_runs_several_processes_pages_stores_them_together_and_isolates_failures(tmp_path):
+    """Requests of several processes go to a worker in one batch: each good page is stored and
+    answered with its results held for the MU; a request that fails (a process not loaded there, an
+    entry the CU cannot read) fails alone."""
+    url = f"sqlite://{tmp_path / 'cu.db'}"
+    host = _host(url)
+    _load(host, OTHER)
+    mine, theirs = _nodes(FakeSU(PROCESS_TAGS, _msgs(2))), _nodes(FakeSU(PROCESS_TAGS, _msgs(3), pid=OTHER))
+    damaged = copy.deepcopy(theirs)
+    damaged[1]["assignment"].pop("tags")
+    requests = [
+        ("run_page", PID, (initial_position(PID), mine, {}, [])),
+        ("run_page", "n" * 43, (initial_position("n" * 43), mine, {}, [])),  # not loaded here
+        ("run_page", OTHER, (initial_position(OTHER), damaged, {}, [])),
+    ]
+    parts: list[list] = []
+    host.run_batch(requests, parts.append)
+    replies = [reply for part in parts for reply in part]  # in order, in one part or more
+    assert [status for status, _ in replies] == ["ok", "error", "error"]
+    assert [mid for mid, _ in replies[0][1].recent] == [n["message"]["id"] for n in mine]
+    assert "not loaded" in str(replies[1][1]) and isinstance(replies[2][1], UnitError)
+    parts.clear()
+    host.run_batch([("run_page", OTHER, (initial_position(OTHER), theirs, {}, []))], parts.append)
+    assert parts[0][0][0] == "ok" and parts[0][0][1].position.next_nonce == 4
+    host.close()
+    store = open_result_store(url)
+    assert [e.ordinate for e in store.page(PID, limit=9)] == [0, 1, 2]
+    assert [e.ordinate for e in store.page(OTHER, limit=9)] == [0, 1, 2, 3]
+
+
+def test_an_answer_in_a_batch_never_waits_for_a_longer_evaluation_after_it(tmp_path):
+    """The writer thread commits and answers the requests run so far while the next evaluate: a
+    one-message page is answered, its results stored, before a long page after it has finished."""
+    url = f"sqlite://{tmp_path / 'cu.db'}"
+    host = _host(url)
+    _load(host, OTHER)
+    reader = open_result_store(url)
+    seen = []
+
+    def answer(part):  # what another connection reads when each part is answered
+        seen.append(([status for status, _ in part], reader.last(PID), reader.last(OTHER)))
+
+    long_page = _nodes(FakeSU(PROCESS_TAGS, _msgs(400), pid=OTHER))
+    host.run_batch([
+        ("run_page", PID, (initial_position(PID), _nodes(FakeSU(PROCESS_TAGS, _msgs(1))), {}, [])),
+        ("run_page", OTHER, (initial_position(OTHER), long_page, {}, [])),
+    ], answer)  # fmt: skip
+    host.close()
+    assert [statuses for statuses, _, _ in seen] == [["ok"], ["ok"]]
+    (_, mine_first, theirs_first), (_, _, theirs_then) = seen
+    assert mine_first.ordinate == 1 and theirs_first is None and theirs_then.ordinate == 400
+
+
+def test_evaluations_of_processes_waiting_for_one_worker_go_to_it_together(tmp_path):
+    """Many processes asked at once, one worker: their pages go in few batches (not one round trip
+    each), and every process's results are stored and held for the MU. Evaluations started together
+    on an idle worker (a burst of the MU's cranks, one new message each) go in one batch."""
+    pids = [f"{i:02d}" + "p" * 41 for i in range(12)]
+    sus = {pid: FakeSU(PROCESS_TAGS, _msgs(3), pid=pid) for pid in pids}
+
+    class Routed:
+        async def page(self, pid, **kw):
+            return await sus[pid].page(pid, **kw)
+
+    class Many(FakeLocator):
+        def scheduler(self, url):
+            return Routed()
+
+        async def process_meta(self, pid):
+            return dataclasses.replace(await super().process_meta(pid), id=pid, timestamp=sus[pid].nodes[0]["ts"])
+
+    store = open_result_store(f"sqlite://{tmp_path / 'cu.db'}")
+    config = CUConfig(page_size=10, workers=0, vm_threads=1, checkpoint_every=0, cron_lag_ms=0)
+    engine = Engine(Many(sus[pids[0]], PROCESS_TAGS), store, config)
+    worker = engine.workers.workers[0]
+    sizes = []
+    exchange = worker._exchange
+
+    def counted(requests, deliver):
+        sizes.append(len(requests))
+        return exchange(requests, deliver)
+
+    worker._front._exchange = counted
+
+    async def go():
+        try:
+            await asyncio.gather(*(engine.evaluate_to(pid, nonce=2, timestamp=sus[pid].nodes[2]["ts"]) for pid in pids))
+            first = list(sizes)
+            sizes.clear()
+            await asyncio.gather(*(engine.evaluate_to(pid) for pid in pids))  # one new message each
+            return first
+        finally:
+            await engine.close()
+
+    first = asyncio.run(go())
+    loads = len(pids)  # one load each, alone: loads are not evaluations
+    assert sum(first) == loads + len(pids) and len(first) < loads + len(pids) and max(first) > 1
+    assert sizes == [len(pids)]
+    for pid in pids:
+        assert store.last(pid).result["Messages"][0]["Data"] == "pong 3"
+        assert store.recent_result(pid, sus[pid].nodes[3]["message"]["id"]) is not None
+
+
+def test_large_pages_cross_a_worker_pipe_under_uvloop(tmp_path):
+    """``pyao up`` serves on uvloop, whose add_reader makes the worker pipe's descriptor
+    non-blocking: a batch or an answer larger than the socket's buffer must still cross whole."""
+    uvloop = pytest.importorskip("uvloop")
+    su = FakeSU(PROCESS_TAGS, _msgs(1500))
+    store = open_result_store(f"sqlite://{tmp_path / 'cu.db'}")
+    engine = Engine(FakeLocator(su, PROCESS_TAGS), store, CUConfig(page_size=1000, workers=1, checkpoint_every=0))
+
+    async def go():
+        try:
+            await engine.evaluate_to(PID)
+        finally:
+            await engine.close()
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(go())
+    assert store.last(PID).ordinate == 1500 and store.last(PID).result["Messages"][0]["Data"] == "pong 1500"

@@ -331,6 +331,39 @@ def test_lean_post_answers_as_the_routed_post(tmp_path):
     asyncio.run(scenario())
 
 
+def test_a_short_page_read_on_the_event_loop_answers_the_same_bytes_as_the_reader(tmp_path, monkeypatch):
+    """A CU's page of a few new slots is read on the event loop (``quick_page``); every page, short
+    or not, empty or not, answers exactly what the reader thread's query answers."""
+
+    async def scenario():
+        async with running_su(f"sqlite:///{tmp_path}/su.db", tmp_path) as (unit, http, _):
+            process = spawn()
+            assert (await post(http, process)).status_code == 200
+            for n in range(1, 21):
+                assert (await post(http, message(process.id, n))).status_code == 200
+            nodes = (await http.get(f"/{process.id}", params={"process-id": process.id})).json()["edges"]
+            stamps = sorted({int(e["cursor"]) for e in nodes})
+            queries = [
+                {},
+                {"from": str(stamps[-1] - 1)},
+                {"from": str(stamps[len(stamps) // 2])},
+                {"from": str(stamps[-1])},
+                {"from": str(stamps[0]), "limit": "3"},
+                {"to": str(stamps[0])},
+            ]
+            read = []
+            for quick in (True, False):
+                if not quick:
+                    monkeypatch.setattr(unit.store, "quick_page", lambda *a: None)
+                for q in queries:
+                    r = await http.get(f"/{process.id}", params={"process-id": process.id, **q})
+                    read.append((r.status_code, r.content))
+            assert read[: len(queries)] == read[len(queries) :]
+            assert all(status == 200 for status, _ in read)
+
+    asyncio.run(scenario())
+
+
 def test_gateway_down_then_up(tmp_path):
     async def scenario():
         async with running_su(f"sqlite:///{tmp_path}/su.db", tmp_path) as (unit, http, gateway):

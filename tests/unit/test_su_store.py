@@ -166,3 +166,21 @@ def _entry_sql(store) -> str:
         store._r.set_trace_callback(None)
     sql = next(s for s in seen if "UNION ALL" in s)
     return sql.replace(f"'{PID}'", "?").replace("'a'", "?")
+
+
+def test_a_quick_page_is_the_page_when_short_and_none_when_longer(store):
+    """``quick_page`` (a short page read on the event loop) answers exactly what ``page`` does, for
+    pages of at most QUICK_PAGE slots and ``limit``; a longer one is left to ``page`` (None), and
+    PostgreSQL, which would wait on the network, leaves every page to it."""
+    from pyao.abc import QUICK_PAGE
+
+    stamps = [100 + n // 3 for n in range(QUICK_PAGE + 8)]  # runs of three slots in one millisecond
+    store.write_batch(_chain(PID, stamps), [])
+    if not store.__class__.__name__.startswith("Sqlite"):
+        assert store.quick_page(PID, None, None, 1000) is None
+        return
+    for lo, hi, limit in [(104, None, 1000), (101, 103, 1000), (106, None, 3), (200, None, 9)]:
+        page, more = store.page(PID, lo, hi, limit)
+        assert store.quick_page(PID, lo, hi, limit) == page and not more
+    assert store.quick_page(PID, 100, None, 1000) is None  # 21 slots: more than QUICK_PAGE
+    assert store.quick_page(PID, 104, None, 2) is None  # more than the limit: page completes the millisecond
