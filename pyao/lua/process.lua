@@ -362,19 +362,11 @@ local function install_builtins(msg, env)
   end
 end
 
-local function result(extra)
-  local out = {
-    Output = { data = table.concat(logs, "\n", 1, logs.n), prompt = Prompt(), print = true },
-    Messages = ao.outbox.Messages,
-    Spawns = ao.outbox.Spawns,
-    Assignments = ao.outbox.Assignments,
-  }
-  if extra then
-    for k, v in pairs(extra) do
-      out[k] = v
-    end
-  end
-  return out
+-- The result's parts, in the order the result table's constructor evaluated
+-- them: the Output's data and prompt, then the outbox's Messages, Spawns and
+-- Assignments (handle_parts, below, hands them to the VM without the table).
+local function result_parts()
+  return table.concat(logs, "\n", 1, logs.n), Prompt(), ao.outbox.Messages, ao.outbox.Spawns, ao.outbox.Assignments
 end
 
 -- the body of each message's coroutine (takes msg, env from resume)
@@ -382,8 +374,18 @@ local function evaluate(msg, env)
   return Handlers.evaluate(msg, env)
 end
 
-function process.handle(msg, env)
-  logs = { n = 0 }
+-- One message: the result's parts (see result_parts), or a table {Error = text}
+-- when the handlers failed.
+local function handle_parts(msg, env)
+  local n = logs.n
+  if n <= 64 then -- (the same table, emptied: no new table per message)
+    for i = 1, n do
+      logs[i] = nil
+    end
+    logs.n = 0
+  else
+    logs = { n = 0 }
+  end
   ao.init(env)
   normalise(msg, env)
   if msg.Id == env.Process.Id and Owner == nil then
@@ -394,7 +396,7 @@ function process.handle(msg, env)
   end
   if msg.From ~= msg.Owner and not ao.isTrusted(msg) then
     print("Message is not trusted! From: " .. tostring(msg.From) .. " - Owner: " .. tostring(msg.Owner))
-    return result()
+    return result_parts()
   end
   install_builtins(msg, env)
   attach_reply(msg)
@@ -410,7 +412,24 @@ function process.handle(msg, env)
     local printed = table.concat(logs, "\n", 1, logs.n)
     return { Error = (printed ~= "" and printed .. "\n\n" or "") .. "error:\n" .. text }
   end
-  return result()
+  return result_parts()
+end
+
+--- The result table {Output, Messages, Spawns, Assignments} or {Error}.
+function process.handle(msg, env)
+  local data, prompt, messages, spawns, assignments = handle_parts(msg, env)
+  if type(data) == "table" then
+    return data
+  end
+  return {
+    Output = { data = data, prompt = prompt, print = true },
+    Messages = messages,
+    Spawns = spawns,
+    Assignments = assignments,
+  }
+end
+if private then
+  private.handle_parts = handle_parts -- what the VM calls (see _host.lua, step)
 end
 
 return process

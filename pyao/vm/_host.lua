@@ -51,7 +51,7 @@ local E -- the sandbox environment (the process's _G)
 local S = { now = nil, rng = 0, seeded = false, dev = {} } -- hidden process state (dev: device states)
 local ids = setmetatable({}, { __mode = "k" }) -- object -> stable id (ordering, tostring)
 local nextid = 0
-local lib_handle -- process.handle of our library
+local lib_handle -- the library's handle_parts (process.lua): a result's parts, or {Error = text}
 
 local function idof(o)
   local i = ids[o]
@@ -483,18 +483,19 @@ local function run_handlers(f, msg, env)
   return ok, res
 end
 
--- Run f under the instruction budget; returns ok, value-or-error.
+-- Run f under the instruction budget; returns ok, then f's first five values
+-- or the error.
 local function metered(budget, f, ...)
   used, charged, limit, exceeded = 0, 0, budget, false
   d_sethook(hook, "", STEP)
   metering = true
-  local ok, res = pcall(f, ...)
+  local ok, res, r2, r3, r4, r5 = pcall(f, ...)
   metering = false
   d_sethook()
   if exceeded then
     return false, "compute limit exceeded: more than " .. budget .. " instructions"
   end
-  return ok, res
+  return ok, res, r2, r3, r4, r5
 end
 
 -- ----------------------------------------------------------- io (WeaveDrive)
@@ -833,7 +834,7 @@ local guarded = assert(real_load(GUARDS_SOURCE, "=pyao-host-guards", "t", part_e
   return metering
 end)
 local flat = assert(real_load(FLAT_SOURCE, "=pyao-host-flat", "t", part_env()))()
-local flat_result, MAX_FLAT = flat.flat_result, flat.MAX_FLAT
+local flat_result, flat_parts, MAX_FLAT = flat.flat_result, flat.flat_parts, flat.MAX_FLAT
 host.kept_parts = flat.kept_parts -- (the strings of one result of the last batch, one by one)
 host.set_tag_names = flat.set_tag_names -- (the VM's lists of coded tag names and values, once)
 
@@ -960,7 +961,7 @@ function host.boot(sources, module_source, budget, env_json, devices)
   build_env()
   local ok, err = metered(budget, function()
     local process = E.require("process")
-    lib_handle = process.handle
+    lib_handle = library_private.handle_parts
     if env_json and #env_json > 0 then -- the module's top level already knows ao.id, authorities, module
       E.package.loaded.ao.init(host_json.decode(env_json))
     end
@@ -1104,7 +1105,7 @@ local function run(msg, env, budget, out, no)
     end
   end
   handing, pooled = pooled or co_create(pool_body), nil -- (before the meter: see run_handlers)
-  local ok, res = metered(budget, step, msg, env)
+  local ok, res, prompt, messages, spawns, assignments = metered(budget, step, msg, env)
   fresh_msg = nil
   if handing ~= nil then -- not taken (the message never reached the handlers): still clean
     pooled, handing = handing, nil
@@ -1116,8 +1117,17 @@ local function run(msg, env, budget, out, no)
     out[no + 1] = det_tostring(res)
     return no + 1, true, gas
   end
-  local failed = type(res) == "table" and res.Error ~= nil
-  local fno = type(res) == "table" and flat_result(res, out, no)
+  local failed, fno = false, nil
+  if type(res) == "string" then -- the parts of a result (see handle_parts in process.lua)
+    fno = flat_parts(res, prompt, messages, spawns, assignments, out, no)
+    if not (fno and fno - no <= MAX_FLAT) then -- the table process.handle makes of them
+      res = { Output = { data = res, prompt = prompt, print = true }, Messages = messages, Spawns = spawns,
+        Assignments = assignments }
+    end
+  else -- {Error = text}
+    failed = type(res) == "table" and res.Error ~= nil
+    fno = type(res) == "table" and flat_result(res, out, no)
+  end
   if fno and fno - no <= MAX_FLAT then
     return fno, failed, gas
   end

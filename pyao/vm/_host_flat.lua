@@ -55,7 +55,7 @@ local function set_tag_names(names, values)
     name_code[names[i]] = i
   end
   for i = 1, #values do
-    value_code[values[i]] = i
+    value_code[values[i]] = i * 256 -- (the value's part of a tag's code)
   end
 end
 
@@ -109,29 +109,37 @@ local function flat_item(m, np, out, no)
       if i ~= nt then
         return nil
       end
-      local k1, v1 = next(t)
-      local k2, v2 = next(t, k1)
+      local k1, name = next(t)
+      local k2, value = next(t, k1)
       if next(t, k2) ~= nil then -- (also when t has fewer keys: next(t, nil) starts again)
         return nil
       end
-      local name, value
-      if k1 == "name" and k2 == "value" then
-        name, value = v1, v2
-      elseif k1 == "value" and k2 == "name" then
-        name, value = v2, v1
-      else
+      if k1 ~= "name" then
+        if k1 ~= "value" or k2 ~= "name" then
+          return nil
+        end
+        name, value = value, name
+      elseif k2 ~= "value" then
         return nil
       end
       local nc, vc = name_code[name], value_code[value] -- (found: a string, as the tables' keys are)
       codes = codes + 1
-      out[codes] = (nc or 0) + (vc or 0) * 256
-      if not nc then
-        np = np + 1
-        strs[np] = name
-      end
-      if not vc then
-        np = np + 1
-        strs[np] = value
+      if nc then
+        if vc then
+          out[codes] = nc + vc
+        else
+          out[codes] = nc
+          np = np + 1
+          strs[np] = value
+        end
+      else
+        strs[np + 1] = name
+        if vc then
+          out[codes], np = vc, np + 1
+        else
+          out[codes], np = 0, np + 2
+          strs[np] = value
+        end
       end
     end
   elseif flags == 0 and target == nil then
@@ -203,6 +211,8 @@ local function flat_assignments(list, np, out, no)
   return np, no
 end
 
+local flat_body -- (below)
+
 -- Appends r's flat form at out[no + 1 ...]; returns the new end, or nil (then
 -- out past `no` is garbage to overwrite).
 local function flat_any(r, out, no)
@@ -244,6 +254,12 @@ local function flat_any(r, out, no)
   if print_ ~= true or data == nil or prompt == nil then
     return nil
   end
+  return flat_body(data, prompt, messages, spawns, assignments, out, no)
+end
+
+-- The flat form of a result {Output = {data, prompt, print = true}, Messages,
+-- Spawns, Assignments} given its parts (data and prompt not nil); see flat_any.
+function flat_body(data, prompt, messages, spawns, assignments, out, no)
   local first = nstrs + 1
   strs[first], strs[first + 1] = data, prompt
   local head = no -- "S", joined, count, first, shape length: filled in below
@@ -276,6 +292,19 @@ local function flat_result(r, out, no)
   return nil
 end
 
+-- The same for a result given as its parts (the library's handle_parts, see
+-- process.lua): data (a string) and prompt, Messages, Spawns, Assignments.
+local function flat_parts(data, prompt, messages, spawns, assignments, out, no)
+  if prompt == nil then
+    return nil -- (JSON writes no prompt)
+  end
+  local ok, fno = pcall(flat_body, data, prompt, messages, spawns, assignments, out, no)
+  if ok then
+    return fno
+  end
+  return nil
+end
+
 return {
-  flat_result = flat_result, MAX_FLAT = MAX_FLAT, reset = reset, kept_parts = kept_parts, set_tag_names = set_tag_names,
+  flat_result = flat_result, flat_parts = flat_parts, MAX_FLAT = MAX_FLAT, reset = reset, kept_parts = kept_parts, set_tag_names = set_tag_names,
 }
