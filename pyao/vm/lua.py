@@ -276,10 +276,11 @@ _SHAPES: dict[tuple, tuple[bytes, int] | None] = {}  # a msg's field names -> (s
 
 def _shape(names: tuple) -> tuple[bytes, int] | None:
     """The field names joined with "\\0" and where ``Tags`` is among them (-1: absent),
-    or None when a name cannot be carried so (not a str, or holding "\\0")."""
+    or None when the names cannot be carried so (none at all, not a str, or holding "\\0")."""
     shape = _SHAPES.get(names)
     if shape is None and names not in _SHAPES:
-        ok = all(type(name) is str and "\0" not in name for name in names)
+        # (no names at all: the empty shape would read as one field named "")
+        ok = bool(names) and all(type(name) is str and "\0" not in name for name in names)
         shape = ("\0".join(names).encode(), names.index("Tags") if "Tags" in names else -1) if ok else None
         if len(_SHAPES) < 256:
             _SHAPES[names] = shape
@@ -290,7 +291,7 @@ def _finite(kind: type, value: object) -> bool:
     return kind is float and math.isfinite(value)
 
 
-def _flatten(msg: dict) -> tuple | None:
+def _flatten_any(msg: dict) -> tuple | None:
     """``(b"s", shape, v1, …, vn, ntags | -1, name1, value1, …)`` for a msg of plain
     scalars plus a ``Tags`` list of ``{name, value}`` strings, or None for anything
     else (which then goes as JSON). ``shape`` names the fields (see ``_shape``), one
@@ -330,6 +331,81 @@ def _flatten(msg: dict) -> tuple | None:
         add(_key(name))
         add(value.encode())
     return tuple(flat)
+
+
+_FLATTENERS: dict[tuple, object] = {}  # a msg's field names -> its compiled flattener (see _flattener)
+_NONE = type(None)
+
+
+def _flattener(names: tuple, values: tuple):
+    """A function that flattens a msg with these field names, in this order, whose values
+    have the kinds these have (str, int, bool or None; a list as Tags): Python source
+    written for the layout, one type test per field, compiled once; a msg it does not fit
+    (another kind somewhere, a non-list Tags) goes to ``_flatten_any``, so the tuple is
+    always ``_flatten_any``'s. None when the layout has no compiled form (a float, a name
+    that cannot cross): then every msg of it takes ``_flatten_any``."""
+    shape = _shape(names)
+    if shape is None or not names or len(names) > _MAX_FLAT_TAGS:
+        return None
+    tags_at = shape[1]
+    conds, outs = [], []
+    for i, value in enumerate(values):
+        v, kind = f"v{i}", type(value)
+        if i == tags_at:
+            conds.append(f"type({v}) is list and len({v}) <= {_MAX_FLAT_TAGS}")
+            outs.append("None")
+        elif kind is str:
+            conds.append(f"type({v}) is str")
+            outs.append(f"{v}.encode()")
+        elif kind is int and value in _INT64:
+            conds.append(f"type({v}) is int and {_INT64.start} <= {v} < {_INT64.stop}")
+            outs.append(v)
+        elif kind is bool:
+            conds.append(f"type({v}) is bool")
+            outs.append(v)
+        elif kind is _NONE:
+            conds.append(f"{v} is None")
+            outs.append("None")
+        else:
+            return None
+    head = ", ".join(["SHAPE", *outs, f"len(v{tags_at})" if tags_at >= 0 else "-1"])
+    tags = ""
+    if tags_at >= 0:
+        tags = f"""
+        add = flat.append
+        for tag in v{tags_at}:
+            if type(tag) is not dict or len(tag) != 2:
+                return None
+            name, value = tag.get("name"), tag.get("value")
+            if type(name) is not str or type(value) is not str:
+                return None
+            add(_key(name))
+            add(value.encode())"""
+    source = f"""def flatten(msg):
+    {"".join(f"v{i}, " for i in range(len(values)))}= msg.values()
+    if {" and ".join(conds) or "True"}:
+        flat = [b"s", {head}]{tags}
+        return tuple(flat)
+    return _flatten_any(msg)
+"""
+    namespace: dict = {"SHAPE": shape[0], "_key": _key, "_flatten_any": _flatten_any}
+    exec(compile(source, "<pyao msg flattener>", "exec"), namespace)
+    return namespace["flatten"]
+
+
+def _flatten(msg: dict, _flatteners: dict = _FLATTENERS) -> tuple | None:
+    """``_flatten_any(msg)``, by the flattener compiled for the msg's field names (the CU sends
+    every msg with the same names, in the same order; see ``_flattener``)."""
+    names = tuple(msg)
+    flatten = _flatteners.get(names)
+    if flatten:
+        return flatten(msg)
+    if flatten is None and len(_flatteners) < 256:  # (False: this layout has no compiled form)
+        flatten = _flattener(names, tuple(msg.values()))
+        _flatteners[names] = flatten or False
+        if flatten:
+            return flatten(msg)
+    return _flatten_any(msg)
 
 
 def _call(msg: dict) -> tuple:

@@ -512,3 +512,21 @@ def test_msg_fields_are_renamed_whether_or_not_their_shape_is_all_normal():
     assert "My-Field" in datas[1] and "Content-Type" in datas[1] and "my_field" not in datas[1]
     assert datas[2] == datas[1] and datas[3] == datas[0] and "My-Field" not in datas[0]
     assert "My-Field" in p.value("Inner").split(",")
+
+
+def test_compiled_msg_flattener_gives_what_the_general_one_gives():
+    """_flatten compiles a flattener per field layout; any msg it does not fit (another kind of
+    value somewhere, odd tags) takes the general path, so the tuple is always _flatten_any's."""
+    base = message("m-1", "", [tag("Action", "Transfer"), tag("Quantity", "1")])
+    odd = ["s", "", 'é\u0000"\\', 5, -(1 << 63), 1 << 63, (1 << 63) - 1, True, False, None, 1.5, float("nan"),
+           [1], {"a": 1}, b"x", [], [tag("a", "b")], [{"name": "a"}], [{"name": 1, "value": "b"}],
+           [{"name": "a", "value": "b", "c": 1}], ["x"], (tag("a", "b"),)]  # fmt: skip
+    msgs = script()
+    for key in base:
+        for value in odd:
+            msgs.append({**base, key: value})  # (same layout, one value of another kind)
+    msgs += [{**base, "Extra": 1.5}, {"Tags": [], 1: "x"}, {"a\u0000b": "x"}, {}]
+    for m in msgs * 2:
+        flat = vm_lua._flatten(m)
+        assert flat == vm_lua._flatten_any(m)
+        assert flat is None or vm_lua._unflatten(flat) == {k: v for k, v in m.items() if v is not None}
