@@ -78,9 +78,36 @@ function print(...)
   logs[logs.n] = table.concat(parts, "\t")
 end
 
+-- The last prompt made of strings only, and what it was made of (read in the
+-- order and number of times the expression reads them): the same parts make the
+-- same text, so it is not joined again (tostring of an integer, as long as
+-- tostring is still the sandbox's, is the integer's digits).
+local sandbox_tostring = tostring
+local last_prompt, last_parts = nil, {}
+
 function Prompt()
-  return Colors.green .. (Name or "aos") .. Colors.gray .. "@" .. Colors.blue .. "aos-pyao" .. Colors.gray
-    .. "[Inbox:" .. Colors.red .. tostring(#Inbox) .. Colors.gray .. "]" .. Colors.reset .. "> "
+  local green, name, gray, blue = Colors.green, Name or "aos", Colors.gray, Colors.blue
+  local gray2, red, inbox = Colors.gray, Colors.red, #Inbox
+  local p = last_parts
+  if tostring == sandbox_tostring and inbox == p[7] and green == p[1] and name == p[2] and gray == p[3]
+    and blue == p[4] and gray2 == p[5] and red == p[6] then
+    local gray3, reset = Colors.gray, Colors.reset
+    if gray3 == p[8] and reset == p[9] then
+      return last_prompt
+    end
+    return green .. name .. gray .. "@" .. blue .. "aos-pyao" .. gray2 .. "[Inbox:" .. red .. tostring(inbox) .. gray3
+      .. "]" .. reset .. "> "
+  end
+  local count = tostring(inbox)
+  local gray3, reset = Colors.gray, Colors.reset
+  local text = green .. name .. gray .. "@" .. blue .. "aos-pyao" .. gray2 .. "[Inbox:" .. red .. count .. gray3 .. "]"
+    .. reset .. "> "
+  if tostring == sandbox_tostring and math.type(inbox) == "integer" and type(green) == "string"
+    and type(name) == "string" and type(gray) == "string" and type(blue) == "string" and type(gray2) == "string"
+    and type(red) == "string" and type(gray3) == "string" and type(reset) == "string" then
+    last_prompt, last_parts = text, { green, name, gray, blue, gray2, red, inbox, gray3, reset }
+  end
+  return text
 end
 
 function Version()
@@ -336,13 +363,30 @@ local function always()
   return true
 end
 
--- Is the named handler there already, exactly as `add` would leave it?
-local function installed(name, pattern, handle)
+-- Are "_eval" and "_default" there already, each (the first of its name)
+-- exactly as `add` would leave it? One walk for both.
+local function builtins_installed()
   local list = Handlers.list
   local i, h = 1, list[1]
+  local eval_ok, default_ok = false, false
   while h ~= nil do
-    if h.name == name then
-      return h.pattern == pattern and h.handle == handle and h.maxRuns == nil
+    local name = h.name
+    if name == "_eval" and not eval_ok then
+      if not (h.pattern == is_eval and h.handle == eval_handler and h.maxRuns == nil) then
+        return false
+      end
+      if default_ok then
+        return true
+      end
+      eval_ok = true
+    elseif name == "_default" and not default_ok then
+      if not (h.pattern == always and h.handle == default_handler and h.maxRuns == nil) then
+        return false
+      end
+      if eval_ok then
+        return true
+      end
+      default_ok = true
     end
     i = i + 1
     h = list[i]
@@ -351,7 +395,7 @@ local function installed(name, pattern, handle)
 end
 
 local function install_builtins(msg, env)
-  if not (installed("_eval", is_eval, eval_handler) and installed("_default", always, default_handler)) then
+  if not builtins_installed() then
     Handlers.add("_eval", is_eval, eval_handler)
     Handlers.append("_default", always, default_handler)
   end
