@@ -186,7 +186,7 @@ end
 function ao.init(env)
   ao.id = env.Process.Id
   ao._module = ""
-  local authorities = {}
+  local authorities = { nil, nil } -- (room for two: the first one added does not make it grow)
   ao.authorities = authorities
   local tags = env.Process.Tags or {}
   if type(tags) ~= "table" then
@@ -361,17 +361,24 @@ function ao.send(msg)
   local message = { Target = msg.Target, Data = data, Anchor = anchor, Tags = tags }
   local messages = ao.outbox.Messages
   messages[#messages + 1] = message -- table.insert(messages, message), without the call
-  local handle = { Target = msg.Target, Data = data, Anchor = anchor, Tags = tags }
-  function handle.onReply(...)
-    local from, fn = msg.Target, ...
-    if select("#", ...) == 2 then
-      from, fn = ...
-    end
-    Handlers.once({ From = from, ["X-Reference"] = refs }, fn)
-  end
-  function handle.receive(from)
-    return Handlers.receive({ From = from or msg.Target, ["X-Reference"] = refs })
-  end
+  -- (made with all its fields at once: a table of six slots' room, which Send's
+  -- `output` then fits too, instead of four that the functions outgrow)
+  local handle = {
+    Target = msg.Target,
+    Data = data,
+    Anchor = anchor,
+    Tags = tags,
+    onReply = function(...)
+      local from, fn = msg.Target, ...
+      if select("#", ...) == 2 then
+        from, fn = ...
+      end
+      Handlers.once({ From = from, ["X-Reference"] = refs }, fn)
+    end,
+    receive = function(from)
+      return Handlers.receive({ From = from or msg.Target, ["X-Reference"] = refs })
+    end,
+  }
   return handle
 end
 

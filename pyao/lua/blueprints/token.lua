@@ -99,7 +99,7 @@ Handlers.add("transfer", action("Transfer"), function(msg)
     return
   end
   local debit = {
-    Action = "Debit-Notice",
+    Action = "Debit-Notice", Target = nil, -- (room for the Target msg.reply sets: no growing then)
     Recipient = to,
     Quantity = msg.Quantity,
     Data = notice("You transferred ", msg.Quantity, " to " .. Colors.green .. to),
