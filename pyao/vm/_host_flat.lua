@@ -10,7 +10,9 @@ local type, next, pcall = type, next, pcall -- (upvalues: no lookup in the env p
 
 -- A result as flat values, appended to `out` (see host.handle_batch). Its
 -- strings travel together: "S", then every string of the result joined with
--- "\0" (one value to cross and one to decode, instead of one per string), the
+-- "\127" (DEL: one value to cross and one to decode, instead of one per string;
+-- DEL is a character JSON leaves as it is, so the VM can escape the joined text
+-- at once and split it after: see "results as JSON text" in lua.py), the
 -- number of strings, the key to ask kept_parts for them one by one (below),
 -- the number of integers that follow, then the shape as integers: Messages and Spawns (count, then per item its
 -- flags (1 Anchor, 2 Data, 4 Target present), tag count (-1: no Tags) and
@@ -27,7 +29,7 @@ local tconcat, tunpack = table.concat, table.unpack
 
 -- The strings of this batch's results, one after the other in `strs` (a
 -- result's are strs[first .. last]), kept until the next batch: should one of
--- them hold "\0", the joined string splits into more pieces than it has
+-- them hold "\127", the joined string splits into more pieces than it has
 -- strings, and the VM asks for them one by one (kept_parts(first, last)).
 -- Only strings are kept, so what comes back is what was joined. One table
 -- for the whole batch, emptied when the next one starts.
@@ -273,7 +275,7 @@ function flat_body(data, prompt, messages, spawns, assignments, out, no)
   if np == nil then
     return nil -- (strs past nstrs: garbage to overwrite, emptied by the next reset)
   end
-  local joined = tconcat(strs, "\0", first, np) -- raises unless all are strings or numbers
+  local joined = tconcat(strs, "\127", first, np) -- raises unless all are strings or numbers
   for i = first, np do
     local _ = #strs[i] -- raises on a number (see above)
   end

@@ -578,15 +578,20 @@ def _builder(shape: tuple):
     return build
 
 
+#: what a flat result's strings are joined with (see ``_host_flat.lua``): DEL, which JSON
+#: leaves as it is (see "results as JSON text")
+_SEP = "\x7f"
+
+
 def _parse_run(vals: tuple, i: int, kept_parts, _decode=_DECODE) -> tuple[bool, EvalResult, int]:
     """One message's run in ``host.handle_batch``'s output at ``i``: ok, its result, the next
-    position. ``kept_parts``: the host's, for a result whose strings hold "\\0" themselves."""
+    position. ``kept_parts``: the host's, for a result whose strings hold ``_SEP`` themselves."""
     ok, gas, kind = vals[i : i + 3]
     if not ok:
         return False, EvalResult(error=_text(kind), gas_used=gas), i + 3
     if kind == b"S":
-        parts = _decode(vals[i + 3], "utf-8", "replace").split("\0")
-        if len(parts) != vals[i + 4]:  # a string held "\0" itself: take them one by one
+        parts = _decode(vals[i + 3], "utf-8", "replace").split(_SEP)
+        if len(parts) != vals[i + 4]:  # a string held _SEP itself: take them one by one
             first = vals[i + 5]
             parts = [_text(b) for b in kept_parts(first, first + vals[i + 4] - 1)]
         end = i + 7 + vals[i + 6]
@@ -600,24 +605,29 @@ def _parse_run(vals: tuple, i: int, kept_parts, _decode=_DECODE) -> tuple[bool, 
 
 # ---------------------------------------------------------------- results as JSON text
 # The CU stores each result's JSON text (``ProcessInstance.result_json_many``). For a flat
-# result that text is written straight from the joined strings: the join is split at NUL,
-# each string escaped as a JSON string (with its quotes), and the pieces go into a template
-# compiled once per shape. A piece count other than the string count means a string held
-# NUL itself: then the result is built as objects and encoded the usual way. Either way the
-# text is ``encode_result(result.to_json())``. (Escaping the join once and splitting it at
-# the escaped NUL took twice as long: every piece is a new string either way, and the escaped
-# join is one more, longer one to search.)
+# result that text is written straight from the joined strings: the join is escaped as one
+# JSON string and split at the separator, DEL, which escaping leaves as it is (escaping goes
+# character by character, so the pieces are the escaped strings: the first with its opening
+# quote, the last with its closing one, the template adding the others), and the pieces go
+# into a template compiled once per shape. A piece count other than the string count means
+# a string held DEL itself: then the result is built as objects and encoded the usual way.
+# Either way the text is ``encode_result(result.to_json())``. (With NUL as the separator,
+# splitting the escaped join at "\u0000" took longer than escaping the strings one by one:
+# that search stops at every escaped control character; DEL is one character to find.)
 
 
 def _text_template(shape: tuple) -> list[str | int]:
     """The result's JSON text for ``shape`` as constant segments and piece numbers (ints,
-    -1 for GasUsed; a piece is an escaped string with its quotes), in the key order of
-    ``EvalResult.to_json`` and ``_layout``."""
-    messages, spawns, assignments, _count = _layout(shape)
+    -1 for GasUsed; a piece is an escaped string, see above: the quotes a piece lacks are
+    constant segments), in the key order of ``EvalResult.to_json`` and ``_layout``."""
+    messages, spawns, assignments, count = _layout(shape)
 
-    def ref(r: Ref) -> str | int:
+    def piece(k: int) -> list[str | int]:
+        return ['"' if k else "", k, '"' if k != count - 1 else ""]
+
+    def ref(r: Ref) -> list[str | int]:
         # (our own names and values: plain ASCII, nothing to escape but the quotes)
-        return _escape(r) if type(r) is str else r
+        return [_escape(r)] if type(r) is str else piece(r)
 
     def item(fields: Fields) -> list[str | int]:
         out: list[str | int] = ["{"]
@@ -626,10 +636,10 @@ def _text_template(shape: tuple) -> list[str | int]:
             if key == "Tags":
                 out.append('"Tags":[')
                 for j, (name, tag_value) in enumerate(value):
-                    out += [',{"name":' if j else '{"name":', ref(name), ',"value":', ref(tag_value), "}"]
+                    out += [',{"name":' if j else '{"name":', *ref(name), ',"value":', *ref(tag_value), "}"]
                 out.append("]")
             else:
-                out += [f'"{key}":', value]
+                out += [f'"{key}":', *piece(value)]
         out.append("}")
         return out
 
@@ -641,11 +651,11 @@ def _text_template(shape: tuple) -> list[str | int]:
         out += ["," if k else "", *item(fields)]
     out.append('],"Assignments":[')
     for k, (at, nprocs) in enumerate(assignments):
-        out += ["," if k else "", '{"Message":', at, ',"Processes":[']
+        out += ["," if k else "", '{"Message":', *piece(at), ',"Processes":[']
         for j in range(nprocs):
-            out += ["," if j else "", at + 1 + j]
+            out += ["," if j else "", *piece(at + 1 + j)]
         out.append("]}")
-    out += ['],"Output":{"data":', 0, ',"print":true,"prompt":', 1, '},"GasUsed":', -1, "}"]
+    out += ['],"Output":{"data":', *piece(0), ',"print":true,"prompt":', *piece(1), '},"GasUsed":', -1, "}"]
     return out
 
 
@@ -664,7 +674,7 @@ def _text_builder(shape: tuple):
             else part.replace("{", "{{").replace("}", "}}")
             for part in template
         )  # fmt: skip
-        # the constants are ours (keys, brackets, commas): no quote or backslash to escape
+        # the constants are ours (keys, brackets, commas, quotes): no ' or backslash to escape
         assert "'" not in body and "\\" not in body
         namespace: dict = {}
         exec(compile(f"def build(q, gas):\n    return f'{body}'\n", "<pyao result text>", "exec"), namespace)
@@ -685,9 +695,8 @@ def _parse_run_text(vals: tuple, i: int, kept_parts, _decode=_DECODE) -> tuple[s
     """As ``_parse_run``, the result as its JSON text: text, whether it failed, gas, next position."""
     ok, gas, kind = vals[i : i + 3]
     if ok and kind == b"S" and type(gas) is int:
-        parts = _decode(vals[i + 3], "utf-8", "replace").split("\0")
-        if len(parts) == vals[i + 4]:
-            pieces = list(map(_escape, parts))
+        pieces = _escape(_decode(vals[i + 3], "utf-8", "replace")).split(_SEP)
+        if len(pieces) == vals[i + 4]:
             end = i + 7 + vals[i + 6]
             shape = vals[i + 7 : end]
             build = _TEXT_BUILDERS.get(shape) or _text_builder(shape)

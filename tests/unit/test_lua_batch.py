@@ -222,15 +222,17 @@ end)
     [
         ("plain", 2, "plain"),
         ("nul\0inside", 2, "nul\0inside"),
+        ("del\x7finside", 2, "del\x7finside"),
         ("BAD", 3, "bad utf-8 \ufffd\ufffd cut \ufffd"),
         ("many tags", 300, "many tags"),
         ("nul\0and many", 300, "nul\0and many"),
+        ("del\x7fand many", 300, "del\x7fand many"),
     ],
 )
 def test_result_strings_cross_intact(payload, n, text):
-    """A result's strings cross joined with NUL: a string holding NUL itself, invalid UTF-8
-    (decoded as each string alone would be) and a result too big for a compiled builder
-    (300 tags) all arrive as they would one by one."""
+    """A result's strings cross joined with DEL: a string holding DEL (or NUL) itself, invalid
+    UTF-8 (decoded as each string alone would be) and a result too big for a compiled builder
+    (300 tags) all arrive as they would one by one, as objects and as JSON text."""
     p = make_process(WIRE)
     tags = [tag("Action", "Wire"), tag("N", str(n)), tag("Target", "T\0x"), tag("Payload", payload)]
     r = p.instance.handle(message("wire-1", "", tags), p.env)
@@ -243,6 +245,9 @@ def test_result_strings_cross_intact(payload, n, text):
     assert spawn["Data"] == text and tag("Extra", "x\0y") in spawn["Tags"] and "Target" not in spawn
     assert r.assignments == ({"Message": "mid", "Processes": ["p1", "T\0x"]},)
     assert r.output["data"] == text
+    again = make_process(WIRE)
+    (got,) = again.instance.result_json_many([message("wire-1", "", tags)], again.env)
+    assert got == r.encoded()
 
 
 @pytest.mark.parametrize("enabled", [True, False])
@@ -404,12 +409,12 @@ def test_result_text_is_byte_identical_for_odd_strings(texts):
     assert text.instance.result_json_many(msgs, text.env) == want
 
 
-def test_result_text_of_a_string_holding_an_escaped_nul_of_its_own():
-    """A string holding backslash-u0000 (which, escaped, holds the separator's six characters)
-    or NUL itself still gives the exact text (by the objects' path)."""
+def test_result_text_of_a_string_holding_the_separator_or_an_escaped_nul():
+    """A string holding DEL (the separator) or backslash-u0000 (the escaped NUL) or NUL itself
+    still gives the exact text (DEL by the objects' path)."""
     plain, text = _echo_pair()
     msgs = [message(f"esc-{i}", "", [tag("Action", "Echo"), tag("S", t)], nonce=i)
-            for i, t in enumerate(["a\\u0000b", "\\\\u0000", "x\0y", "\\"])]  # fmt: skip
+            for i, t in enumerate(["a\\u0000b", "\\\\u0000", "x\0y", "\\", "x\x7fy", "\x7f", "\x7f\x7f"])]  # fmt: skip
     want = [r.encoded() for r in plain.instance.handle_many(msgs, plain.env)]
     assert text.instance.result_json_many(msgs, text.env) == want
     assert json.loads(want[0])["Output"]["data"] == "a\\u0000b"
