@@ -334,7 +334,9 @@ def _flatten_any(msg: dict) -> tuple | None:
 
 
 _FLATTENERS: dict[tuple, object] = {}  # a msg's field names -> its compiled flattener (see _flattener)
+_LAST_FLATTENER: list = [None, None]  # the field names met last and their flattener
 _NONE = type(None)
+_UNROLLED_TAGS = 6
 
 
 def _flattener(names: tuple, values: tuple):
@@ -368,43 +370,67 @@ def _flattener(names: tuple, values: tuple):
             outs.append("None")
         else:
             return None
-    head = ", ".join(["SHAPE", *outs, f"len(v{tags_at})" if tags_at >= 0 else "-1"])
-    tags = ""
-    if tags_at >= 0:
+    head = ", ".join(["SHAPE", *outs])
+    if tags_at < 0:
         tags = f"""
+        return (b"s", {head}, -1)"""
+    else:  # up to _UNROLLED_TAGS tags written out one by one (no loop, no list), more in a loop
+        t = f"v{tags_at}"
+        tags = f"""
+        ntags = len({t})"""
+        tags += f"""
+        if ntags == 0:
+            return (b"s", {head}, 0)"""
+        for n in range(1, _UNROLLED_TAGS + 1):
+            ts, ns, vs = ([f"{x}{j}" for j in range(n)] for x in "tnw")
+            is_dict = " and ".join(f"type({x}) is dict and len({x}) == 2" for x in ts)
+            is_str = " and ".join(f"type({x}) is str" for x in ns + vs)
+            names_values = "".join(f"{ns[j]}, {vs[j]}, " for j in range(n))
+            gets = ", ".join(f'{x}.get("name"), {x}.get("value")' for x in ts)
+            pairs = "".join(f", keys({ns[j]}) or _key({ns[j]}), {vs[j]}.encode()" for j in range(n))
+            tags += f"""
+        if ntags == {n}:
+            {"".join(f"{x}, " for x in ts)}= {t}
+            if {is_dict}:
+                {names_values}= {gets}
+                if {is_str}:
+                    return (b"s", {head}, {n}{pairs})
+            return None"""
+        tags += f"""
+        flat = [b"s", {head}, ntags]
         add = flat.append
-        for tag in v{tags_at}:
+        for tag in {t}:
             if type(tag) is not dict or len(tag) != 2:
                 return None
             name, value = tag.get("name"), tag.get("value")
             if type(name) is not str or type(value) is not str:
                 return None
             add(_key(name))
-            add(value.encode())"""
+            add(value.encode())
+        return tuple(flat)"""
     source = f"""def flatten(msg):
     {"".join(f"v{i}, " for i in range(len(values)))}= msg.values()
-    if {" and ".join(conds) or "True"}:
-        flat = [b"s", {head}]{tags}
-        return tuple(flat)
+    if {" and ".join(conds) or "True"}:{tags}
     return _flatten_any(msg)
 """
-    namespace: dict = {"SHAPE": shape[0], "_key": _key, "_flatten_any": _flatten_any}
+    namespace: dict = {"SHAPE": shape[0], "_key": _key, "keys": _KEYS.get, "_flatten_any": _flatten_any}
     exec(compile(source, "<pyao msg flattener>", "exec"), namespace)
     return namespace["flatten"]
 
 
-def _flatten(msg: dict, _flatteners: dict = _FLATTENERS) -> tuple | None:
+def _flatten(msg: dict, _flatteners: dict = _FLATTENERS, _last: list = _LAST_FLATTENER) -> tuple | None:
     """``_flatten_any(msg)``, by the flattener compiled for the msg's field names (the CU sends
     every msg with the same names, in the same order; see ``_flattener``)."""
     names = tuple(msg)
+    if names == _last[0]:  # (the same names as last time: no lookup)
+        return _last[1](msg)
     flatten = _flatteners.get(names)
-    if flatten:
-        return flatten(msg)
     if flatten is None and len(_flatteners) < 256:  # (False: this layout has no compiled form)
         flatten = _flattener(names, tuple(msg.values()))
         _flatteners[names] = flatten or False
-        if flatten:
-            return flatten(msg)
+    if flatten:
+        _last[0], _last[1] = names, flatten
+        return flatten(msg)
     return _flatten_any(msg)
 
 

@@ -530,6 +530,13 @@ def test_compiled_msg_flattener_gives_what_the_general_one_gives():
     for key in base:
         for value in odd:
             msgs.append({**base, key: value})  # (same layout, one value of another kind)
+    bad_tags = [{"name": "a"}, {"name": 1, "value": "b"}, {"name": "a", "value": b"b"},
+                {"name": "a", "value": "b", "c": 1}, {"value": "b", "other": "a"}, "x", None]  # fmt: skip
+    for n in range(9):  # (tag lists written out one by one, and longer ones in a loop)
+        tags = [tag(f"T{j}", f"v{j}") for j in range(n)]
+        msgs.append({**base, "Tags": tags})
+        for k in range(n):
+            msgs += [{**base, "Tags": [*tags[:k], bad, *tags[k + 1 :]]} for bad in bad_tags]
     msgs += [{**base, "Extra": 1.5}, {"Tags": [], 1: "x"}, {"a\u0000b": "x"}, {}]
     for m in msgs * 2:
         flat = vm_lua._flatten(m)
