@@ -120,7 +120,7 @@ local function collect_tags(into, msg)
     end
   end
   local tags = msg.Tags
-  if type(tags) == "table" then
+  if tags and type(tags) == "table" then -- (no Tags, the common case: no call)
     local empty
     if unordered_next then
       empty = unordered_next(tags) == nil
