@@ -264,6 +264,10 @@ local function kept_names()
   return kept
 end
 
+if private then
+  private.kept_names = kept_names -- (process.lua's normalise, for a msg the host has just built)
+end
+
 function ao.normalize(msg)
   local kept = kept_names()
   local tags = msg.Tags

@@ -222,6 +222,50 @@ if private then
   private.set_normal_names(NORMAL)
 end
 
+local library_ao_normalize = ao.normalize -- (ao.lua's own; a process may replace it)
+local kept_names = private and private.kept_names -- ao.lua's set of ao.nonExtractableTags; nil when loaded by Eval
+
+-- What normalise (below) does to a msg the host has just built (fresh_msg_normal)
+-- while ao.normalize is still ao.lua's own: its Tags are the host's list of
+-- {name, value} tables (or none), so the three walks over them (names
+-- normalised, ao.normalize copying them onto msg, the name -> value map) are
+-- one, in the same order per tag. ("Tags" is one of the kept names here, so
+-- no copy onto msg replaces the list being walked.)
+local function normalise_fresh(msg, known, normalize, kept)
+  local tags = msg.Tags
+  if tags == nil then
+    tags = {}
+    msg.Tags = tags
+  end
+  -- (room for four tags at once, as below)
+  local map = { ["\0room1"] = nil, ["\0room2"] = nil, ["\0room3"] = nil, ["\0room4"] = nil }
+  local i, t = 1, tags[1]
+  while t ~= nil do
+    local name = t.name
+    if not known[name] then
+      name = normalize(name)
+      t.name = name
+    end
+    local value = t.value
+    if not kept[name] then
+      msg[name] = value
+    end
+    if map[name] == nil then
+      map[name] = value
+    end
+    i = i + 1
+    t = tags[i]
+  end
+  msg.TagArray = tags
+  msg.Tags = map
+  if map["Content-Type"] == "application/json" then
+    local ok, data = pcall(json.decode, msg.Data or "{}")
+    if ok then
+      msg.Data = data
+    end
+  end
+end
+
 -- (The loops over lists below are `while` loops over t[i] until nil: what
 -- ipairs does, without a call into C for every element.)
 local function normalise(msg, env)
@@ -232,6 +276,12 @@ local function normalise(msg, env)
   local keys, nkeys = nil, 0 -- (made only when there is a key to rename)
   -- no key to rename when the host built msg from field names all in NORMAL and nothing touched it since
   local walk = not (known == NORMAL and fresh_msg_normal and fresh_msg_normal(msg))
+  if not walk and ao.normalize == library_ao_normalize and kept_names then
+    local kept = kept_names()
+    if kept.Tags then
+      return normalise_fresh(msg, known, normalize, kept)
+    end
+  end
   if not walk then
     nkeys = 0
   elseif unordered_next then
