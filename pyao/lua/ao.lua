@@ -349,8 +349,25 @@ function ao.send(msg)
   if type(msg) ~= "table" then
     error("Send: the message must be a table", 0) -- (assert's error: no position)
   end
-  local _, refs, anchor = next_reference()
-  local data, is_json = data_of(msg, nil)
+  -- (next_reference and data_of(msg, nil), written out: a Transfer sends twice)
+  ao.reference = ao.reference + 1
+  local ref = ao.reference
+  local refs, anchor
+  if mtype(ref) == "integer" and ref >= 0 then
+    refs = format("%d", ref)
+    local zeros = ZEROS[32 - #refs]
+    anchor = zeros and zeros .. refs or refs
+  else
+    anchor = format("%032d", ref)
+    refs = mtype(ref) == "integer" and format("%d", ref) or tostring(ref)
+  end
+  local data, is_json = msg.Data, false
+  local ty = type(data)
+  if ty == "table" then
+    data, is_json = json.encode(data), true
+  elseif ty ~= "string" and data ~= nil then
+    data = tostring(data)
+  end
   local tags = { -- (with room for four more tags at once: the nils are no elements, #tags is 4)
     { name = "Data-Protocol", value = "ao" },
     { name = "Variant", value = "ao.TN.1" },

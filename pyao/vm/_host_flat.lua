@@ -94,17 +94,22 @@ local function flat_item(m, np, out, no)
       return nil
     end
   end
+  -- (tested for truth first, the common case: a value of false is not flat either)
   local flags, nt = 0, -1
-  if anchor ~= nil then -- (a value that is not a string: caught with the others, see above)
+  if anchor then -- (a value that is not a string: caught with the others, see above)
     flags, np = 1, np + 1
     strs[np] = anchor
+  elseif anchor == false then
+    return nil
   end
-  if data ~= nil then
+  if data then
     flags, np = flags + 2, np + 1
     strs[np] = data
+  elseif data == false then
+    return nil
   end
   local codes = no + 2 -- the tags' name codes follow flags and tag count
-  if tags ~= nil then
+  if tags then
     nt = 0
     for i, t in next, tags do -- keys exactly 1, 2, ... in order; each tag exactly {name, value}
       nt = nt + 1
@@ -144,12 +149,14 @@ local function flat_item(m, np, out, no)
         end
       end
     end
-  elseif flags == 0 and target == nil then
-    return nil -- {}: JSON writes an empty array, not an object
+  elseif tags == false or (flags == 0 and target == nil) then
+    return nil -- ({}: JSON writes an empty array, not an object)
   end
-  if target ~= nil then
+  if target then
     flags, np = flags + 4, np + 1
     strs[np] = target
+  elseif target == false then
+    return nil
   end
   out[no + 1], out[no + 2] = flags, nt
   return np, codes
@@ -165,7 +172,7 @@ local function flat_list(list, np, out, no)
       return nil
     end
     np, no = flat_item(item, np, out, no)
-    if np == nil then
+    if not np then
       return nil
     end
   end
