@@ -65,7 +65,7 @@ import json
 import math
 import struct
 from importlib import resources
-from itertools import chain
+from itertools import chain, repeat
 from json.encoder import encode_basestring as _escape
 
 import lupa.lua53 as lupa
@@ -900,22 +900,27 @@ class LuaProcess(ProcessInstance):
         raise AssertionError("unreachable: the batch ran every message")
 
     def _take_text(self, vals: tuple, chunk: list[tuple], env_json: bytes, results: list[str]) -> int:
-        """``_take``, each result as its JSON text (``_parse_run_text``)."""
-        i = 0
-        kept_parts = self._rt.host.kept_parts
-        for n, call in enumerate(chunk, 1):
-            text, failed, gas, i = _parse_run_text(vals, i, kept_parts)
-            results.append(text)
+        """``_take``, each result as its JSON text (``_parse_run_text``). The log and the work are
+        booked for the batch at once, up to the message that failed or ended it."""
+        i, n, nvals, work, failed = 0, 0, len(vals), 0, False
+        kept_parts, add, parse = self._rt.host.kept_parts, results.append, _parse_run_text
+        while i < nvals:
+            text, failed, gas, i = parse(vals, i, kept_parts)
+            add(text)
+            n += 1
             if failed:
-                self._rollback()
-                return n
-            self._log.append((call, env_json))
-            self._work += gas + PER_MESSAGE_WORK
-            if i >= len(vals):
-                if self._compact_due():
-                    self._compact()
-                return n
-        raise AssertionError("unreachable: the batch ran every message")
+                break
+            work += gas
+        if not 0 < n <= len(chunk):
+            raise AssertionError("a batch gave no result, or more results than it had messages")
+        booked = n - 1 if failed else n
+        self._log.extend(zip(chunk[:booked], repeat(env_json)))
+        self._work += work + booked * PER_MESSAGE_WORK
+        if failed:
+            self._rollback()
+        elif self._compact_due():
+            self._compact()
+        return n
 
     def _env_text(self, env: dict) -> bytes:
         """env as JSON, re-encoded only when it changed (the engine passes one env per process)."""
