@@ -27,6 +27,27 @@ Handlers.add('env', 'Env', function(m, env)
 end)
 Handlers.add('boom', 'Boom', function(m) Counter = (Counter or 0) + 1; error('boom ' .. Counter) end)
 Handlers.add('count', 'Count', function(m) Counter = (Counter or 0) + 1; m.reply({ Data = tostring(Counter) }) end)
+Handlers.add('tweak', 'Tweak', function(m)
+  -- the library's pieces a msg's normalisation depends on, changed one after the other
+  Tweaks = (Tweaks or 0) + 1
+  if Tweaks == 1 then
+    ao.nonExtractableTags = { 'Data-Protocol', 'Variant', 'From', 'Owner', 'Anchor', 'Target', 'Data' } -- not Tags
+  elseif Tweaks == 2 then
+    local own = ao.normalize
+    ao.normalize = function(msg) msg.Normalised = 'yes'; return own(msg) end
+  elseif Tweaks == 3 then
+    Utils.normalize = function(key) return type(key) == 'string' and key:upper() or key end
+  end
+end)
+Handlers.add('show', 'Show', function(m)
+  local names = {}
+  for k in pairs(m) do if type(k) == 'string' and type(m[k]) ~= 'function' then names[#names + 1] = k end end
+  table.sort(names)
+  local tags = {}
+  for i, t in ipairs(m.TagArray) do tags[i] = tostring(t.name) .. '=' .. tostring(t.value) end
+  m.reply({ Data = table.concat(names, ',') .. ' | ' .. table.concat(tags, ',') .. ' | ' .. tostring(m.Tags.Action)
+    .. ' | ' .. type(m.Data) })
+end)
 """
 
 
@@ -60,6 +81,12 @@ def script():
             add([tag("Action", "Count")], Big=2**70, Nothing=None, Ratio=0.25, Flag=True)
             add([tag("Action", "Count"), {"name": "X-Note", "value": 'é\u0000"\\'}], frm=STRANGER, owner=MU)
         add([tag("Action", "Count")], data="plain")
+    odd = [tag("Action", "Show"), tag("content_type", "text/plain"), tag("Action", "Second"), tag("TagArray", "t"),
+           tag("Tags", "y"), tag("data_protocol", "z"), tag("X-Thing", "x"), tag("Recipient", "r")]  # fmt: skip
+    for _ in range(4):  # (odd tag names, then again after each tweak of the library)
+        add(odd)
+        add([tag("Action", "Show"), tag("Content-Type", "application/json")], data='{"a": 1}')
+        add([tag("Action", "Tweak")])
     add([tag("Action", "Balances")])
     return msgs
 
