@@ -39,7 +39,7 @@ Speed
 ``handle_many`` runs a page of messages in one call into Lua. A msg crosses as
 its shape (field names, one string cached in Lua) plus its values (no JSON
 either way unless it has an unusual shape), env as JSON decoded once per
-distinct env; a result comes back as one NUL-joined string of its strings plus
+distinct env; a result comes back as one DEL-joined string of its strings plus
 its shape as integers (``_parse_run``), split in C. ``result_json_many`` (what
 the CU's workers call) writes each result's JSON text straight from that
 flat form, without the objects (see "results as JSON text" below); the text is
