@@ -65,15 +65,31 @@ local function tag_value(v)
 end
 
 local RESERVED = { Target = true, Data = true, Anchor = true, Tags = true, From = true }
+-- what a key of a message-like table is to collect_tags: 1, reserved; 2, a tag name
+-- met often (a string: no type() call to tell); nil, any other key
+local KEY_KIND = { Target = 1, Data = 1, Anchor = 1, Tags = 1, From = 1 }
+for _, name in ipairs({
+  "Action", "Recipient", "Quantity", "Sender", "Reference", "X-Reference", "X-Origin", "Error", "Message-Id",
+  "Balance", "Ticker", "Account", "Name", "Logo", "Denomination", "Content-Type", "Pushed-For", "Cast", "Type",
+  "Module", "Authority", "Data-Protocol", "Variant", "Reply-To",
+}) do
+  KEY_KIND[name] = 2
+end
+local spare_keys -- collect_tags' list of keys, empty between uses (nil while one is under way)
 
 -- {name, value} list from a message-like table: every key but the reserved
 -- ones, then msg.Tags (a list of {name, value} or a name -> value map).
 local function collect_tags(into, msg)
   if unordered_next and getmetatable(msg) == nil then
     -- the string keys in sorted order, as pairs gives them, without pairs' general work
-    local keys, nkeys = { nil, nil, nil, nil }, 0 -- (room for four keys at once: no growing)
+    -- (the same keys table every time; a call from inside this one, should tag_value's
+    -- tostring be process code that sends, makes its own)
+    local keys = spare_keys or { nil, nil, nil, nil } -- (room for four keys at once: no growing)
+    spare_keys = nil
+    local nkeys = 0
     for k in unordered_next, msg do
-      if not RESERVED[k] and type(k) == "string" then
+      local kind = KEY_KIND[k]
+      if kind == 2 or (kind == nil and type(k) == "string") then
         nkeys = nkeys + 1
         keys[nkeys] = k
       end
@@ -84,6 +100,7 @@ local function collect_tags(into, msg)
     local n = #into
     for i = 1, nkeys do
       local k = keys[i]
+      keys[i] = nil -- (emptied as it goes: the table is used again)
       local v = msg[k] -- no metatable: a raw read
       local ty = type(v)
       if ty == "string" then
@@ -94,6 +111,7 @@ local function collect_tags(into, msg)
         into[n] = { name = k, value = tag_value(v) }
       end
     end
+    spare_keys = keys
   else
     for k, v in pairs(msg) do
       if type(k) == "string" and not RESERVED[k] and type(v) ~= "function" then
@@ -102,7 +120,7 @@ local function collect_tags(into, msg)
     end
   end
   local tags = msg.Tags
-  if type(tags) == "table" then
+  if tags and type(tags) == "table" then -- (no Tags, the common case: no call)
     local empty
     if unordered_next then
       empty = unordered_next(tags) == nil
@@ -168,7 +186,7 @@ end
 function ao.init(env)
   ao.id = env.Process.Id
   ao._module = ""
-  local authorities = {}
+  local authorities = { nil, nil } -- (room for two: the first one added does not make it grow)
   ao.authorities = authorities
   local tags = env.Process.Tags or {}
   if type(tags) ~= "table" then
@@ -177,8 +195,26 @@ function ao.init(env)
     end
   else
     local i, t = 1, tags[1]
-    while t ~= nil do
-      init_tag(t, authorities)
+    while t ~= nil do -- (init_tag, inlined)
+      local name = t.name
+      if name == "Module" then
+        ao._module = t.value
+      elseif name == "Authority" then
+        local parts = authority_list(t.value)
+        for j = 1, #parts do
+          local part = parts[j]
+          if part ~= "" then
+            local k, a = 1, authorities[1]
+            while a ~= nil and a ~= part do -- (member, inlined)
+              k = k + 1
+              a = authorities[k]
+            end
+            if a == nil then
+              authorities[#authorities + 1] = part
+            end
+          end
+        end
+      end
       i = i + 1
       t = tags[i]
     end
@@ -196,8 +232,16 @@ end
 -- (checked element by element: no allocation in the common case).
 local kept_list, kept_seen, kept_set
 
+local DEFAULT_LIST = ao.nonExtractableTags -- (the table itself; another one takes the general way below)
+local DEFAULT_KEPT = {} -- the set of the default list (below, at the end of this file)
+
 local function kept_names()
   local list = ao.nonExtractableTags
+  if list == DEFAULT_LIST and list[1] == "Data-Protocol" and list[2] == "Variant" and list[3] == "From-Process" and list[4] == "From-Module"
+    and list[5] == "Type" and list[6] == "From" and list[7] == "Owner" and list[8] == "Anchor" and list[9] == "Target"
+    and list[10] == "Data" and list[11] == "Tags" and list[12] == "Read-Only" and list[13] == nil then
+    return DEFAULT_KEPT -- (the default list, compared constant by constant: no loop)
+  end
   if list == kept_list and kept_set ~= nil then
     local i, name = 1, list[1]
     while name ~= nil and name == kept_seen[i] do
@@ -218,6 +262,10 @@ local function kept_names()
   end
   kept_list, kept_seen, kept_set = list, seen, kept
   return kept
+end
+
+if private then
+  private.kept_names = kept_names -- (process.lua's normalise, for a msg the host has just built)
 end
 
 function ao.normalize(msg)
@@ -278,10 +326,21 @@ function ao.isTrusted(msg)
   return false
 end
 
+-- "0" * n for n = 0..31: an Anchor is the reference's digits after 32 - #digits zeros
+local ZEROS = {}
+for n = 0, 31 do
+  ZEROS[n] = string.rep("0", n)
+end
+
 -- the new reference, as text, and the Anchor
 local function next_reference()
   ao.reference = ao.reference + 1
   local ref = ao.reference
+  if mtype(ref) == "integer" and ref >= 0 then
+    local text = format("%d", ref)
+    local zeros = ZEROS[32 - #text]
+    return ref, text, zeros and zeros .. text or text -- (format("%032d", ref), without a second format)
+  end
   local anchor = format("%032d", ref)
   return ref, mtype(ref) == "integer" and format("%d", ref) or tostring(ref), anchor
 end
@@ -290,8 +349,25 @@ function ao.send(msg)
   if type(msg) ~= "table" then
     error("Send: the message must be a table", 0) -- (assert's error: no position)
   end
-  local _, refs, anchor = next_reference()
-  local data, is_json = data_of(msg, nil)
+  -- (next_reference and data_of(msg, nil), written out: a Transfer sends twice)
+  ao.reference = ao.reference + 1
+  local ref = ao.reference
+  local refs, anchor
+  if mtype(ref) == "integer" and ref >= 0 then
+    refs = format("%d", ref)
+    local zeros = ZEROS[32 - #refs]
+    anchor = zeros and zeros .. refs or refs
+  else
+    anchor = format("%032d", ref)
+    refs = mtype(ref) == "integer" and format("%d", ref) or tostring(ref)
+  end
+  local data, is_json = msg.Data, false
+  local ty = type(data)
+  if ty == "table" then
+    data, is_json = json.encode(data), true
+  elseif ty ~= "string" and data ~= nil then
+    data = tostring(data)
+  end
   local tags = { -- (with room for four more tags at once: the nils are no elements, #tags is 4)
     { name = "Data-Protocol", value = "ao" },
     { name = "Variant", value = "ao.TN.1" },
@@ -306,17 +382,24 @@ function ao.send(msg)
   local message = { Target = msg.Target, Data = data, Anchor = anchor, Tags = tags }
   local messages = ao.outbox.Messages
   messages[#messages + 1] = message -- table.insert(messages, message), without the call
-  local handle = { Target = msg.Target, Data = data, Anchor = anchor, Tags = tags }
-  function handle.onReply(...)
-    local from, fn = msg.Target, ...
-    if select("#", ...) == 2 then
-      from, fn = ...
-    end
-    Handlers.once({ From = from, ["X-Reference"] = refs }, fn)
-  end
-  function handle.receive(from)
-    return Handlers.receive({ From = from or msg.Target, ["X-Reference"] = refs })
-  end
+  -- (made with all its fields at once: a table of six slots' room, which Send's
+  -- `output` then fits too, instead of four that the functions outgrow)
+  local handle = {
+    Target = msg.Target,
+    Data = data,
+    Anchor = anchor,
+    Tags = tags,
+    onReply = function(...)
+      local from, fn = msg.Target, ...
+      if select("#", ...) == 2 then
+        from, fn = ...
+      end
+      Handlers.once({ From = from, ["X-Reference"] = refs }, fn)
+    end,
+    receive = function(from)
+      return Handlers.receive({ From = from or msg.Target, ["X-Reference"] = refs })
+    end,
+  }
   return handle
 end
 
@@ -359,6 +442,10 @@ function ao.assign(assignment)
     processes[i] = tostring(p)
   end
   table.insert(ao.outbox.Assignments, { Processes = processes, Message = assignment.Message })
+end
+
+for _, name in ipairs(ao.nonExtractableTags) do
+  DEFAULT_KEPT[name] = true
 end
 
 return ao

@@ -25,7 +25,15 @@ local format = private and private.format or string.format -- raw: only integers
 local LIMB = 9
 local BASE = 1000000000
 
+-- The last four strings found canonical (parse gives them back as they are): a
+-- Transfer meets its quantity and the two balances several times each. ("0" is
+-- canonical too; no slot ever holds anything but a canonical string.)
+local canon1, canon2, canon3, canon4 = "0", "0", "0", "0"
+
 local function parse(v)
+  if v == canon1 or v == canon2 or v == canon3 or v == canon4 then
+    return v
+  end
   if math.type(v) == "integer" then
     if v < 0 then
       return nil
@@ -36,6 +44,7 @@ local function parse(v)
     return nil
   end
   if find(v, "^[1-9]%d*$") or v == "0" then
+    canon1, canon2, canon3, canon4 = v, canon1, canon2, canon3
     return v -- already canonical: the common case, one scan
   end
   if v == "" or find(v, "%D") then
@@ -50,8 +59,14 @@ end
 decimal.parse = parse
 
 local function operand(v)
-  if decimal.parse == parse and type(v) == "string" and find(v, "^[1-9]%d*$") then
-    return v -- canonical already: parse's first case, without the calls
+  if decimal.parse == parse then -- canonical already: parse's first cases, without the calls
+    if v == canon1 or v == canon2 or v == canon3 or v == canon4 then
+      return v
+    end
+    if type(v) == "string" and find(v, "^[1-9]%d*$") then
+      canon1, canon2, canon3, canon4 = v, canon1, canon2, canon3
+      return v
+    end
   end
   local s = decimal.parse(v)
   if s == nil then

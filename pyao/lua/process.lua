@@ -78,9 +78,36 @@ function print(...)
   logs[logs.n] = table.concat(parts, "\t")
 end
 
+-- The last prompt made of strings only, and what it was made of (read in the
+-- order and number of times the expression reads them): the same parts make the
+-- same text, so it is not joined again (tostring of an integer, as long as
+-- tostring is still the sandbox's, is the integer's digits).
+local sandbox_tostring = tostring
+local last_prompt, last_parts = nil, {}
+
 function Prompt()
-  return Colors.green .. (Name or "aos") .. Colors.gray .. "@" .. Colors.blue .. "aos-pyao" .. Colors.gray
-    .. "[Inbox:" .. Colors.red .. tostring(#Inbox) .. Colors.gray .. "]" .. Colors.reset .. "> "
+  local green, name, gray, blue = Colors.green, Name or "aos", Colors.gray, Colors.blue
+  local gray2, red, inbox = Colors.gray, Colors.red, #Inbox
+  local p = last_parts
+  if tostring == sandbox_tostring and inbox == p[7] and green == p[1] and name == p[2] and gray == p[3]
+    and blue == p[4] and gray2 == p[5] and red == p[6] then
+    local gray3, reset = Colors.gray, Colors.reset
+    if gray3 == p[8] and reset == p[9] then
+      return last_prompt
+    end
+    return green .. name .. gray .. "@" .. blue .. "aos-pyao" .. gray2 .. "[Inbox:" .. red .. tostring(inbox) .. gray3
+      .. "]" .. reset .. "> "
+  end
+  local count = tostring(inbox)
+  local gray3, reset = Colors.gray, Colors.reset
+  local text = green .. name .. gray .. "@" .. blue .. "aos-pyao" .. gray2 .. "[Inbox:" .. red .. count .. gray3 .. "]"
+    .. reset .. "> "
+  if tostring == sandbox_tostring and math.type(inbox) == "integer" and type(green) == "string"
+    and type(name) == "string" and type(gray) == "string" and type(blue) == "string" and type(gray2) == "string"
+    and type(red) == "string" and type(gray3) == "string" and type(reset) == "string" then
+    last_prompt, last_parts = text, { green, name, gray, blue, gray2, red, inbox, gray3, reset }
+  end
+  return text
 end
 
 function Version()
@@ -195,6 +222,50 @@ if private then
   private.set_normal_names(NORMAL)
 end
 
+local library_ao_normalize = ao.normalize -- (ao.lua's own; a process may replace it)
+local kept_names = private and private.kept_names -- ao.lua's set of ao.nonExtractableTags; nil when loaded by Eval
+
+-- What normalise (below) does to a msg the host has just built (fresh_msg_normal)
+-- while ao.normalize is still ao.lua's own: its Tags are the host's list of
+-- {name, value} tables (or none), so the three walks over them (names
+-- normalised, ao.normalize copying them onto msg, the name -> value map) are
+-- one, in the same order per tag. ("Tags" is one of the kept names here, so
+-- no copy onto msg replaces the list being walked.)
+local function normalise_fresh(msg, known, normalize, kept)
+  local tags = msg.Tags
+  if tags == nil then
+    tags = {}
+    msg.Tags = tags
+  end
+  -- (room for four tags at once, as below)
+  local map = { ["\0room1"] = nil, ["\0room2"] = nil, ["\0room3"] = nil, ["\0room4"] = nil }
+  local i, t = 1, tags[1]
+  while t ~= nil do
+    local name = t.name
+    if not known[name] then
+      name = normalize(name)
+      t.name = name
+    end
+    local value = t.value
+    if not kept[name] then
+      msg[name] = value
+    end
+    if map[name] == nil then
+      map[name] = value
+    end
+    i = i + 1
+    t = tags[i]
+  end
+  msg.TagArray = tags
+  msg.Tags = map
+  if map["Content-Type"] == "application/json" then
+    local ok, data = pcall(json.decode, msg.Data or "{}")
+    if ok then
+      msg.Data = data
+    end
+  end
+end
+
 -- (The loops over lists below are `while` loops over t[i] until nil: what
 -- ipairs does, without a call into C for every element.)
 local function normalise(msg, env)
@@ -205,6 +276,12 @@ local function normalise(msg, env)
   local keys, nkeys = nil, 0 -- (made only when there is a key to rename)
   -- no key to rename when the host built msg from field names all in NORMAL and nothing touched it since
   local walk = not (known == NORMAL and fresh_msg_normal and fresh_msg_normal(msg))
+  if not walk and ao.normalize == library_ao_normalize and kept_names then
+    local kept = kept_names()
+    if kept.Tags then
+      return normalise_fresh(msg, known, normalize, kept)
+    end
+  end
   if not walk then
     nkeys = 0
   elseif unordered_next then
@@ -336,13 +413,30 @@ local function always()
   return true
 end
 
--- Is the named handler there already, exactly as `add` would leave it?
-local function installed(name, pattern, handle)
+-- Are "_eval" and "_default" there already, each (the first of its name)
+-- exactly as `add` would leave it? One walk for both.
+local function builtins_installed()
   local list = Handlers.list
   local i, h = 1, list[1]
+  local eval_ok, default_ok = false, false
   while h ~= nil do
-    if h.name == name then
-      return h.pattern == pattern and h.handle == handle and h.maxRuns == nil
+    local name = h.name
+    if name == "_eval" and not eval_ok then
+      if not (h.pattern == is_eval and h.handle == eval_handler and h.maxRuns == nil) then
+        return false
+      end
+      if default_ok then
+        return true
+      end
+      eval_ok = true
+    elseif name == "_default" and not default_ok then
+      if not (h.pattern == always and h.handle == default_handler and h.maxRuns == nil) then
+        return false
+      end
+      if eval_ok then
+        return true
+      end
+      default_ok = true
     end
     i = i + 1
     h = list[i]
@@ -351,7 +445,7 @@ local function installed(name, pattern, handle)
 end
 
 local function install_builtins(msg, env)
-  if not (installed("_eval", is_eval, eval_handler) and installed("_default", always, default_handler)) then
+  if not builtins_installed() then
     Handlers.add("_eval", is_eval, eval_handler)
     Handlers.append("_default", always, default_handler)
   end
@@ -362,19 +456,11 @@ local function install_builtins(msg, env)
   end
 end
 
-local function result(extra)
-  local out = {
-    Output = { data = table.concat(logs, "\n", 1, logs.n), prompt = Prompt(), print = true },
-    Messages = ao.outbox.Messages,
-    Spawns = ao.outbox.Spawns,
-    Assignments = ao.outbox.Assignments,
-  }
-  if extra then
-    for k, v in pairs(extra) do
-      out[k] = v
-    end
-  end
-  return out
+-- The result's parts, in the order the result table's constructor evaluated
+-- them: the Output's data and prompt, then the outbox's Messages, Spawns and
+-- Assignments (handle_parts, below, hands them to the VM without the table).
+local function result_parts()
+  return table.concat(logs, "\n", 1, logs.n), Prompt(), ao.outbox.Messages, ao.outbox.Spawns, ao.outbox.Assignments
 end
 
 -- the body of each message's coroutine (takes msg, env from resume)
@@ -382,8 +468,18 @@ local function evaluate(msg, env)
   return Handlers.evaluate(msg, env)
 end
 
-function process.handle(msg, env)
-  logs = { n = 0 }
+-- One message: the result's parts (see result_parts), or a table {Error = text}
+-- when the handlers failed.
+local function handle_parts(msg, env)
+  local n = logs.n
+  if n <= 64 then -- (the same table, emptied: no new table per message)
+    for i = 1, n do
+      logs[i] = nil
+    end
+    logs.n = 0
+  else
+    logs = { n = 0 }
+  end
   ao.init(env)
   normalise(msg, env)
   if msg.Id == env.Process.Id and Owner == nil then
@@ -394,7 +490,7 @@ function process.handle(msg, env)
   end
   if msg.From ~= msg.Owner and not ao.isTrusted(msg) then
     print("Message is not trusted! From: " .. tostring(msg.From) .. " - Owner: " .. tostring(msg.Owner))
-    return result()
+    return result_parts()
   end
   install_builtins(msg, env)
   attach_reply(msg)
@@ -410,7 +506,24 @@ function process.handle(msg, env)
     local printed = table.concat(logs, "\n", 1, logs.n)
     return { Error = (printed ~= "" and printed .. "\n\n" or "") .. "error:\n" .. text }
   end
-  return result()
+  return result_parts()
+end
+
+--- The result table {Output, Messages, Spawns, Assignments} or {Error}.
+function process.handle(msg, env)
+  local data, prompt, messages, spawns, assignments = handle_parts(msg, env)
+  if type(data) == "table" then
+    return data
+  end
+  return {
+    Output = { data = data, prompt = prompt, print = true },
+    Messages = messages,
+    Spawns = spawns,
+    Assignments = assignments,
+  }
+end
+if private then
+  private.handle_parts = handle_parts -- what the VM calls (see _host.lua, step)
 end
 
 return process

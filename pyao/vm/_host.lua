@@ -51,7 +51,7 @@ local E -- the sandbox environment (the process's _G)
 local S = { now = nil, rng = 0, seeded = false, dev = {} } -- hidden process state (dev: device states)
 local ids = setmetatable({}, { __mode = "k" }) -- object -> stable id (ordering, tostring)
 local nextid = 0
-local lib_handle -- process.handle of our library
+local lib_handle -- the library's handle_parts (process.lua): a result's parts, or {Error = text}
 
 local function idof(o)
   local i = ids[o]
@@ -273,6 +273,7 @@ end
 -- every message, so its contents (and the work next() does) depend only on
 -- the message's own calls, never on when the collector ran
 local next_cache = {}
+local next_cache_used = false -- (set when det_next stores a walk: run empties the cache only then)
 
 local function det_next(t, k)
   if type(t) ~= "table" then
@@ -289,12 +290,14 @@ local function det_next(t, k)
     c = { n = 0 }
     c.keys, c.n = sorted_keys(t)
     next_cache[t] = c
+    next_cache_used = true
     i = 0
   else
     if not (c and c.keys[c.last] == k) then
       c = { n = 0 }
       c.keys, c.n = sorted_keys(t)
       next_cache[t] = c
+      next_cache_used = true
       i = nil
       for j = 1, c.n do
         if rawequal(c.keys[j], k) then
@@ -441,6 +444,7 @@ local co_create, co_resume, co_yield, co_running = coroutine.create, coroutine.r
   coroutine.running
 local POOL_DONE = {} -- what a pooled coroutine yields once f returned
 local seen = setmetatable({}, { __mode = "k" }) -- coroutines coroutine.running() has returned
+local seen_count = 0 -- how many times coroutine.running() marked one (pool_body looks at seen only if it moved)
 local pooled, handing -- the idle coroutine; the one taken for the current message
 
 local function pool_body(f, msg, env)
@@ -450,8 +454,9 @@ local function pool_body(f, msg, env)
     else
       d_sethook()
     end
+    local mark = seen_count
     f(msg, env)
-    if seen[co_running()] then
+    if seen_count ~= mark and seen[co_running()] then
       return
     end
     f, msg, env = co_yield(POOL_DONE)
@@ -462,6 +467,7 @@ local function sandbox_running()
   local co, main = co_running()
   if not main then
     seen[co] = true
+    seen_count = seen_count + 1
   end
   return co, main
 end
@@ -483,18 +489,19 @@ local function run_handlers(f, msg, env)
   return ok, res
 end
 
--- Run f under the instruction budget; returns ok, value-or-error.
+-- Run f under the instruction budget; returns ok, then f's first five values
+-- or the error.
 local function metered(budget, f, ...)
   used, charged, limit, exceeded = 0, 0, budget, false
   d_sethook(hook, "", STEP)
   metering = true
-  local ok, res = pcall(f, ...)
+  local ok, res, r2, r3, r4, r5 = pcall(f, ...)
   metering = false
   d_sethook()
   if exceeded then
     return false, "compute limit exceeded: more than " .. budget .. " instructions"
   end
-  return ok, res
+  return ok, res, r2, r3, r4, r5
 end
 
 -- ----------------------------------------------------------- io (WeaveDrive)
@@ -504,7 +511,17 @@ end
 -- table {_path, _size, _pos, _closed} whose metatable lives in S, so open files
 -- survive snapshots; every read asks the host for bytes at _pos.
 local drive_call -- the bridge (set before boot), or nil when the CU offers no WeaveDrive
-local msg_height -- Block-Height of the message being handled (nil while booting)
+local msg_block_height -- the Block-Height field of the message being handled (nil while booting)
+
+-- Block-Height of the message being handled as an integer (WeaveDrive's attestation
+-- horizon), or nil; worked out when a device or the drive asks, not for every message.
+local function msg_height()
+  local h = msg_block_height
+  if h == nil then
+    return nil
+  end
+  return math.tointeger(tonumber(h))
+end
 local READ_PIECE = 1048576
 local LINE_PIECE = 65536
 local FILE = {}
@@ -514,7 +531,7 @@ S.file_mt = FILE_MT
 -- Bytes read count against the compute budget (one instruction per 64 bytes), so a
 -- loop of large reads cannot spend host time the budget does not see.
 local function drive(op, path, offset, length)
-  local ok, value = drive_call(op, path, msg_height, offset, length)
+  local ok, value = drive_call(op, path, msg_height(), offset, length)
   if not ok then
     error(value, 0)
   end
@@ -682,7 +699,7 @@ local function io_open(path, mode)
   if mode ~= nil and mode ~= "r" and mode ~= "rb" then
     error("io.open: " .. path .. ": WeaveDrive files are read-only (mode 'r')", 2)
   end
-  local ok, value = drive_call("open", path, msg_height, 0, 0)
+  local ok, value = drive_call("open", path, msg_height(), 0, 0)
   if not ok then
     error(value, 0)
   end
@@ -738,7 +755,7 @@ local function device_call(name, op, ...)
   if f == nil then
     error("device " .. tostring(name) .. " is not available on this compute unit", 2)
   end
-  local r = table.pack(f(S.dev[name], limit - used - charged, msg_id, msg_chain, msg_read_only, msg_height, op, ...))
+  local r = table.pack(f(S.dev[name], limit - used - charged, msg_id, msg_chain, msg_read_only, msg_height(), op, ...))
   charged = charged + r[1] -- not `used`: only the hook writes `used` (see metering)
   if used + charged > limit then
     exceeded = true
@@ -833,7 +850,7 @@ local guarded = assert(real_load(GUARDS_SOURCE, "=pyao-host-guards", "t", part_e
   return metering
 end)
 local flat = assert(real_load(FLAT_SOURCE, "=pyao-host-flat", "t", part_env()))()
-local flat_result, MAX_FLAT = flat.flat_result, flat.MAX_FLAT
+local flat_result, flat_parts, MAX_FLAT = flat.flat_result, flat.flat_parts, flat.MAX_FLAT
 host.kept_parts = flat.kept_parts -- (the strings of one result of the last batch, one by one)
 host.set_tag_names = flat.set_tag_names -- (the VM's lists of coded tag names and values, once)
 
@@ -960,7 +977,7 @@ function host.boot(sources, module_source, budget, env_json, devices)
   build_env()
   local ok, err = metered(budget, function()
     local process = E.require("process")
-    lib_handle = process.handle
+    lib_handle = library_private.handle_parts
     if env_json and #env_json > 0 then -- the module's top level already knows ao.id, authorities, module
       E.package.loaded.ao.init(host_json.decode(env_json))
     end
@@ -1088,7 +1105,7 @@ local function step(msg, env)
     det_randomseed(tostring(msg["Block-Height"]) .. tostring(msg.Owner) .. tostring(mod) .. tostring(msg.Id))
   end
   S.now = msg.Timestamp
-  msg_height = math.tointeger(tonumber(msg["Block-Height"])) -- WeaveDrive's attestation horizon
+  msg_block_height = msg["Block-Height"] -- (see msg_height)
   msg_id, msg_chain, msg_read_only = msg.Id, msg["Hash-Chain"], msg["Read-Only"] -- what devices see
   return lib_handle(msg, env, host)
 end
@@ -1098,13 +1115,14 @@ end
 -- message failed (not ok, or an Error result: its state must be dropped), and
 -- its gas.
 local function run(msg, env, budget, out, no)
-  if next(next_cache) ~= nil then
+  if next_cache_used then
     for k in next, next_cache do
       next_cache[k] = nil
     end
+    next_cache_used = false
   end
   handing, pooled = pooled or co_create(pool_body), nil -- (before the meter: see run_handlers)
-  local ok, res = metered(budget, step, msg, env)
+  local ok, res, prompt, messages, spawns, assignments = metered(budget, step, msg, env)
   fresh_msg = nil
   if handing ~= nil then -- not taken (the message never reached the handlers): still clean
     pooled, handing = handing, nil
@@ -1116,8 +1134,17 @@ local function run(msg, env, budget, out, no)
     out[no + 1] = det_tostring(res)
     return no + 1, true, gas
   end
-  local failed = type(res) == "table" and res.Error ~= nil
-  local fno = type(res) == "table" and flat_result(res, out, no)
+  local failed, fno = false, nil
+  if type(res) == "string" then -- the parts of a result (see handle_parts in process.lua)
+    fno = flat_parts(res, prompt, messages, spawns, assignments, out, no)
+    if not (fno and fno - no <= MAX_FLAT) then -- the table process.handle makes of them
+      res = { Output = { data = res, prompt = prompt, print = true }, Messages = messages, Spawns = spawns,
+        Assignments = assignments }
+    end
+  else -- {Error = text}
+    failed = type(res) == "table" and res.Error ~= nil
+    fno = type(res) == "table" and flat_result(res, out, no)
+  end
   if fno and fno - no <= MAX_FLAT then
     return fno, failed, gas
   end

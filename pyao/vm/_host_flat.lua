@@ -10,7 +10,9 @@ local type, next, pcall = type, next, pcall -- (upvalues: no lookup in the env p
 
 -- A result as flat values, appended to `out` (see host.handle_batch). Its
 -- strings travel together: "S", then every string of the result joined with
--- "\0" (one value to cross and one to decode, instead of one per string), the
+-- "\127" (DEL: one value to cross and one to decode, instead of one per string;
+-- DEL is a character JSON leaves as it is, so the VM can escape the joined text
+-- at once and split it after: see "results as JSON text" in lua.py), the
 -- number of strings, the key to ask kept_parts for them one by one (below),
 -- the number of integers that follow, then the shape as integers: Messages and Spawns (count, then per item its
 -- flags (1 Anchor, 2 Data, 4 Target present), tag count (-1: no Tags) and
@@ -27,7 +29,7 @@ local tconcat, tunpack = table.concat, table.unpack
 
 -- The strings of this batch's results, one after the other in `strs` (a
 -- result's are strs[first .. last]), kept until the next batch: should one of
--- them hold "\0", the joined string splits into more pieces than it has
+-- them hold "\127", the joined string splits into more pieces than it has
 -- strings, and the VM asks for them one by one (kept_parts(first, last)).
 -- Only strings are kept, so what comes back is what was joined. One table
 -- for the whole batch, emptied when the next one starts.
@@ -55,7 +57,7 @@ local function set_tag_names(names, values)
     name_code[names[i]] = i
   end
   for i = 1, #values do
-    value_code[values[i]] = i
+    value_code[values[i]] = i * 256 -- (the value's part of a tag's code)
   end
 end
 
@@ -92,54 +94,69 @@ local function flat_item(m, np, out, no)
       return nil
     end
   end
+  -- (tested for truth first, the common case: a value of false is not flat either)
   local flags, nt = 0, -1
-  if anchor ~= nil then -- (a value that is not a string: caught with the others, see above)
+  if anchor then -- (a value that is not a string: caught with the others, see above)
     flags, np = 1, np + 1
     strs[np] = anchor
+  elseif anchor == false then
+    return nil
   end
-  if data ~= nil then
+  if data then
     flags, np = flags + 2, np + 1
     strs[np] = data
+  elseif data == false then
+    return nil
   end
   local codes = no + 2 -- the tags' name codes follow flags and tag count
-  if tags ~= nil then
+  if tags then
     nt = 0
     for i, t in next, tags do -- keys exactly 1, 2, ... in order; each tag exactly {name, value}
       nt = nt + 1
       if i ~= nt then
         return nil
       end
-      local k1, v1 = next(t)
-      local k2, v2 = next(t, k1)
+      local k1, name = next(t)
+      local k2, value = next(t, k1)
       if next(t, k2) ~= nil then -- (also when t has fewer keys: next(t, nil) starts again)
         return nil
       end
-      local name, value
-      if k1 == "name" and k2 == "value" then
-        name, value = v1, v2
-      elseif k1 == "value" and k2 == "name" then
-        name, value = v2, v1
-      else
+      if k1 ~= "name" then
+        if k1 ~= "value" or k2 ~= "name" then
+          return nil
+        end
+        name, value = value, name
+      elseif k2 ~= "value" then
         return nil
       end
       local nc, vc = name_code[name], value_code[value] -- (found: a string, as the tables' keys are)
       codes = codes + 1
-      out[codes] = (nc or 0) + (vc or 0) * 256
-      if not nc then
-        np = np + 1
-        strs[np] = name
-      end
-      if not vc then
-        np = np + 1
-        strs[np] = value
+      if nc then
+        if vc then
+          out[codes] = nc + vc
+        else
+          out[codes] = nc
+          np = np + 1
+          strs[np] = value
+        end
+      else
+        strs[np + 1] = name
+        if vc then
+          out[codes], np = vc, np + 1
+        else
+          out[codes], np = 0, np + 2
+          strs[np] = value
+        end
       end
     end
-  elseif flags == 0 and target == nil then
-    return nil -- {}: JSON writes an empty array, not an object
+  elseif tags == false or (flags == 0 and target == nil) then
+    return nil -- ({}: JSON writes an empty array, not an object)
   end
-  if target ~= nil then
+  if target then
     flags, np = flags + 4, np + 1
     strs[np] = target
+  elseif target == false then
+    return nil
   end
   out[no + 1], out[no + 2] = flags, nt
   return np, codes
@@ -155,7 +172,7 @@ local function flat_list(list, np, out, no)
       return nil
     end
     np, no = flat_item(item, np, out, no)
-    if np == nil then
+    if not np then
       return nil
     end
   end
@@ -203,6 +220,8 @@ local function flat_assignments(list, np, out, no)
   return np, no
 end
 
+local flat_body -- (below)
+
 -- Appends r's flat form at out[no + 1 ...]; returns the new end, or nil (then
 -- out past `no` is garbage to overwrite).
 local function flat_any(r, out, no)
@@ -244,6 +263,12 @@ local function flat_any(r, out, no)
   if print_ ~= true or data == nil or prompt == nil then
     return nil
   end
+  return flat_body(data, prompt, messages, spawns, assignments, out, no)
+end
+
+-- The flat form of a result {Output = {data, prompt, print = true}, Messages,
+-- Spawns, Assignments} given its parts (data and prompt not nil); see flat_any.
+function flat_body(data, prompt, messages, spawns, assignments, out, no)
   local first = nstrs + 1
   strs[first], strs[first + 1] = data, prompt
   local head = no -- "S", joined, count, first, shape length: filled in below
@@ -257,7 +282,7 @@ local function flat_any(r, out, no)
   if np == nil then
     return nil -- (strs past nstrs: garbage to overwrite, emptied by the next reset)
   end
-  local joined = tconcat(strs, "\0", first, np) -- raises unless all are strings or numbers
+  local joined = tconcat(strs, "\127", first, np) -- raises unless all are strings or numbers
   for i = first, np do
     local _ = #strs[i] -- raises on a number (see above)
   end
@@ -276,6 +301,19 @@ local function flat_result(r, out, no)
   return nil
 end
 
+-- The same for a result given as its parts (the library's handle_parts, see
+-- process.lua): data (a string) and prompt, Messages, Spawns, Assignments.
+local function flat_parts(data, prompt, messages, spawns, assignments, out, no)
+  if prompt == nil then
+    return nil -- (JSON writes no prompt)
+  end
+  local ok, fno = pcall(flat_body, data, prompt, messages, spawns, assignments, out, no)
+  if ok then
+    return fno
+  end
+  return nil
+end
+
 return {
-  flat_result = flat_result, MAX_FLAT = MAX_FLAT, reset = reset, kept_parts = kept_parts, set_tag_names = set_tag_names,
+  flat_result = flat_result, flat_parts = flat_parts, MAX_FLAT = MAX_FLAT, reset = reset, kept_parts = kept_parts, set_tag_names = set_tag_names,
 }

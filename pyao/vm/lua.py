@@ -39,7 +39,7 @@ Speed
 ``handle_many`` runs a page of messages in one call into Lua. A msg crosses as
 its shape (field names, one string cached in Lua) plus its values (no JSON
 either way unless it has an unusual shape), env as JSON decoded once per
-distinct env; a result comes back as one NUL-joined string of its strings plus
+distinct env; a result comes back as one DEL-joined string of its strings plus
 its shape as integers (``_parse_run``), split in C. ``result_json_many`` (what
 the CU's workers call) writes each result's JSON text straight from that
 flat form, without the objects (see "results as JSON text" below); the text is
@@ -65,7 +65,7 @@ import json
 import math
 import struct
 from importlib import resources
-from itertools import chain
+from itertools import chain, repeat
 from json.encoder import encode_basestring as _escape
 
 import lupa.lua53 as lupa
@@ -276,10 +276,11 @@ _SHAPES: dict[tuple, tuple[bytes, int] | None] = {}  # a msg's field names -> (s
 
 def _shape(names: tuple) -> tuple[bytes, int] | None:
     """The field names joined with "\\0" and where ``Tags`` is among them (-1: absent),
-    or None when a name cannot be carried so (not a str, or holding "\\0")."""
+    or None when the names cannot be carried so (none at all, not a str, or holding "\\0")."""
     shape = _SHAPES.get(names)
     if shape is None and names not in _SHAPES:
-        ok = all(type(name) is str and "\0" not in name for name in names)
+        # (no names at all: the empty shape would read as one field named "")
+        ok = bool(names) and all(type(name) is str and "\0" not in name for name in names)
         shape = ("\0".join(names).encode(), names.index("Tags") if "Tags" in names else -1) if ok else None
         if len(_SHAPES) < 256:
             _SHAPES[names] = shape
@@ -290,7 +291,7 @@ def _finite(kind: type, value: object) -> bool:
     return kind is float and math.isfinite(value)
 
 
-def _flatten(msg: dict) -> tuple | None:
+def _flatten_any(msg: dict) -> tuple | None:
     """``(b"s", shape, v1, …, vn, ntags | -1, name1, value1, …)`` for a msg of plain
     scalars plus a ``Tags`` list of ``{name, value}`` strings, or None for anything
     else (which then goes as JSON). ``shape`` names the fields (see ``_shape``), one
@@ -330,6 +331,107 @@ def _flatten(msg: dict) -> tuple | None:
         add(_key(name))
         add(value.encode())
     return tuple(flat)
+
+
+_FLATTENERS: dict[tuple, object] = {}  # a msg's field names -> its compiled flattener (see _flattener)
+_LAST_FLATTENER: list = [None, None]  # the field names met last and their flattener
+_NONE = type(None)
+_UNROLLED_TAGS = 6
+
+
+def _flattener(names: tuple, values: tuple):
+    """A function that flattens a msg with these field names, in this order, whose values
+    have the kinds these have (str, int, bool or None; a list as Tags): Python source
+    written for the layout, one type test per field, compiled once; a msg it does not fit
+    (another kind somewhere, a non-list Tags) goes to ``_flatten_any``, so the tuple is
+    always ``_flatten_any``'s. None when the layout has no compiled form (a float, a name
+    that cannot cross): then every msg of it takes ``_flatten_any``."""
+    shape = _shape(names)
+    if shape is None or not names or len(names) > _MAX_FLAT_TAGS:
+        return None
+    tags_at = shape[1]
+    conds, outs = [], []
+    for i, value in enumerate(values):
+        v, kind = f"v{i}", type(value)
+        if i == tags_at:
+            conds.append(f"type({v}) is list and len({v}) <= {_MAX_FLAT_TAGS}")
+            outs.append("None")
+        elif kind is str:
+            conds.append(f"type({v}) is str")
+            outs.append(f"{v}.encode()")
+        elif kind is int and value in _INT64:
+            conds.append(f"type({v}) is int and {_INT64.start} <= {v} < {_INT64.stop}")
+            outs.append(v)
+        elif kind is bool:
+            conds.append(f"type({v}) is bool")
+            outs.append(v)
+        elif kind is _NONE:
+            conds.append(f"{v} is None")
+            outs.append("None")
+        else:
+            return None
+    head = ", ".join(["SHAPE", *outs])
+    if tags_at < 0:
+        tags = f"""
+        return (b"s", {head}, -1)"""
+    else:  # up to _UNROLLED_TAGS tags written out one by one (no loop, no list), more in a loop
+        t = f"v{tags_at}"
+        tags = f"""
+        ntags = len({t})"""
+        tags += f"""
+        if ntags == 0:
+            return (b"s", {head}, 0)"""
+        for n in range(1, _UNROLLED_TAGS + 1):
+            ts, ns, vs = ([f"{x}{j}" for j in range(n)] for x in "tnw")
+            is_dict = " and ".join(f"type({x}) is dict and len({x}) == 2" for x in ts)
+            is_str = " and ".join(f"type({x}) is str" for x in ns + vs)
+            names_values = "".join(f"{ns[j]}, {vs[j]}, " for j in range(n))
+            gets = ", ".join(f'{x}.get("name"), {x}.get("value")' for x in ts)
+            pairs = "".join(f", keys({ns[j]}) or _key({ns[j]}), {vs[j]}.encode()" for j in range(n))
+            tags += f"""
+        if ntags == {n}:
+            {"".join(f"{x}, " for x in ts)}= {t}
+            if {is_dict}:
+                {names_values}= {gets}
+                if {is_str}:
+                    return (b"s", {head}, {n}{pairs})
+            return None"""
+        tags += f"""
+        flat = [b"s", {head}, ntags]
+        add = flat.append
+        for tag in {t}:
+            if type(tag) is not dict or len(tag) != 2:
+                return None
+            name, value = tag.get("name"), tag.get("value")
+            if type(name) is not str or type(value) is not str:
+                return None
+            add(_key(name))
+            add(value.encode())
+        return tuple(flat)"""
+    source = f"""def flatten(msg):
+    {"".join(f"v{i}, " for i in range(len(values)))}= msg.values()
+    if {" and ".join(conds) or "True"}:{tags}
+    return _flatten_any(msg)
+"""
+    namespace: dict = {"SHAPE": shape[0], "_key": _key, "keys": _KEYS.get, "_flatten_any": _flatten_any}
+    exec(compile(source, "<pyao msg flattener>", "exec"), namespace)
+    return namespace["flatten"]
+
+
+def _flatten(msg: dict, _flatteners: dict = _FLATTENERS, _last: list = _LAST_FLATTENER) -> tuple | None:
+    """``_flatten_any(msg)``, by the flattener compiled for the msg's field names (the CU sends
+    every msg with the same names, in the same order; see ``_flattener``)."""
+    names = tuple(msg)
+    if names == _last[0]:  # (the same names as last time: no lookup)
+        return _last[1](msg)
+    flatten = _flatteners.get(names)
+    if flatten is None and len(_flatteners) < 256:  # (False: this layout has no compiled form)
+        flatten = _flattener(names, tuple(msg.values()))
+        _flatteners[names] = flatten or False
+    if flatten:
+        _last[0], _last[1] = names, flatten
+        return flatten(msg)
+    return _flatten_any(msg)
 
 
 def _call(msg: dict) -> tuple:
@@ -502,15 +604,20 @@ def _builder(shape: tuple):
     return build
 
 
+#: what a flat result's strings are joined with (see ``_host_flat.lua``): DEL, which JSON
+#: leaves as it is (see "results as JSON text")
+_SEP = "\x7f"
+
+
 def _parse_run(vals: tuple, i: int, kept_parts, _decode=_DECODE) -> tuple[bool, EvalResult, int]:
     """One message's run in ``host.handle_batch``'s output at ``i``: ok, its result, the next
-    position. ``kept_parts``: the host's, for a result whose strings hold "\\0" themselves."""
+    position. ``kept_parts``: the host's, for a result whose strings hold ``_SEP`` themselves."""
     ok, gas, kind = vals[i : i + 3]
     if not ok:
         return False, EvalResult(error=_text(kind), gas_used=gas), i + 3
     if kind == b"S":
-        parts = _decode(vals[i + 3], "utf-8", "replace").split("\0")
-        if len(parts) != vals[i + 4]:  # a string held "\0" itself: take them one by one
+        parts = _decode(vals[i + 3], "utf-8", "replace").split(_SEP)
+        if len(parts) != vals[i + 4]:  # a string held _SEP itself: take them one by one
             first = vals[i + 5]
             parts = [_text(b) for b in kept_parts(first, first + vals[i + 4] - 1)]
         end = i + 7 + vals[i + 6]
@@ -524,24 +631,29 @@ def _parse_run(vals: tuple, i: int, kept_parts, _decode=_DECODE) -> tuple[bool, 
 
 # ---------------------------------------------------------------- results as JSON text
 # The CU stores each result's JSON text (``ProcessInstance.result_json_many``). For a flat
-# result that text is written straight from the joined strings: the join is split at NUL,
-# each string escaped as a JSON string (with its quotes), and the pieces go into a template
-# compiled once per shape. A piece count other than the string count means a string held
-# NUL itself: then the result is built as objects and encoded the usual way. Either way the
-# text is ``encode_result(result.to_json())``. (Escaping the join once and splitting it at
-# the escaped NUL took twice as long: every piece is a new string either way, and the escaped
-# join is one more, longer one to search.)
+# result that text is written straight from the joined strings: the join is escaped as one
+# JSON string and split at the separator, DEL, which escaping leaves as it is (escaping goes
+# character by character, so the pieces are the escaped strings: the first with its opening
+# quote, the last with its closing one, the template adding the others), and the pieces go
+# into a template compiled once per shape. A piece count other than the string count means
+# a string held DEL itself: then the result is built as objects and encoded the usual way.
+# Either way the text is ``encode_result(result.to_json())``. (With NUL as the separator,
+# splitting the escaped join at "\u0000" took longer than escaping the strings one by one:
+# that search stops at every escaped control character; DEL is one character to find.)
 
 
 def _text_template(shape: tuple) -> list[str | int]:
     """The result's JSON text for ``shape`` as constant segments and piece numbers (ints,
-    -1 for GasUsed; a piece is an escaped string with its quotes), in the key order of
-    ``EvalResult.to_json`` and ``_layout``."""
-    messages, spawns, assignments, _count = _layout(shape)
+    -1 for GasUsed; a piece is an escaped string, see above: the quotes a piece lacks are
+    constant segments), in the key order of ``EvalResult.to_json`` and ``_layout``."""
+    messages, spawns, assignments, count = _layout(shape)
 
-    def ref(r: Ref) -> str | int:
+    def piece(k: int) -> list[str | int]:
+        return ['"' if k else "", k, '"' if k != count - 1 else ""]
+
+    def ref(r: Ref) -> list[str | int]:
         # (our own names and values: plain ASCII, nothing to escape but the quotes)
-        return _escape(r) if type(r) is str else r
+        return [_escape(r)] if type(r) is str else piece(r)
 
     def item(fields: Fields) -> list[str | int]:
         out: list[str | int] = ["{"]
@@ -550,10 +662,10 @@ def _text_template(shape: tuple) -> list[str | int]:
             if key == "Tags":
                 out.append('"Tags":[')
                 for j, (name, tag_value) in enumerate(value):
-                    out += [',{"name":' if j else '{"name":', ref(name), ',"value":', ref(tag_value), "}"]
+                    out += [',{"name":' if j else '{"name":', *ref(name), ',"value":', *ref(tag_value), "}"]
                 out.append("]")
             else:
-                out += [f'"{key}":', value]
+                out += [f'"{key}":', *piece(value)]
         out.append("}")
         return out
 
@@ -565,11 +677,11 @@ def _text_template(shape: tuple) -> list[str | int]:
         out += ["," if k else "", *item(fields)]
     out.append('],"Assignments":[')
     for k, (at, nprocs) in enumerate(assignments):
-        out += ["," if k else "", '{"Message":', at, ',"Processes":[']
+        out += ["," if k else "", '{"Message":', *piece(at), ',"Processes":[']
         for j in range(nprocs):
-            out += ["," if j else "", at + 1 + j]
+            out += ["," if j else "", *piece(at + 1 + j)]
         out.append("]}")
-    out += ['],"Output":{"data":', 0, ',"print":true,"prompt":', 1, '},"GasUsed":', -1, "}"]
+    out += ['],"Output":{"data":', *piece(0), ',"print":true,"prompt":', *piece(1), '},"GasUsed":', -1, "}"]
     return out
 
 
@@ -588,7 +700,7 @@ def _text_builder(shape: tuple):
             else part.replace("{", "{{").replace("}", "}}")
             for part in template
         )  # fmt: skip
-        # the constants are ours (keys, brackets, commas): no quote or backslash to escape
+        # the constants are ours (keys, brackets, commas, quotes): no ' or backslash to escape
         assert "'" not in body and "\\" not in body
         namespace: dict = {}
         exec(compile(f"def build(q, gas):\n    return f'{body}'\n", "<pyao result text>", "exec"), namespace)
@@ -609,9 +721,8 @@ def _parse_run_text(vals: tuple, i: int, kept_parts, _decode=_DECODE) -> tuple[s
     """As ``_parse_run``, the result as its JSON text: text, whether it failed, gas, next position."""
     ok, gas, kind = vals[i : i + 3]
     if ok and kind == b"S" and type(gas) is int:
-        parts = _decode(vals[i + 3], "utf-8", "replace").split("\0")
-        if len(parts) == vals[i + 4]:
-            pieces = list(map(_escape, parts))
+        pieces = _escape(_decode(vals[i + 3], "utf-8", "replace")).split(_SEP)
+        if len(pieces) == vals[i + 4]:
             end = i + 7 + vals[i + 6]
             shape = vals[i + 7 : end]
             build = _TEXT_BUILDERS.get(shape) or _text_builder(shape)
@@ -789,22 +900,27 @@ class LuaProcess(ProcessInstance):
         raise AssertionError("unreachable: the batch ran every message")
 
     def _take_text(self, vals: tuple, chunk: list[tuple], env_json: bytes, results: list[str]) -> int:
-        """``_take``, each result as its JSON text (``_parse_run_text``)."""
-        i = 0
-        kept_parts = self._rt.host.kept_parts
-        for n, call in enumerate(chunk, 1):
-            text, failed, gas, i = _parse_run_text(vals, i, kept_parts)
-            results.append(text)
+        """``_take``, each result as its JSON text (``_parse_run_text``). The log and the work are
+        booked for the batch at once, up to the message that failed or ended it."""
+        i, n, nvals, work, failed = 0, 0, len(vals), 0, False
+        kept_parts, add, parse = self._rt.host.kept_parts, results.append, _parse_run_text
+        while i < nvals:
+            text, failed, gas, i = parse(vals, i, kept_parts)
+            add(text)
+            n += 1
             if failed:
-                self._rollback()
-                return n
-            self._log.append((call, env_json))
-            self._work += gas + PER_MESSAGE_WORK
-            if i >= len(vals):
-                if self._compact_due():
-                    self._compact()
-                return n
-        raise AssertionError("unreachable: the batch ran every message")
+                break
+            work += gas
+        if not 0 < n <= len(chunk):
+            raise AssertionError("a batch gave no result, or more results than it had messages")
+        booked = n - 1 if failed else n
+        self._log.extend(zip(chunk[:booked], repeat(env_json)))
+        self._work += work + booked * PER_MESSAGE_WORK
+        if failed:
+            self._rollback()
+        elif self._compact_due():
+            self._compact()
+        return n
 
     def _env_text(self, env: dict) -> bytes:
         """env as JSON, re-encoded only when it changed (the engine passes one env per process)."""

@@ -27,6 +27,27 @@ Handlers.add('env', 'Env', function(m, env)
 end)
 Handlers.add('boom', 'Boom', function(m) Counter = (Counter or 0) + 1; error('boom ' .. Counter) end)
 Handlers.add('count', 'Count', function(m) Counter = (Counter or 0) + 1; m.reply({ Data = tostring(Counter) }) end)
+Handlers.add('tweak', 'Tweak', function(m)
+  -- the library's pieces a msg's normalisation depends on, changed one after the other
+  Tweaks = (Tweaks or 0) + 1
+  if Tweaks == 1 then
+    ao.nonExtractableTags = { 'Data-Protocol', 'Variant', 'From', 'Owner', 'Anchor', 'Target', 'Data' } -- not Tags
+  elseif Tweaks == 2 then
+    local own = ao.normalize
+    ao.normalize = function(msg) msg.Normalised = 'yes'; return own(msg) end
+  elseif Tweaks == 3 then
+    Utils.normalize = function(key) return type(key) == 'string' and key:upper() or key end
+  end
+end)
+Handlers.add('show', 'Show', function(m)
+  local names = {}
+  for k in pairs(m) do if type(k) == 'string' and type(m[k]) ~= 'function' then names[#names + 1] = k end end
+  table.sort(names)
+  local tags = {}
+  for i, t in ipairs(m.TagArray) do tags[i] = tostring(t.name) .. '=' .. tostring(t.value) end
+  m.reply({ Data = table.concat(names, ',') .. ' | ' .. table.concat(tags, ',') .. ' | ' .. tostring(m.Tags.Action)
+    .. ' | ' .. type(m.Data) })
+end)
 """
 
 
@@ -60,6 +81,12 @@ def script():
             add([tag("Action", "Count")], Big=2**70, Nothing=None, Ratio=0.25, Flag=True)
             add([tag("Action", "Count"), {"name": "X-Note", "value": 'é\u0000"\\'}], frm=STRANGER, owner=MU)
         add([tag("Action", "Count")], data="plain")
+    odd = [tag("Action", "Show"), tag("content_type", "text/plain"), tag("Action", "Second"), tag("TagArray", "t"),
+           tag("Tags", "y"), tag("data_protocol", "z"), tag("X-Thing", "x"), tag("Recipient", "r")]  # fmt: skip
+    for _ in range(4):  # (odd tag names, then again after each tweak of the library)
+        add(odd)
+        add([tag("Action", "Show"), tag("Content-Type", "application/json")], data='{"a": 1}')
+        add([tag("Action", "Tweak")])
     add([tag("Action", "Balances")])
     return msgs
 
@@ -222,15 +249,17 @@ end)
     [
         ("plain", 2, "plain"),
         ("nul\0inside", 2, "nul\0inside"),
+        ("del\x7finside", 2, "del\x7finside"),
         ("BAD", 3, "bad utf-8 \ufffd\ufffd cut \ufffd"),
         ("many tags", 300, "many tags"),
         ("nul\0and many", 300, "nul\0and many"),
+        ("del\x7fand many", 300, "del\x7fand many"),
     ],
 )
 def test_result_strings_cross_intact(payload, n, text):
-    """A result's strings cross joined with NUL: a string holding NUL itself, invalid UTF-8
-    (decoded as each string alone would be) and a result too big for a compiled builder
-    (300 tags) all arrive as they would one by one."""
+    """A result's strings cross joined with DEL: a string holding DEL (or NUL) itself, invalid
+    UTF-8 (decoded as each string alone would be) and a result too big for a compiled builder
+    (300 tags) all arrive as they would one by one, as objects and as JSON text."""
     p = make_process(WIRE)
     tags = [tag("Action", "Wire"), tag("N", str(n)), tag("Target", "T\0x"), tag("Payload", payload)]
     r = p.instance.handle(message("wire-1", "", tags), p.env)
@@ -243,6 +272,9 @@ def test_result_strings_cross_intact(payload, n, text):
     assert spawn["Data"] == text and tag("Extra", "x\0y") in spawn["Tags"] and "Target" not in spawn
     assert r.assignments == ({"Message": "mid", "Processes": ["p1", "T\0x"]},)
     assert r.output["data"] == text
+    again = make_process(WIRE)
+    (got,) = again.instance.result_json_many([message("wire-1", "", tags)], again.env)
+    assert got == r.encoded()
 
 
 @pytest.mark.parametrize("enabled", [True, False])
@@ -404,12 +436,12 @@ def test_result_text_is_byte_identical_for_odd_strings(texts):
     assert text.instance.result_json_many(msgs, text.env) == want
 
 
-def test_result_text_of_a_string_holding_an_escaped_nul_of_its_own():
-    """A string holding backslash-u0000 (which, escaped, holds the separator's six characters)
-    or NUL itself still gives the exact text (by the objects' path)."""
+def test_result_text_of_a_string_holding_the_separator_or_an_escaped_nul():
+    """A string holding DEL (the separator) or backslash-u0000 (the escaped NUL) or NUL itself
+    still gives the exact text (DEL by the objects' path)."""
     plain, text = _echo_pair()
     msgs = [message(f"esc-{i}", "", [tag("Action", "Echo"), tag("S", t)], nonce=i)
-            for i, t in enumerate(["a\\u0000b", "\\\\u0000", "x\0y", "\\"])]  # fmt: skip
+            for i, t in enumerate(["a\\u0000b", "\\\\u0000", "x\0y", "\\", "x\x7fy", "\x7f", "\x7f\x7f"])]  # fmt: skip
     want = [r.encoded() for r in plain.instance.handle_many(msgs, plain.env)]
     assert text.instance.result_json_many(msgs, text.env) == want
     assert json.loads(want[0])["Output"]["data"] == "a\\u0000b"
@@ -512,3 +544,28 @@ def test_msg_fields_are_renamed_whether_or_not_their_shape_is_all_normal():
     assert "My-Field" in datas[1] and "Content-Type" in datas[1] and "my_field" not in datas[1]
     assert datas[2] == datas[1] and datas[3] == datas[0] and "My-Field" not in datas[0]
     assert "My-Field" in p.value("Inner").split(",")
+
+
+def test_compiled_msg_flattener_gives_what_the_general_one_gives():
+    """_flatten compiles a flattener per field layout; any msg it does not fit (another kind of
+    value somewhere, odd tags) takes the general path, so the tuple is always _flatten_any's."""
+    base = message("m-1", "", [tag("Action", "Transfer"), tag("Quantity", "1")])
+    odd = ["s", "", 'é\u0000"\\', 5, -(1 << 63), 1 << 63, (1 << 63) - 1, True, False, None, 1.5, float("nan"),
+           [1], {"a": 1}, b"x", [], [tag("a", "b")], [{"name": "a"}], [{"name": 1, "value": "b"}],
+           [{"name": "a", "value": "b", "c": 1}], ["x"], (tag("a", "b"),)]  # fmt: skip
+    msgs = script()
+    for key in base:
+        for value in odd:
+            msgs.append({**base, key: value})  # (same layout, one value of another kind)
+    bad_tags = [{"name": "a"}, {"name": 1, "value": "b"}, {"name": "a", "value": b"b"},
+                {"name": "a", "value": "b", "c": 1}, {"value": "b", "other": "a"}, "x", None]  # fmt: skip
+    for n in range(9):  # (tag lists written out one by one, and longer ones in a loop)
+        tags = [tag(f"T{j}", f"v{j}") for j in range(n)]
+        msgs.append({**base, "Tags": tags})
+        for k in range(n):
+            msgs += [{**base, "Tags": [*tags[:k], bad, *tags[k + 1 :]]} for bad in bad_tags]
+    msgs += [{**base, "Extra": 1.5}, {"Tags": [], 1: "x"}, {"a\u0000b": "x"}, {}]
+    for m in msgs * 2:
+        flat = vm_lua._flatten(m)
+        assert flat == vm_lua._flatten_any(m)
+        assert flat is None or vm_lua._unflatten(flat) == {k: v for k, v in m.items() if v is not None}

@@ -252,3 +252,65 @@ def test_string_specs_with_dashes_compare_exactly():
     assert "matched " + sender in p.send("", frm=sender, Action="Ping").output["data"]
     assert p.value("return require('utils').matchesPattern('a-b', 'a-b')") == "true"
     assert p.value("return require('utils').matchesPattern('a-b', 'ab')") == "false"
+
+
+PROMPT = (
+    "Colors.green .. (Name or 'aos') .. Colors.gray .. '@' .. Colors.blue .. 'aos-pyao' .. Colors.gray"
+    " .. '[Inbox:' .. Colors.red .. tostring(#Inbox) .. Colors.gray .. ']' .. Colors.reset .. '> '"
+)
+
+
+def test_prompt_follows_what_it_is_made_of():
+    """The prompt is joined again only when a part of it changed (Prompt keeps the last one):
+    every change shows at once, and odd parts (a replaced tostring, a color that is a table
+    with __concat) are used as the plain expression would use them."""
+    p = make_process()
+    steps = [
+        "",
+        "Name = 'Alice'",
+        "Colors.green = '<g>'",
+        "table.insert(Inbox, { Id = 'x' })",
+        "Colors.gray = 'G'",
+        "Calls = 0; tostring = function(v) Calls = Calls + 1; return 'T' .. type(v) end",
+        "Colors.red = setmetatable({}, { __concat = function(a, b) return 'R' end })",
+        "Colors.red = 'r'",
+        "tostring = require('json') and _G.tostring",  # (no change: the replaced one stays)
+        "Inbox = setmetatable({}, { __len = function() return 7 end })",
+        "Name = nil",
+    ]
+    for code in steps:
+        r = p.eval(code)
+        assert r.error is None, (code, r.error)
+        want = p.eval(f"Send({{ Target = 'w', Data = {PROMPT} }})")  # (the expression, evaluated by hand)
+        assert want.error is None, want.error
+        assert r.output["prompt"] == want.messages[0]["Data"] == want.output["prompt"], code
+    calls = p.eval("Send({ Target = 'c', Data = string.format('%d', Calls) })").messages[0]["Data"]
+    assert int(calls) > 0  # (the replaced tostring was called for the Inbox count)
+
+
+def test_logs_of_a_long_message_do_not_reach_the_next():
+    p = make_process()
+    assert p.value("for i = 1, 100 do print(i) end") == "\n".join(str(i) for i in range(1, 101))
+    assert p.value("print('one')") == "one"
+    assert p.value("2") == "2"
+
+
+def test_builtin_handlers_are_put_back_as_before():
+    """_eval and _default (the first of each name) are put back when missing or changed."""
+    p = make_process()
+    names = "local t = {} for i, h in ipairs(Handlers.list) do t[i] = h.name end return table.concat(t, ',')"
+    before = p.value(names)
+    for change in [
+        "Handlers.remove('_eval')",
+        "Handlers.remove('_default')",
+        "for _, h in ipairs(Handlers.list) do if h.name == '_default' then h.maxRuns = 5 end end",
+        "table.insert(Handlers.list, 1, { name = '_default', pattern = function() return 0 end, handle = print })",
+        "table.insert(Handlers.list, 1, { name = '_eval', pattern = function() return 0 end, handle = print })",
+    ]:
+        q = make_process()
+        q.eval(change)
+        q.send("", Action="Nothing")
+        got = q.value(names)
+        assert got.count("_eval") >= 1 and got.count("_default") >= 1, (change, got)
+        assert q.value("1 + 1") == "2", change  # Eval works again
+    assert before.endswith("_eval,_default")

@@ -93,6 +93,24 @@ def test_decimal_leading_zeros_and_errors():
     assert r.error is not None
 
 
+def test_decimal_remembers_canonical_strings_only_while_parse_is_its_own():
+    """decimal recognises the last strings it found canonical by comparison: a number equal to
+    one of them, a non-canonical spelling of one, and a replaced decimal.parse are all still
+    treated as before."""
+    p = make_process()
+    script = (
+        "local d = require('decimal') local out = {} "
+        "local function try(f, ...) local ok, v = pcall(f, ...) out[#out + 1] = ok and tostring(v) or 'error' end "
+        "try(d.add, '5', '7') try(d.add, 5, '7') try(d.add, '05', '7') try(d.lt, '7', 5) try(d.add, '5', 5.0) "
+        "try(d.parse, '7') try(d.parse, 7) try(d.parse, '007') try(d.sub, '12', '5') try(d.eq, '12', 12) "
+        "local own = d.parse d.parse = function(v) return '100' end "
+        "try(d.add, '5', '7') try(d.lt, '7', '12') try(d.sub, '12', '5') "
+        "d.parse = own try(d.add, '5', '7') "
+        "return table.concat(out, ' ')"
+    )
+    assert p.value(script) == "12 12 12 false error 7 7 7 7 true 200 false 0 12"
+
+
 # ----------------------------------------------------------------- loading
 
 

@@ -59,10 +59,10 @@ local function balance_of(account)
 end
 
 -- "<gray>text <blue>amount<gray> to <green>who<reset>", as aos words its notices
-local function notice(text, amount, tail)
-  return Colors.gray .. text .. Colors.blue .. amount .. (tail and (Colors.gray .. tail) or "") .. Colors.reset
+local function notice(text, amount, tail) -- (with a tail: one concatenation, one string made)
+  if tail then return Colors.gray .. text .. Colors.blue .. amount .. Colors.gray .. tail .. Colors.reset end
+  return Colors.gray .. text .. Colors.blue .. amount .. "" .. Colors.reset
 end
-
 Handlers.add("info", action("Info"), function(msg)
   msg.reply({ Name = Name, Ticker = Ticker, Logo = Logo, Denomination = tostring(Denomination) })
 end)
@@ -99,7 +99,7 @@ Handlers.add("transfer", action("Transfer"), function(msg)
     return
   end
   local debit = {
-    Action = "Debit-Notice",
+    Action = "Debit-Notice", Target = nil, -- (room for the Target msg.reply sets: no growing then)
     Recipient = to,
     Quantity = msg.Quantity,
     Data = notice("You transferred ", msg.Quantity, " to " .. Colors.green .. to),
