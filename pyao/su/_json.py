@@ -109,11 +109,41 @@ _RECENT_NODES_MAX = 4096
 _recent_lock = threading.Lock()
 
 
+_s = json.encoder.encode_basestring  # what ``dump`` writes a string as (ensure_ascii=False)
+
+
+def _item_text(item: DataItem, data: str | None, target: str | None, with_data: bool) -> str:
+    """``dump`` of ``message_json`` / ``process_message_json`` / ``assignment_json``, written directly."""
+    address = b64url_encode(hashlib.sha256(item.owner).digest())
+    owner = f'{{"address":{_s(address)},"key":{_s(b64url_encode(item.owner))}}}'
+    tags = ",".join(f'{{"name":{_s(t.name)},"value":{_s(t.value)}}}' for t in item.tags)
+    anchor = _anchor(item)
+    middle = (f',"data":{"null" if data is None else _s(data)}' if with_data else "")
+    return (
+        f'{{"id":{_s(item.id)},"owner":{owner}{middle},"tags":[{tags}],"signature":{_s(b64url_encode(item.signature))}'
+        f',"anchor":{"null" if anchor is None else _s(anchor)},"target":{"null" if target is None else _s(target)}}}'
+    )
+
+
+def _node_text(entry: ScheduleEntry) -> str:
+    """``dump(node_json(entry))`` without building the dicts (a test holds them equal)."""
+    assignment = DataItem.from_bytes(entry.assignment)
+    if entry.message is None:
+        message = "null"
+    elif entry.kind == PROCESS:
+        item = DataItem.from_bytes(entry.message)
+        message = _item_text(item, _strict_text(item.data), item.target_id or None, True)
+    else:
+        item = DataItem.from_bytes(entry.message)
+        message = _item_text(item, item.data.decode("utf-8", "replace"), item.target_id, True)
+    return f'{{"message":{message},"assignment":{_item_text(assignment, None, assignment.target_id, False)}}}'
+
+
 def node_text(entry: ScheduleEntry) -> str:
     """``dump(node_json(entry))``, remembered for recent entries."""
     text = _RECENT_NODES.get(entry.assignment_id)
     if text is None:
-        text = dump(node_json(entry))
+        text = _node_text(entry)
         with _recent_lock:
             _RECENT_NODES[entry.assignment_id] = text
             while len(_RECENT_NODES) > _RECENT_NODES_MAX:

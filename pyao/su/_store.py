@@ -36,6 +36,11 @@ COLUMNS = (
 )
 STATE_COLUMNS = COLUMNS.replace(" message,", " NULL,")
 _CHUNK = 500
+#: ``quick_page`` from memory: the last slots committed of each process (at most this many a
+#: process, for at most ``TAIL_PROCESSES`` processes holding at most ``TAIL_BYTES`` of items)
+TAIL_SLOTS = 4
+TAIL_PROCESSES = 8192
+TAIL_BYTES = 32 << 20
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS schedule (
@@ -317,12 +322,51 @@ class SqliteScheduleStore(SqlScheduleStore):
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open SQLite schedule store {path}: {exc}") from exc
         super().__init__(writer, checker, reader)
+        #: process id -> (its last slots committed since this store opened, in nonce order; their
+        #: items' bytes). Kept by ``write_batch`` after its commit (this file has one writer: the
+        #: sequencer, which holds each process's chain in memory too), read by ``quick_page``.
+        self._tails: dict[str, tuple[tuple[ScheduleEntry, ...], int]] = {}
+        self._tail_bytes = 0
+
+    def write_batch(self, entries: list[ScheduleEntry], uploads: list[bytes], block_height: int | None = None) -> None:
+        super().write_batch(entries, uploads, block_height)
+        if entries:
+            self._remember(entries)
+
+    def _remember(self, entries: list[ScheduleEntry]) -> None:
+        """Add committed slots to their processes' tails (a tuple replaced whole: ``quick_page``
+        reads them from the event loop's thread)."""
+        tails = self._tails
+        for e in entries:
+            size = len(e.assignment) + len(e.message or b"")
+            old = tails.pop(e.process_id, None)
+            if old is not None:
+                self._tail_bytes -= old[1]
+                if old[0][-1].nonce + 1 == e.nonce:  # contiguous: extend (else start again here)
+                    kept = old[0][1 - TAIL_SLOTS :] if len(old[0]) >= TAIL_SLOTS else old[0]
+                    slots = (*kept, e)
+                    size += sum(len(k.assignment) + len(k.message or b"") for k in kept)
+                    tails[e.process_id] = (slots, size)
+                    self._tail_bytes += size
+                    continue
+            tails[e.process_id] = ((e,), size)  # newest last: the oldest process is evicted first
+            self._tail_bytes += size
+        while tails and (len(tails) > TAIL_PROCESSES or self._tail_bytes > TAIL_BYTES):
+            self._tail_bytes -= tails.pop(next(iter(tails)))[1]
 
     def quick_page(self, process_id: str, lo: int | None, hi: int | None, limit: int) -> list[ScheduleEntry] | None:
-        """``page`` of a few slots on the event loop's own connection (one indexed read, no thread hop:
-        a CU reads one new slot at a time from a process with live traffic); None for a longer page,
-        or if SQLite would have to wait."""
+        """``page`` of a few slots without waiting: from the process's last slots in memory when they
+        hold the whole page (a CU following live traffic reads one or two new slots a time, from
+        a millisecond before its cursor), else from the event loop's own connection (one indexed
+        read, no thread hop); None for a longer page, or if SQLite would have to wait."""
         most = min(limit, QUICK_PAGE)
+        tail = self._tails.get(process_id)
+        # Timestamps never decrease along a process's nonces, so every slot before the tail's
+        # first has a timestamp <= lo too: the slots after lo are all in the tail.
+        if tail is not None and lo is not None and lo >= tail[0][0].timestamp:
+            top = 2**62 if hi is None else hi
+            found = [e for e in tail[0] if lo < e.timestamp <= top]
+            return found if len(found) <= most else None
         try:
             rows = self._page_rows(self._quick, process_id, lo, hi, most + 1)
         except sqlite3.Error:

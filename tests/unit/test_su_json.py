@@ -54,3 +54,30 @@ def test_a_page_joined_from_remembered_nodes_is_the_dump_of_the_page(count, more
     assert page["page_info"]["has_next_page"] is more
     cursors = [str(e.nonce if by_nonce else e.timestamp) for e in entries]
     assert [edge["cursor"] for edge in page["edges"]] == cursors
+
+
+def test_a_node_written_directly_is_the_dump_of_its_json():
+    """``node_text`` writes a node's JSON itself (not ``dump(node_json(...))``): the same text for
+    a process, messages and an assignment of an existing item, with escapes, non-UTF-8 data and
+    anchors, empty and set targets, and text outside the BMP."""
+    from pyao.su._core import ASSIGNED, PROCESS
+
+    odd = ['é"\\\n\t\x00\x1f\u2028\ud7ff', "plain", "</script>", "\x7f", "😀"]
+    previous, entries = None, []
+    for n in range(40):
+        item = DataItem.create(
+            (f"data {n} {odd[n % 5]}").encode() + (b"\xff" if n % 7 == 0 else b""),
+            signer=SIGNER,
+            target=PID if n % 3 else b"",
+            anchor=b"\xff" * 32 if n % 4 == 0 else (b"a" * 32 if n % 4 == 1 else b""),
+            tags=[("Action", "Count"), (odd[n % 5], odd[(n + 1) % 5]), ("Serial", str(n))],
+        )
+        slot = next_slot(previous, PID, 1000 + n)
+        kind = PROCESS if slot.nonce == 0 else (ASSIGNED if n % 5 == 4 else MESSAGE)
+        previous = build_entry(
+            SIGNER, slot, process_id=PID, block_height=9, kind=kind, message_id=item.id,
+            message=None if kind == ASSIGNED else item.to_bytes(),
+        )  # fmt: skip
+        entries.append(previous)
+    for entry in entries:
+        assert _json._node_text(entry) == _json.dump(_json.node_json(entry))

@@ -184,3 +184,55 @@ def test_a_quick_page_is_the_page_when_short_and_none_when_longer(store):
         assert store.quick_page(PID, lo, hi, limit) == page and not more
     assert store.quick_page(PID, 100, None, 1000) is None  # 21 slots: more than QUICK_PAGE
     assert store.quick_page(PID, 104, None, 2) is None  # more than the limit: page completes the millisecond
+
+
+def test_a_quick_page_near_the_end_is_read_from_memory(tmp_path, monkeypatch):
+    """The last slots committed of each process answer ``quick_page`` without SQLite when they hold
+    the whole page (every slot after ``lo``): the same slots ``page`` reads, in batches of any size,
+    a millisecond's run included; a page reaching before them, or one from a store opened afresh
+    (nothing in memory), is read from SQLite; the processes written longest ago leave memory first."""
+    from pyao.su import _store
+
+    store = open_store(f"sqlite:///{tmp_path}/su.db")
+    other = "P" * 43
+    stamps = [100, 101, 101, 101, 102, 104, 104, 107, 108, 108]
+    chain = _chain(PID, stamps)
+    store.write_batch(chain[:3], [])
+    for entry in chain[3:]:
+        store.write_batch([entry], [])
+    store.write_batch(_chain(other, [100, 105]), [])
+    seen: list[str] = []
+    store._quick.set_trace_callback(seen.append)
+    cases = [(104, None, 1000), (104, 107, 1000), (107, None, 1000), (107, None, 2), (108, None, 1000)]
+    for lo, hi, limit in cases:
+        page, more = store.page(PID, lo, hi, limit)
+        assert store.quick_page(PID, lo, hi, limit) == page and not more
+    assert store.quick_page(PID, 104, None, 2) is None  # three slots after 104: more than the limit
+    assert seen == []  # all of it from memory
+    assert store.quick_page(other, 100, None, 1000) == store.page(other, 100, None, 1000)[0]
+    assert seen == []
+    # before the tail (its first slot is at 104): SQLite, the same answer as ever
+    for lo, hi, limit in [(101, None, 1000), (103, None, 1000), (101, 102, 1000)]:
+        assert store.quick_page(PID, lo, hi, limit) == store.page(PID, lo, hi, limit)[0]
+    assert len(seen) == 3
+    store.close()
+
+    reopened = open_store(f"sqlite:///{tmp_path}/su.db")
+    seen.clear()
+    reopened._quick.set_trace_callback(seen.append)
+    assert reopened.quick_page(PID, 107, None, 1000) == chain[-2:]
+    assert len(seen) == 1
+    # a slot written after the reopening starts a tail; the slots before it are not in it
+    later = _chain(PID, [108], start=chain[-1])
+    reopened.write_batch(later, [])
+    assert reopened.quick_page(PID, 108, None, 1000) == []  # from memory: nothing after 108
+    assert len(seen) == 1
+    assert reopened.quick_page(PID, 107, None, 1000) == chain[-2:] + later
+    assert len(seen) == 2
+
+    monkeypatch.setattr(_store, "TAIL_PROCESSES", 2)
+    pids = ["A" * 43, "B" * 43, "C" * 43]
+    for pid in pids:
+        reopened.write_batch(_chain(pid, [100]), [])
+    assert list(reopened._tails) == pids[1:]  # PID's and A's tails left, the oldest written
+    reopened.close()
