@@ -20,6 +20,7 @@ from __future__ import annotations
 import shutil
 import sqlite3
 import tempfile
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -325,7 +326,9 @@ class SqliteScheduleStore(SqlScheduleStore):
         #: process id -> (its last slots committed since this store opened, in nonce order; their
         #: items' bytes). Kept by ``write_batch`` after its commit (this file has one writer: the
         #: sequencer, which holds each process's chain in memory too), read by ``quick_page``.
-        self._tails: dict[str, tuple[tuple[ScheduleEntry, ...], int]] = {}
+        #: (an OrderedDict: evicting its oldest entry is O(1); a dict's ``next(iter(d))`` walks the
+        #: slots its pops left at the front)
+        self._tails: OrderedDict[str, tuple[tuple[ScheduleEntry, ...], int]] = OrderedDict()
         self._tail_bytes = 0
 
     def write_batch(self, entries: list[ScheduleEntry], uploads: list[bytes], block_height: int | None = None) -> None:
@@ -352,7 +355,7 @@ class SqliteScheduleStore(SqlScheduleStore):
             tails[e.process_id] = ((e,), size)  # newest last: the oldest process is evicted first
             self._tail_bytes += size
         while tails and (len(tails) > TAIL_PROCESSES or self._tail_bytes > TAIL_BYTES):
-            self._tail_bytes -= tails.pop(next(iter(tails)))[1]
+            self._tail_bytes -= tails.popitem(last=False)[1][1]
 
     def quick_page(self, process_id: str, lo: int | None, hi: int | None, limit: int) -> list[ScheduleEntry] | None:
         """``page`` of a few slots without waiting: from the process's last slots in memory when they
