@@ -13,19 +13,10 @@ from pyao.data import DataItem, Ed25519Signer, Wallet, ao
 from pyao.su import open_store, signs_holding_the_gil
 from pyao.su._core import check_item, next_hash_chain
 from pyao.su._sequencer import Sequencer
+from tests.unit._executors import CountingExecutor
 
 SU_KEY = Ed25519Signer.from_seed(bytes([21]) * 32)
 USER = Ed25519Signer.from_seed(bytes([22]) * 32)
-
-
-class CountingExecutor(ThreadPoolExecutor):
-    def __init__(self) -> None:
-        super().__init__(max_workers=1)
-        self.jobs = 0
-
-    def submit(self, fn, /, *args, **kwargs):
-        self.jobs += 1
-        return super().submit(fn, *args, **kwargs)
 
 
 def intake(item: DataItem):

@@ -6,23 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from pyao._verify import Verifier
 from pyao.data import DataItem, Ed25519Signer
 from pyao.errors import SignatureError
-
-
-class CountingExecutor(ThreadPoolExecutor):
-    def __init__(self) -> None:
-        super().__init__(max_workers=1)
-        self.jobs = 0
-
-    def submit(self, fn, /, *args, **kwargs):
-        self.jobs += 1
-        return super().submit(fn, *args, **kwargs)
+from tests.unit._executors import CountingExecutor
 
 
 class Plain(Ed25519Signer):  # not a self-verifying signer: what it signs is not known valid
