@@ -315,13 +315,19 @@ def _flatten_any(msg: dict) -> tuple | None:
         if not ((kind is int and value in _INT64) or _finite(kind, value)):
             return None
     flat: list = [b"s", shape[0], *[value.encode() if type(value) is str else value for value in values]]
-    add = flat.append
     if tags is None:
-        add(-1)
+        flat.append(-1)
         return tuple(flat)
     if type(tags) is not list or len(tags) > _MAX_FLAT_TAGS:
         return None
-    add(len(tags))
+    flat.append(len(tags))
+    return _with_tags(flat, tags)
+
+
+def _with_tags(flat: list, tags: list) -> tuple | None:
+    """``flat`` with each tag's name key and value bytes added, as a tuple; None when a tag is not
+    a ``{name, value}`` pair of strings (shared by ``_flatten_any`` and the compiled flatteners)."""
+    add = flat.append
     for tag in tags:
         if type(tag) is not dict or len(tag) != 2:
             return None
@@ -397,23 +403,19 @@ def _flattener(names: tuple, values: tuple):
                     return (b"s", {head}, {n}{pairs})
             return None"""
         tags += f"""
-        flat = [b"s", {head}, ntags]
-        add = flat.append
-        for tag in {t}:
-            if type(tag) is not dict or len(tag) != 2:
-                return None
-            name, value = tag.get("name"), tag.get("value")
-            if type(name) is not str or type(value) is not str:
-                return None
-            add(_key(name))
-            add(value.encode())
-        return tuple(flat)"""
+        return _with_tags([b"s", {head}, ntags], {t})"""
     source = f"""def flatten(msg):
     {"".join(f"v{i}, " for i in range(len(values)))}= msg.values()
     if {" and ".join(conds) or "True"}:{tags}
     return _flatten_any(msg)
 """
-    namespace: dict = {"SHAPE": shape[0], "_key": _key, "keys": _KEYS.get, "_flatten_any": _flatten_any}
+    namespace: dict = {
+        "SHAPE": shape[0],
+        "_key": _key,
+        "keys": _KEYS.get,
+        "_with_tags": _with_tags,
+        "_flatten_any": _flatten_any,
+    }
     exec(compile(source, "<pyao msg flattener>", "exec"), namespace)
     return namespace["flatten"]
 
