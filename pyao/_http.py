@@ -123,54 +123,11 @@ async def receive_body(scope: dict, receive: Any, limit: int) -> bytes:
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-class _JoinedWrites:
-    """A transport whose first two writes (an answer's head, then its body) go out as one: uvicorn
-    writes each at once, two ``send`` calls and two TCP segments for every short answer."""
-
-    __slots__ = ("head", "transport")
-
-    def __init__(self, transport: Any) -> None:
-        self.transport = transport
-        self.head: bytes | None = None
-
-    def write(self, data: bytes) -> None:
-        if self.head is None:
-            self.head = data
-            return
-        self.transport.write(self.head + data)
-        self.head = b""  # later writes go straight through
-
-    def flush(self) -> None:
-        if self.head:
-            self.transport.write(self.head)
-        self.head = b""
-
-    def close(self) -> None:
-        self.flush()
-        self.transport.close()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.transport, name)
-
-
 async def send_json(send: Any, status: int, body: bytes) -> None:
-    """A complete JSON answer on a bare ASGI ``send``; on uvicorn's HTTP/1.1 server, its head and
-    body in one write (the same bytes)."""
+    """A complete JSON answer on a bare ASGI ``send``."""
     headers = [(b"content-length", b"%d" % len(body)), (b"content-type", b"application/json")]
-    cycle = getattr(send, "__self__", None)
-    transport = getattr(cycle, "transport", None)
-    if transport is None or not hasattr(transport, "write"):  # in process (``DirectAsgi``), or another server
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
-        return
-    joined = _JoinedWrites(transport)
-    cycle.transport = joined
-    try:
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
-    finally:
-        cycle.transport = transport
-        joined.flush()
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def require_data(body: bytes) -> bytes:
