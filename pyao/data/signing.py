@@ -18,6 +18,7 @@ type name      sig   owner message signed (m = the 48-byte deep hash)
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -29,7 +30,9 @@ from coincurve.ecdsa import GLOBAL_CONTEXT as _SECP_CONTEXT
 from Crypto.Hash import keccak
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from nacl import bindings as _sodium
+from nacl.exceptions import BadSignatureError, CryptoError
 
 from pyao.abc import Signer
 from pyao.data._b64 import b64url_encode
@@ -63,16 +66,17 @@ def _verify_rsa(owner: bytes, message: bytes, signature: bytes) -> bool:
     return True
 
 
-@lru_cache(maxsize=1024)
-def _ed25519_public_key(owner: bytes) -> ed25519.Ed25519PublicKey:
-    # a unit checks many items of few owners (a user's messages, the SU's assignments)
-    return ed25519.Ed25519PublicKey.from_public_bytes(owner)
-
-
+# Ed25519 is libsodium's (PyNaCl), not OpenSSL's (``cryptography``): on the machines pyao is
+# measured on it verifies in ~50 µs against ~85 µs and signs in ~19 µs against ~26 µs, and its
+# calls let the GIL go (``cryptography`` 51 holds it), so other threads run meanwhile. Both give
+# the same (deterministic, RFC 8032) signatures; libsodium's checks are the stricter (it refuses a
+# non-canonical S and small-order keys and R), so what it accepts every verifier accepts.
 def _verify_ed25519(owner: bytes, message: bytes, signature: bytes) -> bool:
+    if len(signature) != 64 or len(owner) != 32:
+        return False
     try:
-        _ed25519_public_key(owner).verify(signature, message)
-    except (InvalidSignature, ValueError):
+        _sodium.crypto_sign_open(signature + message, owner)
+    except (BadSignatureError, CryptoError, ValueError):
         return False
     return True
 
@@ -173,30 +177,31 @@ class Ed25519Signer(Signer):
 
     signature_type = 2
 
-    def __init__(self, private_key: ed25519.Ed25519PrivateKey) -> None:
-        self._key = private_key
-        self._owner = private_key.public_key().public_bytes_raw()
+    def __init__(self, seed: bytes) -> None:
+        if not isinstance(seed, bytes) or len(seed) != 32:
+            raise WalletError("an Ed25519 seed is 32 bytes")
+        self._seed = seed
+        # libsodium's 64-byte secret key (seed || public key) and the public key
+        self._owner, self._secret = _sodium.crypto_sign_seed_keypair(seed)
 
     @classmethod
     def from_seed(cls, seed: bytes) -> Ed25519Signer:
-        if len(seed) != 32:
-            raise WalletError("an Ed25519 seed is 32 bytes")
-        return cls(ed25519.Ed25519PrivateKey.from_private_bytes(seed))
+        return cls(seed)
 
     @classmethod
     def generate(cls) -> Ed25519Signer:
-        return cls(ed25519.Ed25519PrivateKey.generate())
+        return cls(os.urandom(32))
 
     @property
     def seed(self) -> bytes:
-        return self._key.private_bytes_raw()
+        return self._seed
 
     @property
     def owner(self) -> bytes:
         return self._owner
 
     def sign(self, message: bytes) -> bytes:
-        return self._key.sign(message)
+        return _sodium.crypto_sign(message, self._secret)[:64]
 
 
 class SolanaSigner(Ed25519Signer):
@@ -215,7 +220,7 @@ class SolanaSigner(Ed25519Signer):
         return signer
 
     def sign(self, message: bytes) -> bytes:
-        return self._key.sign(message.hex().encode("ascii"))
+        return super().sign(message.hex().encode("ascii"))
 
 
 class EthereumSigner(Signer):

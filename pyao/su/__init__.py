@@ -62,9 +62,11 @@ LOCATE_POLL_S = 0.05
 SLOT_INLINE = 64
 
 
-def signs_holding_the_gil(signer: Signer) -> bool:
-    """True for a signer whose ``sign`` keeps the GIL (measured: ed25519 in ``cryptography`` 51;
-    RSA lets it go), so that a thread of its own would overlap nothing."""
+def signs_fast(signer: Signer) -> bool:
+    """True for a signer whose ``sign`` is quick (ed25519: ~19 µs), so that slotting a small batch on
+    a thread of its own would cost more in hand-offs than it overlaps (RSA: ~1.5 ms, a thread helps;
+    measured end to end, 1,000 processes: 1,128-1,148 msg/s slotted on the loop, 1,037-1,041 on the
+    thread)."""
     return type(signer) in (Ed25519Signer, SolanaSigner)
 
 
@@ -115,7 +117,7 @@ class SchedulerUnit:
             self.signer,
             writer=self._writer,
             slotter=self._slotter,
-            slot_inline=SLOT_INLINE if signs_holding_the_gil(self.signer) else 0,
+            slot_inline=SLOT_INLINE if signs_fast(self.signer) else 0,
             on_commit=self.uploader.notify,
         )
         self._publish = publish_location

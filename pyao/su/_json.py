@@ -118,7 +118,7 @@ def _item_text(item: DataItem, data: str | None, target: str | None, with_data: 
     owner = f'{{"address":{_s(address)},"key":{_s(b64url_encode(item.owner))}}}'
     tags = ",".join(f'{{"name":{_s(t.name)},"value":{_s(t.value)}}}' for t in item.tags)
     anchor = _anchor(item)
-    middle = (f',"data":{"null" if data is None else _s(data)}' if with_data else "")
+    middle = f',"data":{"null" if data is None else _s(data)}' if with_data else ""
     return (
         f'{{"id":{_s(item.id)},"owner":{owner}{middle},"tags":[{tags}],"signature":{_s(b64url_encode(item.signature))}'
         f',"anchor":{"null" if anchor is None else _s(anchor)},"target":{"null" if target is None else _s(target)}}}'

@@ -31,13 +31,12 @@ Contract:
   and fails only its own batch. The threads share this state under ``_lock``
   (held for bookkeeping only, never across a store call or a signature).
 * The writer's commit (an fsync) runs without the GIL, so it overlaps the event
-  loop. Slotting is mostly Python and signing: with a signer that holds the GIL
-  while it signs (ed25519 in ``cryptography`` 51), the slotter thread overlaps
-  nothing and only adds two hand-offs and GIL ping-pong per batch, so a batch of
-  at most ``slot_inline`` requests is slotted on the event loop itself (a bound
-  on how long it holds the loop: ~65 µs a request); larger batches, and every
-  batch of a signer that lets the GIL go (RSA: ~1.5 ms a signature), go to
-  the slotter thread.
+  loop. Slotting is mostly Python and a signature: with a fast signer (ed25519,
+  ~19 µs) the slotter thread overlaps little and adds two hand-offs and GIL
+  ping-pong per batch, so a batch of at most ``slot_inline`` requests is slotted
+  on the event loop itself (a bound on how long it holds the loop: ~60 µs a
+  request); larger batches, and every batch of a slow signer (RSA: ~1.5 ms a
+  signature, without the GIL), go to the slotter thread.
 """
 
 from __future__ import annotations

@@ -3,9 +3,9 @@ import struct
 
 import pytest
 
-from pyao.data import DataItem, Tag, b64url_encode, deep_hash
+from pyao.data import DataItem, Ed25519Signer, Tag, b64url_encode, deep_hash
 from pyao.data.item import _U64_PAIR
-from pyao.errors import DataError, ParseError, SignatureError, TagError, UnsupportedSignatureType
+from pyao.errors import DataError, ParseError, SignatureError, TagError, UnsupportedSignatureType, WalletError
 
 PID = b64url_encode(bytes(range(32)))
 
@@ -302,3 +302,38 @@ def test_remembered_owner_keys_and_addresses_answer_as_fresh_ones():
         assert not _verify_ed25519(owner, message, bytes(64))
         assert arweave_address(owner) == b64url_encode(hashlib.sha256(owner).digest()) == item.owner_address
     assert not _verify_ed25519(b"\x01" * 31, message, item.signature)  # a malformed owner is still refused
+
+
+def test_ed25519_is_rfc8032_and_refuses_what_openssl_refuses():
+    """libsodium signs (and derives keys) exactly as OpenSSL's Ed25519 (RFC 8032 is deterministic);
+    its verify accepts the valid signatures and refuses tampered ones and a non-canonical S."""
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    from pyao.data.signing import SCHEMES
+
+    verify = SCHEMES[2].verify
+    order = 2**252 + 27742317777372353535851937790883648493  # the group order L
+    for n in range(64):
+        seed, message = bytes([n]) * 32, bytes(range(n)) * 3
+        ours, openssl = Ed25519Signer.from_seed(seed), ed25519.Ed25519PrivateKey.from_private_bytes(seed)
+        signature = ours.sign(message)
+        assert signature == openssl.sign(message)
+        assert ours.owner == openssl.public_key().public_bytes_raw()
+        assert verify(ours.owner, message, signature)
+        bad = bytearray(signature)
+        bad[n] ^= 1
+        assert not verify(ours.owner, message, bytes(bad))
+        # S + L verifies the same equation, but is not canonical: both libraries refuse it
+        s_plus_l = (int.from_bytes(signature[32:], "little") + order).to_bytes(32, "little")
+        assert not verify(ours.owner, message, signature[:32] + s_plus_l)
+        assert not verify(ours.owner, message + b"!", signature)
+    assert not verify(bytes(31), b"m", bytes(64))  # a short owner is refused, not an exception
+    assert not verify(bytes(32), b"m", bytes(63))
+
+
+def test_ed25519_signer_keeps_its_seed():
+    signer = Ed25519Signer.generate()
+    again = Ed25519Signer.from_seed(signer.seed)
+    assert again.owner == signer.owner and again.sign(b"x") == signer.sign(b"x")
+    with pytest.raises(WalletError):
+        Ed25519Signer.from_seed(b"short")
