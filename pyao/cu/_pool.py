@@ -26,6 +26,7 @@ import gc
 import logging
 import multiprocessing
 import os
+import socket
 import threading
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -50,8 +51,6 @@ MAX_BATCH = 64
 Exchange = Callable[
     [list[tuple[str, str, tuple]], Callable[[int, list[Reply]], None]], Awaitable[tuple[int, list[Reply]]]
 ]
-#: a batch pickled larger than this is written to a worker's pipe from a thread, not the event loop
-INLINE_SEND_BYTES = 256 * 1024
 
 
 class _Front:
@@ -192,16 +191,85 @@ def _rebuilt(cls: type[PyaoError], message: str) -> PyaoError:
     return exc
 
 
+class _Channel(asyncio.Protocol):
+    """The event loop's end of a worker's pipe, in ``multiprocessing.Connection``'s framing (a 4-byte
+    big-endian length, or -1 and an 8-byte one, then the pickle), so the worker keeps a plain
+    ``Connection``. Writes go through the loop's transport and frames are assembled as bytes arrive:
+    the loop never blocks on the pipe and never lets the GIL go for it (a blocking ``os.write`` /
+    ``read`` did, and each time waited to get it back from the unit's store threads)."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self._chunks: list[bytes] = []
+        self._buffered = 0
+        self._frames: deque[bytes] = deque()
+        self._waiter: asyncio.Future | None = None
+        self._lost: BaseException | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self._chunks.append(data)
+        self._buffered += len(data)
+        while self._buffered >= 4:
+            head = self._chunks[0] if len(self._chunks[0]) >= 12 else b"".join(self._chunks)
+            size, start = int.from_bytes(head[:4], "big", signed=True), 4
+            if size == -1:
+                if self._buffered < 12:
+                    return
+                size, start = int.from_bytes(head[4:12], "big"), 12
+            if self._buffered < start + size:
+                return
+            data = b"".join(self._chunks)
+            self._frames.append(data[start : start + size])
+            rest = data[start + size :]
+            self._chunks, self._buffered = ([rest] if rest else []), len(rest)
+        self._wake()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = exc or EOFError("the VM worker closed its pipe")
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._frames or self._lost is not None:
+            waiter, self._waiter = self._waiter, None
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+
+    def send(self, data: bytes) -> None:
+        if self._lost is not None or self.transport is None or self.transport.is_closing():
+            raise EOFError("the VM worker's pipe is closed")
+        if len(data) > 0x7FFFFFFF:
+            self.transport.writelines([b"\xff\xff\xff\xff", len(data).to_bytes(8, "big"), data])
+        else:
+            self.transport.writelines([len(data).to_bytes(4, "big"), data])
+
+    async def receive(self) -> Any:
+        """The worker's next message (unpickled)."""
+        while not self._frames:
+            if self._lost is not None:
+                raise self._lost
+            self._waiter = asyncio.get_running_loop().create_future()
+            await self._waiter
+        return ForkingPickler.loads(self._frames.popleft())
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
 class _ProcessWorker:
-    """A VMHost in its own OS process, reached over a pipe (one batch of requests at a time). The
-    event loop writes a batch and reads the answers itself when the pipe is readable: no thread
-    hop each way (a batch larger than ``INLINE_SEND_BYTES`` is written from a thread)."""
+    """A VMHost in its own OS process, reached over a pipe (one batch of requests at a time), which
+    the event loop drives through a ``_Channel``: no thread hop each way, and no blocking call."""
 
     def __init__(self, config: CUConfig, index: int, store_url: str | None) -> None:
         self.config, self.index, self.store_url = config, index, store_url
         self.generation = 0
         self._pool = ThreadPoolExecutor(1, thread_name_prefix=f"pyao-cu-worker{index}")
         self._front = _Front(self._exchange)
+        self._channel: _Channel | None = None
+        self._channel_loop: asyncio.AbstractEventLoop | None = None
         self._start()
 
     def _start(self) -> None:
@@ -216,51 +284,42 @@ class _ProcessWorker:
         self.process.start()
         child.close()
 
+    def _drop_channel(self) -> None:
+        if self._channel is not None:
+            with contextlib.suppress(RuntimeError):  # its loop is closed: the socket went with it
+                self._channel.close()
+        self._channel, self._channel_loop = None, None
+
+    async def _attached(self) -> _Channel:
+        """This loop's channel to the worker: made on first use, and again for another loop (each
+        gets its own descriptor, a duplicate of the pipe's)."""
+        loop = asyncio.get_running_loop()
+        if self._channel is None or self._channel_loop is not loop:
+            self._drop_channel()
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, fileno=os.dup(self._conn.fileno()))
+            sock.setblocking(False)
+            _, channel = await loop.create_unix_connection(_Channel, sock=sock)
+            self._channel, self._channel_loop = channel, loop
+        return self._channel
+
     async def _exchange(self, requests: list[tuple[str, str, tuple]],
                         deliver: Callable[[int, list[Reply]], None]) -> tuple[int, list[Reply]]:  # fmt: skip
         loop = asyncio.get_running_loop()
         answered = 0
         try:
-            data = ForkingPickler.dumps(requests)
-            # blocking again: uvloop's add_reader (libuv's poll) makes the descriptor non-blocking,
-            # and a write or read of a message larger than the socket's buffer would then fail
-            os.set_blocking(self._conn.fileno(), True)
-            if len(data) > INLINE_SEND_BYTES:
-                await loop.run_in_executor(self._pool, self._conn.send_bytes, data)
-            else:
-                self._conn.send_bytes(data)
+            channel = await self._attached()
+            channel.send(ForkingPickler.dumps(requests))
             while True:
-                part = await self._received(loop)
+                part = await channel.receive()
                 if answered + len(part) >= len(requests):
                     return answered, part
                 deliver(answered, part)
                 answered += len(part)
         except (EOFError, OSError) as exc:
+            self._drop_channel()
             await loop.run_in_executor(self._pool, self._restart)
             op, pid, _ = requests[answered]
             raise WorkerLost(f"VM worker {self.index} died during {op} of process {pid} ({exc!r})") from None
-
-    async def _received(self, loop: asyncio.AbstractEventLoop) -> Any:
-        """The worker's next message, read when the pipe is readable (the worker writes each at once)."""
-        done = loop.create_future()
-        fd = self._conn.fileno()
-
-        def readable() -> None:
-            loop.remove_reader(fd)
-            if done.done():
-                return
-            try:
-                done.set_result(self._conn.recv())
-            except Exception as exc:
-                done.set_exception(exc)
-
-        loop.add_reader(fd, readable)
-        os.set_blocking(fd, True)  # (see _exchange) the message is read whole once it starts coming
-        try:
-            return await done
-        finally:
-            if not done.done() or done.cancelled():
-                loop.remove_reader(fd)
 
     def _restart(self) -> None:
         log.warning("VM worker %s died (exit code %s); starting a new one", self.index, self.process.exitcode)
@@ -276,6 +335,7 @@ class _ProcessWorker:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
+        self._drop_channel()
         self._conn.close()
         self.process.join(timeout=5)
         if self.process.is_alive():

@@ -302,8 +302,8 @@ def test_evaluations_of_processes_waiting_for_one_worker_go_to_it_together(tmp_p
 
 
 def test_large_pages_cross_a_worker_pipe_under_uvloop(tmp_path):
-    """``pyao up`` serves on uvloop, whose add_reader makes the worker pipe's descriptor
-    non-blocking: a batch or an answer larger than the socket's buffer must still cross whole."""
+    """``pyao up`` serves on uvloop: a batch or an answer larger than the socket's buffer crosses
+    the worker pipe whole, in pieces the loop's channel assembles."""
     uvloop = pytest.importorskip("uvloop")
     su = FakeSU(PROCESS_TAGS, _msgs(1500))
     store = open_result_store(f"sqlite://{tmp_path / 'cu.db'}")
@@ -318,3 +318,47 @@ def test_large_pages_cross_a_worker_pipe_under_uvloop(tmp_path):
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(go())
     assert store.last(PID).ordinate == 1500 and store.last(PID).result["Messages"][0]["Data"] == "pong 1500"
+
+
+@pytest.mark.parametrize("piece", [1, 3, 7, 4096])
+def test_the_worker_channel_reads_connection_frames_however_they_are_cut(piece):
+    """The loop's end of a worker pipe reads ``multiprocessing.Connection`` framing: a 4-byte length,
+    or -1 and an 8-byte one, then the pickle; frames split anywhere, or several in one read."""
+    from multiprocessing.reduction import ForkingPickler
+
+    from pyao.cu._pool import _Channel
+
+    values = [("ok", "x" * n) for n in (0, 5, 70_000)] + [[("error", (UnitError, "boom"))]]
+    wire = b""
+    for i, value in enumerate(values):
+        body = bytes(ForkingPickler.dumps(value))
+        head = len(body).to_bytes(4, "big") if i % 2 == 0 else b"\xff\xff\xff\xff" + len(body).to_bytes(8, "big")
+        wire += head + body
+
+    async def go():
+        channel = _Channel()
+        for start in range(0, len(wire), piece):
+            channel.data_received(wire[start : start + piece])
+        got = [await channel.receive() for _ in values]
+        channel.connection_lost(None)
+        with pytest.raises(EOFError):
+            await channel.receive()
+        return got
+
+    assert asyncio.run(go()) == values
+
+
+def test_the_worker_channel_wakes_a_reader_when_the_worker_dies():
+    from pyao.cu._pool import _Channel
+
+    async def go():
+        channel = _Channel()
+        reader = asyncio.ensure_future(channel.receive())
+        await asyncio.sleep(0)
+        channel.connection_lost(ConnectionResetError("gone"))
+        with pytest.raises(ConnectionResetError):
+            await reader
+        with pytest.raises(EOFError):
+            channel.send(b"x")
+
+    asyncio.run(go())
