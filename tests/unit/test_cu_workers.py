@@ -362,3 +362,24 @@ def test_the_worker_channel_wakes_a_reader_when_the_worker_dies():
             channel.send(b"x")
 
     asyncio.run(go())
+
+
+def test_worker_processes_run_as_batch_jobs_for_the_scheduler(tmp_path):
+    """VM workers do not preempt the unit's event loop when it wakes them (SCHED_BATCH, Linux)."""
+    import os
+
+    if not hasattr(os, "SCHED_BATCH"):
+        pytest.skip("no SCHED_BATCH on this platform")
+    from pyao.cu._pool import WorkerPool
+
+    import time
+
+    pool = WorkerPool(CUConfig(devices="", workers=2))
+    try:
+        deadline = time.monotonic() + 60  # a spawned worker sets it as it starts
+        while any(os.sched_getscheduler(w.process.pid) != os.SCHED_BATCH for w in pool.workers):
+            assert time.monotonic() < deadline, [os.sched_getscheduler(w.process.pid) for w in pool.workers]
+            time.sleep(0.05)
+        assert os.sched_getscheduler(0) != os.SCHED_BATCH  # the unit itself is left alone
+    finally:
+        pool.close()
