@@ -10,6 +10,8 @@ import asyncio
 import copy
 import dataclasses
 import json
+import os
+import time
 
 import pytest
 
@@ -18,6 +20,7 @@ from pyao.config import CUConfig
 from pyao.cu._cron import Block
 from pyao.cu._engine import Engine
 from pyao.cu._plan import ProcessPlan, initial_position
+from pyao.cu._pool import WorkerPool
 from pyao.cu._store import open_result_store
 from pyao.cu._workers import VMHost
 from pyao.errors import UnitError
@@ -366,14 +369,8 @@ def test_the_worker_channel_wakes_a_reader_when_the_worker_dies():
 
 def test_worker_processes_run_as_batch_jobs_for_the_scheduler(tmp_path):
     """VM workers do not preempt the unit's event loop when it wakes them (SCHED_BATCH, Linux)."""
-    import os
-
     if not hasattr(os, "SCHED_BATCH"):
         pytest.skip("no SCHED_BATCH on this platform")
-    from pyao.cu._pool import WorkerPool
-
-    import time
-
     pool = WorkerPool(CUConfig(devices="", workers=2))
     try:
         deadline = time.monotonic() + 60  # a spawned worker sets it as it starts
