@@ -204,14 +204,12 @@ def _rebuilt(cls: type[PyaoError], message: str) -> PyaoError:
 class _Channel(asyncio.Protocol):
     """The event loop's end of a worker's pipe, in ``multiprocessing.Connection``'s framing (a 4-byte
     big-endian length, or -1 and an 8-byte one, then the pickle), so the worker keeps a plain
-    ``Connection``. Writes go through the loop's transport and frames are assembled as bytes arrive:
-    the loop never blocks on the pipe and never lets the GIL go for it (a blocking ``os.write`` /
-    ``read`` did, and each time waited to get it back from the unit's store threads)."""
+    ``Connection``. Writes go through the loop's transport and frames are assembled as bytes arrive,
+    so the loop never blocks on the pipe, however large a batch or an answer."""
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
-        self._chunks: list[bytes] = []
-        self._buffered = 0
+        self._buffer = bytearray()  # deleting its head is O(1) in CPython: frames cut anywhere cost O(n)
         self._frames: deque[bytes] = deque()
         self._waiter: asyncio.Future | None = None
         self._lost: BaseException | None = None
@@ -220,21 +218,19 @@ class _Channel(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
-        self._chunks.append(data)
-        self._buffered += len(data)
-        while self._buffered >= 4:
-            head = self._chunks[0] if len(self._chunks[0]) >= 12 else b"".join(self._chunks)
-            size, start = int.from_bytes(head[:4], "big", signed=True), 4
+        buffer = self._buffer
+        buffer += data
+        while len(buffer) >= 4:
+            size, start = int.from_bytes(buffer[:4], "big", signed=True), 4
             if size == -1:
-                if self._buffered < 12:
-                    return
-                size, start = int.from_bytes(head[4:12], "big"), 12
-            if self._buffered < start + size:
-                return
-            data = b"".join(self._chunks)
-            self._frames.append(data[start : start + size])
-            rest = data[start + size :]
-            self._chunks, self._buffered = ([rest] if rest else []), len(rest)
+                if len(buffer) < 12:
+                    break
+                size, start = int.from_bytes(buffer[4:12], "big"), 12
+            if len(buffer) < start + size:
+                break
+            with memoryview(buffer) as view:  # one copy of the frame (released before the buffer shrinks)
+                self._frames.append(bytes(view[start : start + size]))
+            del buffer[: start + size]
         self._wake()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -280,6 +276,7 @@ class _ProcessWorker:
         self._front = _Front(self._exchange)
         self._channel: _Channel | None = None
         self._channel_loop: asyncio.AbstractEventLoop | None = None
+        self._channel_socket: socket.socket | None = None
         self._start()
 
     def _start(self) -> None:
@@ -296,9 +293,12 @@ class _ProcessWorker:
 
     def _drop_channel(self) -> None:
         if self._channel is not None:
-            with contextlib.suppress(RuntimeError):  # its loop is closed: the socket went with it
+            try:
                 self._channel.close()
-        self._channel, self._channel_loop = None, None
+            except RuntimeError:  # its loop is closed and cannot close the socket: close it here
+                if self._channel_socket is not None:
+                    self._channel_socket.close()
+        self._channel, self._channel_loop, self._channel_socket = None, None, None
 
     async def _attached(self) -> _Channel:
         """This loop's channel to the worker: made on first use, and again for another loop (each
@@ -309,7 +309,7 @@ class _ProcessWorker:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, fileno=os.dup(self._conn.fileno()))
             sock.setblocking(False)
             _, channel = await loop.create_unix_connection(_Channel, sock=sock)
-            self._channel, self._channel_loop = channel, loop
+            self._channel, self._channel_loop, self._channel_socket = channel, loop, sock
         return self._channel
 
     async def _exchange(self, requests: list[tuple[str, str, tuple]],
@@ -346,6 +346,10 @@ class _ProcessWorker:
     def close(self) -> None:
         self._pool.shutdown(wait=True)
         self._drop_channel()
+        # The loop closes the channel's descriptor only on its next round, and close() may block it
+        # (the join below): shut the socket itself, so the worker reads EOF now and exits.
+        with contextlib.suppress(OSError), socket.socket(fileno=os.dup(self._conn.fileno())) as pipe:
+            pipe.shutdown(socket.SHUT_RDWR)
         self._conn.close()
         self.process.join(timeout=5)
         if self.process.is_alive():

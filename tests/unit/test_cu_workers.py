@@ -380,3 +380,21 @@ def test_worker_processes_run_as_batch_jobs_for_the_scheduler(tmp_path):
         assert os.sched_getscheduler(0) != os.SCHED_BATCH  # the unit itself is left alone
     finally:
         pool.close()
+
+
+def test_closing_the_engine_inside_its_loop_lets_each_worker_exit_by_itself(tmp_path):
+    """``close`` blocks the loop while it joins the workers, so the loop cannot close the channel's
+    descriptor first: the pipe is shut, each worker reads EOF and exits 0 (not killed after a wait)."""
+    su = FakeSU(PROCESS_TAGS, _msgs(3))
+    store = open_result_store(f"sqlite://{tmp_path / 'cu.db'}")
+    engine = Engine(FakeLocator(su, PROCESS_TAGS), store, CUConfig(workers=2, checkpoint_every=0))
+    processes = [worker.process for worker in engine.workers.workers]
+
+    async def go():
+        try:
+            await engine.evaluate_to(PID)  # the channel to its worker is open
+        finally:
+            await engine.close()
+
+    asyncio.run(go())
+    assert [p.exitcode for p in processes] == [0, 0]
