@@ -69,8 +69,8 @@ def _verify_rsa(owner: bytes, message: bytes, signature: bytes) -> bool:
 # Ed25519 is libsodium's (PyNaCl), not OpenSSL's (``cryptography``): on the machines pyao is
 # measured on it verifies in ~50 µs against ~85 µs and signs in ~19 µs against ~26 µs, and its
 # calls let the GIL go (``cryptography`` 51 holds it), so other threads run meanwhile. Both give
-# the same (deterministic, RFC 8032) signatures; libsodium's checks are the stricter (it refuses a
-# non-canonical S and small-order keys and R), so what it accepts every verifier accepts.
+# the same (deterministic, RFC 8032) signatures; libsodium's check is the stricter (it also refuses
+# small-order keys and R), so every signature it accepts OpenSSL's check accepts too.
 def _verify_ed25519(owner: bytes, message: bytes, signature: bytes) -> bool:
     if len(signature) != 64 or len(owner) != 32:
         return False
