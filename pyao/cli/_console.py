@@ -216,6 +216,9 @@ class Console:
                 if fingerprint in self.own:
                     self.own.remove(fingerprint)
                     continue
+                prompt = (node.get("Output") or {}).get("prompt")
+                if isinstance(prompt, str) and prompt:  # the newest result's prompt: its Inbox count is current
+                    self.prompt = prompt
                 if announce and (node.get("Output") or {}).get("print") is True:
                     text = _output_text(node)
                     if text:

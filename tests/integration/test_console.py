@@ -65,6 +65,16 @@ def test_console_spawns_evaluates_loads_and_shows_new_messages(network, tmp_path
         child.expect(r"\r\nsent\r\n")
         child.expect("pong-received", timeout=15)
 
+        # a message no handler takes lands in the Inbox: announced, and the prompt shows it
+        child.sendline("return #Inbox")
+        child.expect(r"\r\n(\d+)\r\n")
+        inbox = int(child.match.group(1))
+        child.expect(PROMPT)
+        child.sendline('Send({ Target = ao.id, Data = "unhandled" }); return "sent"')
+        child.expect(r"\r\nsent\r\n")
+        child.expect("New Message From .*Data = unhandled", timeout=15)
+        child.expect(rf"Inbox:\S*{inbox + 1}\b", timeout=5)
+
         script = tmp_path / "setup.lua"
         script.write_text('Greeting = "hello " .. "from the file"\n')
         child.sendline(f".load {script}")
