@@ -40,6 +40,19 @@ def _host(store_url: str | None) -> VMHost:
     return host
 
 
+def _worker_engine(tmp_path, su: FakeSU, **config) -> tuple[Engine, object]:
+    """An engine with VM worker processes over ``su``, and its SQLite result store."""
+    store = open_result_store(f"sqlite://{tmp_path / 'cu.db'}")
+    return Engine(FakeLocator(su, PROCESS_TAGS), store, CUConfig(checkpoint_every=0, **config)), store
+
+
+async def _evaluate_then_close(engine: Engine) -> None:
+    try:
+        await engine.evaluate_to(PID)
+    finally:
+        await engine.close()
+
+
 def _nodes(su: FakeSU) -> list[dict]:
     return [{"message": n["message"], "assignment": n["assignment"]} for n in su.nodes]
 
@@ -91,9 +104,7 @@ def test_a_page_repeating_evaluated_nonces_skips_them_and_a_break_stops_the_page
 
 
 def test_the_engine_with_worker_processes_stores_through_them(tmp_path):
-    su = FakeSU(PROCESS_TAGS, _msgs(6))
-    store = open_result_store(f"sqlite://{tmp_path / 'cu.db'}")
-    engine = Engine(FakeLocator(su, PROCESS_TAGS), store, CUConfig(page_size=4, workers=1, checkpoint_every=0))
+    engine, store = _worker_engine(tmp_path, FakeSU(PROCESS_TAGS, _msgs(6)), page_size=4, workers=1)
 
     async def go():
         try:
@@ -170,8 +181,7 @@ def test_a_schedule_entry_the_cu_cannot_read_stores_nothing_and_a_good_schedule_
     su = FakeSU(PROCESS_TAGS, _msgs(4))
     good = copy.deepcopy(su.nodes[3])
     damage(su.nodes[3])
-    store = open_result_store(f"sqlite://{tmp_path / 'cu.db'}")
-    engine = Engine(FakeLocator(su, PROCESS_TAGS), store, CUConfig(page_size=2, workers=1, checkpoint_every=0))
+    engine, store = _worker_engine(tmp_path, su, page_size=2, workers=1)
 
     async def go():
         try:
@@ -308,18 +318,9 @@ def test_large_pages_cross_a_worker_pipe_under_uvloop(tmp_path):
     """``pyao up`` serves on uvloop: a batch or an answer larger than the socket's buffer crosses
     the worker pipe whole, in pieces the loop's channel assembles."""
     uvloop = pytest.importorskip("uvloop")
-    su = FakeSU(PROCESS_TAGS, _msgs(1500))
-    store = open_result_store(f"sqlite://{tmp_path / 'cu.db'}")
-    engine = Engine(FakeLocator(su, PROCESS_TAGS), store, CUConfig(page_size=1000, workers=1, checkpoint_every=0))
-
-    async def go():
-        try:
-            await engine.evaluate_to(PID)
-        finally:
-            await engine.close()
-
+    engine, store = _worker_engine(tmp_path, FakeSU(PROCESS_TAGS, _msgs(1500)), page_size=1000, workers=1)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(go())
+        runner.run(_evaluate_then_close(engine))
     assert store.last(PID).ordinate == 1500 and store.last(PID).result["Messages"][0]["Data"] == "pong 1500"
 
 
@@ -385,16 +386,7 @@ def test_worker_processes_run_as_batch_jobs_for_the_scheduler(tmp_path):
 def test_closing_the_engine_inside_its_loop_lets_each_worker_exit_by_itself(tmp_path):
     """``close`` blocks the loop while it joins the workers, so the loop cannot close the channel's
     descriptor first: the pipe is shut, each worker reads EOF and exits 0 (not killed after a wait)."""
-    su = FakeSU(PROCESS_TAGS, _msgs(3))
-    store = open_result_store(f"sqlite://{tmp_path / 'cu.db'}")
-    engine = Engine(FakeLocator(su, PROCESS_TAGS), store, CUConfig(workers=2, checkpoint_every=0))
+    engine, _ = _worker_engine(tmp_path, FakeSU(PROCESS_TAGS, _msgs(3)), workers=2)
     processes = [worker.process for worker in engine.workers.workers]
-
-    async def go():
-        try:
-            await engine.evaluate_to(PID)  # the channel to its worker is open
-        finally:
-            await engine.close()
-
-    asyncio.run(go())
+    asyncio.run(_evaluate_then_close(engine))  # the channel to its worker was open as it closed
     assert [p.exitcode for p in processes] == [0, 0]
