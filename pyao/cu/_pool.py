@@ -226,6 +226,10 @@ class _Channel(asyncio.Protocol):
                 if len(buffer) < 12:
                     break
                 size, start = int.from_bytes(buffer[4:12], "big"), 12
+            elif size < 0:  # not Connection's framing: nothing after it can be trusted
+                self.connection_lost(EOFError(f"the VM worker's pipe carried a bad frame length {size}"))
+                self.close()
+                return
             if len(buffer) < start + size:
                 break
             with memoryview(buffer) as view:  # one copy of the frame (released before the buffer shrinks)
@@ -234,7 +238,8 @@ class _Channel(asyncio.Protocol):
         self._wake()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._lost = exc or EOFError("the VM worker closed its pipe")
+        if self._lost is None:  # the first reason stands (a bad frame, then the transport's close)
+            self._lost = exc or EOFError("the VM worker closed its pipe")
         self._wake()
 
     def _wake(self) -> None:

@@ -390,3 +390,17 @@ def test_closing_the_engine_inside_its_loop_lets_each_worker_exit_by_itself(tmp_
     processes = [worker.process for worker in engine.workers.workers]
     asyncio.run(_evaluate_then_close(engine))  # the channel to its worker was open as it closed
     assert [p.exitcode for p in processes] == [0, 0]
+
+
+def test_a_frame_length_that_is_not_connection_framing_ends_the_channel():
+    """A negative length other than -1 cannot come from the worker's ``Connection``: the channel
+    ends (as if the worker were lost, so the engine restarts it) instead of reading garbage."""
+    from pyao.cu._pool import _Channel
+
+    async def go():
+        channel = _Channel()
+        channel.data_received((-5).to_bytes(4, "big", signed=True) + b"junk")
+        with pytest.raises(EOFError, match="bad frame length -5"):
+            await channel.receive()
+
+    asyncio.run(go())
